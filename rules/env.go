@@ -1,0 +1,149 @@
+package rules
+
+import (
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+)
+
+// Names of the expression environment (SPEC §4). The engine sets them in an
+// Evaluator's Vars before evaluating a rule's programs and templates.
+const (
+	VarTopic     = "topic"     // string: the message topic
+	VarSegments  = "segments"  // []string: the topic split on "/"
+	VarWildcards = "wildcards" // []string: what each wildcard of the matching filter matched
+	VarPayload   = "payload"   // any: the payload decoded as JSON, else the payload as a string
+	VarRaw       = "raw"       // string: the payload bytes
+	VarQoS       = "qos"       // int
+	VarRetained  = "retained"  // bool
+	VarNow       = "now"       // time.Time: when the engine received the message
+	VarRule      = "rule"      // string: the rule's name
+	VarKey       = "key"       // string: the state key
+	VarPrev      = "prev"      // map[string]any or nil: the previous message with the same key
+)
+
+// Uses is a set of environment names that a rule's expressions read, so
+// that the engine computes only those (decoding a payload no rule looks at
+// would be wasted work).
+type Uses uint16
+
+// The environment names, as bits of Uses.
+const (
+	UsesTopic Uses = 1 << iota
+	UsesSegments
+	UsesWildcards
+	UsesPayload
+	UsesRaw
+	UsesQoS
+	UsesRetained
+	UsesNow
+	UsesRule
+	UsesKey
+	UsesPrev
+	UsesCaptures
+	UsesAll Uses = 1<<iota - 1
+)
+
+var varUses = map[string]Uses{
+	VarTopic:     UsesTopic,
+	VarSegments:  UsesSegments,
+	VarWildcards: UsesWildcards,
+	VarPayload:   UsesPayload,
+	VarRaw:       UsesRaw,
+	VarQoS:       UsesQoS,
+	VarRetained:  UsesRetained,
+	VarNow:       UsesNow,
+	VarRule:      UsesRule,
+	VarKey:       UsesKey,
+	VarPrev:      UsesPrev,
+}
+
+// baseTypes declares the type of every environment name for the checker.
+var baseTypes = types.Map{
+	VarTopic:     types.String,
+	VarSegments:  types.TypeOf([]string{}),
+	VarWildcards: types.TypeOf([]string{}),
+	VarPayload:   types.Any,
+	VarRaw:       types.String,
+	VarQoS:       types.Int,
+	VarRetained:  types.Bool,
+	VarNow:       types.TypeOf(time.Time{}),
+	VarRule:      types.String,
+	VarKey:       types.String,
+	VarPrev:      types.Any,
+}
+
+// reserved lists names a capture may not take: the environment of SPEC §4,
+// its two added functions and the language's keywords. Other expr
+// built-ins (floor, type, count, …) are allowed: a capture named so hides
+// that function in its own rule only, and calling it there is a load error.
+func reserved(name string) bool {
+	if _, ok := baseTypes[name]; ok {
+		return true
+	}
+	switch name {
+	case "toJSON", "fromJSON", "let", "nil", "true", "false", "in", "not", "and", "or",
+		"matches", "contains", "startsWith", "endsWith", "if", "else":
+		return true
+	}
+	return false
+}
+
+// toJSON replaces expr's built-in of the same name, which indents: a
+// template like {{ toJSON(payload) }} should publish compact JSON.
+var toJSONOption = expr.Function("toJSON", func(params ...any) (any, error) {
+	b, err := appendJSON(nil, params[0])
+	return string(b), err
+}, new(func(any) string))
+
+// usage records which environment names an expression reads. It runs as an
+// expr patcher, so it sees the tree before compilation; it changes nothing.
+type usage struct {
+	uses     Uses
+	captures map[string]bool
+}
+
+func (u *usage) Visit(node *ast.Node) {
+	id, ok := (*node).(*ast.IdentifierNode)
+	if !ok {
+		return
+	}
+	if b, ok := varUses[id.Value]; ok {
+		u.uses |= b
+	} else if id.Value == "$env" {
+		u.uses |= UsesAll
+	} else if u.captures[id.Value] {
+		u.uses |= UsesCaptures
+	}
+}
+
+// Evaluator runs a rule set's conditions and templates. It holds a VM and a
+// scratch buffer, so it is not safe for concurrent use: keep one per
+// goroutine. Vars is the environment; the caller sets the names of SPEC §4
+// (the Var* constants and the rule's capture names) before each evaluation.
+type Evaluator struct {
+	Vars map[string]any
+	vm   vm.VM
+	buf  []byte
+}
+
+// NewEvaluator returns an Evaluator with an empty environment.
+func NewEvaluator() *Evaluator {
+	return &Evaluator{Vars: make(map[string]any, 16)}
+}
+
+// Condition evaluates a `when` or `clear_when` program; a nil program holds.
+func (e *Evaluator) Condition(p *Program) (bool, error) {
+	if p == nil {
+		return true, nil
+	}
+	out, err := e.vm.Run(p.prog, e.Vars)
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool) // expr.AsBool at compile time makes this a bool
+	return b, nil
+}

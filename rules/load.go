@@ -1,0 +1,993 @@
+package rules
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+)
+
+// Defaults of optional keys (SPEC §2).
+const (
+	DefaultWebhookTimeout = 10 * time.Second
+	DefaultWebhookRetries = 3
+	MaxWebhookRetries     = 20
+)
+
+// Loader loads rule sets. It keeps the programs compiled by its last load,
+// so that reloading a large set recompiles only the expressions that
+// changed. A Loader is not safe for concurrent use.
+type Loader struct {
+	// LookupEnv resolves ${NAME} references; nil means os.LookupEnv.
+	LookupEnv func(name string) (string, bool)
+
+	c *compiler
+}
+
+// NewLoader returns a Loader that reads the process environment.
+func NewLoader() *Loader {
+	return &Loader{c: newCompiler()}
+}
+
+// Load loads every rule file under paths into one RuleSet (see Loader.Load).
+func Load(paths ...string) (*RuleSet, error) {
+	return NewLoader().Load(paths...)
+}
+
+// Load reads every rule file under paths (SPEC §2: files, or directories
+// searched recursively following symlinks, skipping names that start with "."
+// and *_test.yaml files), and compiles them into one RuleSet. On any problem
+// it returns a nil set and an Errors holding every problem found.
+func (l *Loader) Load(paths ...string) (*RuleSet, error) {
+	files, err := Files(paths...)
+	if err != nil {
+		return nil, err
+	}
+	sources := make([]Source, 0, len(files))
+	var errs Errors
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, &Error{File: f, Msg: readError(err)})
+			continue
+		}
+		sources = append(sources, Source{Name: f, Data: b})
+	}
+	rs, err := l.LoadSources(sources...)
+	if err != nil {
+		var es Errors
+		if errors.As(err, &es) {
+			errs = append(errs, es...)
+		}
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	return rs, nil
+}
+
+// Source is the content of one rule file.
+type Source struct {
+	Name string // the file name errors are reported with
+	Data []byte
+}
+
+// LoadSources compiles rule files already in memory, in the order given.
+func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
+	if l.c == nil {
+		l.c = newCompiler()
+	}
+	l.c.begin()
+	defer l.c.end()
+	lookup := l.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	rs := &RuleSet{byName: map[string]*Rule{}}
+	var errs Errors
+	seen := map[string]string{} // rule name -> where first defined
+	for _, src := range sources {
+		fl := &fileLoader{name: src.Name, src: src.Data, lookup: lookup, c: l.c, errs: &errs}
+		for _, r := range fl.load() {
+			if prev, ok := seen[r.Name]; ok {
+				errs = append(errs, &Error{File: r.File, Line: r.nameLine, Col: r.nameCol, Rule: r.Name,
+					Msg: fmt.Sprintf("name: already used by the rule at %s", prev)})
+				continue
+			}
+			seen[r.Name] = fmt.Sprintf("%s:%d", r.File, r.Line)
+			r.Index = len(rs.Rules)
+			rs.Rules = append(rs.Rules, r)
+			rs.byName[r.Name] = r
+		}
+		rs.Files = append(rs.Files, src.Name)
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	for _, r := range rs.Rules {
+		if !r.Enabled {
+			continue
+		}
+		for i, f := range r.Filters {
+			rs.index.Add(f, ref{rule: int32(r.Index), filter: int32(i)})
+		}
+	}
+	return rs, nil
+}
+
+func readError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Files lists the rule files under paths, sorted, each once.
+func Files(paths ...string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			real = p
+		}
+		if !seen[real] {
+			seen[real] = true
+			out = append(out, p)
+		}
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("rules path %s: %s", p, readError(err))
+		}
+		if !st.IsDir() {
+			if !IsTestFile(p) {
+				add(p) // named explicitly: loaded whatever its extension
+			}
+			continue
+		}
+		var files []string
+		if err := walk(p, map[string]bool{}, &files); err != nil {
+			return nil, err
+		}
+		slices.Sort(files)
+		for _, f := range files {
+			add(f)
+		}
+	}
+	return out, nil
+}
+
+// walk collects rule files under dir, following symlinks and skipping
+// entries whose name starts with "." (which also skips a Kubernetes
+// ConfigMap's ..data and ..2026_… folders). visited breaks symlink cycles.
+func walk(dir string, visited map[string]bool, files *[]string) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("rules path %s: %s", dir, readError(err))
+	}
+	if visited[real] {
+		return nil
+	}
+	visited[real] = true
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("rules path %s: %s", dir, readError(err))
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		st, err := os.Stat(p) // follows symlinks
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // a dangling symlink, or a file removed meanwhile
+			}
+			return fmt.Errorf("rules path %s: %s", p, readError(err))
+		}
+		switch {
+		case st.IsDir():
+			if err := walk(p, visited, files); err != nil {
+				return err
+			}
+		case IsRuleFile(name):
+			*files = append(*files, p)
+		}
+	}
+	return nil
+}
+
+// IsRuleFile reports whether a file name is a rule file: *.yaml or *.yml,
+// not a rule test file.
+func IsRuleFile(name string) bool {
+	ext := filepath.Ext(name)
+	return (ext == ".yaml" || ext == ".yml") && !IsTestFile(name)
+}
+
+// IsTestFile reports whether a file name is a rule test file (SPEC §7).
+func IsTestFile(name string) bool {
+	return strings.HasSuffix(name, "_test.yaml") || strings.HasSuffix(name, "_test.yml")
+}
+
+// fileLoader walks the YAML nodes of one file.
+type fileLoader struct {
+	name   string
+	src    []byte
+	lines  []string
+	lookup func(string) (string, bool)
+	c      *compiler
+	errs   *Errors
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func (fl *fileLoader) load() []*Rule {
+	dec := yaml.NewDecoder(bytes.NewReader(fl.src))
+	var out []*Rule
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			e := &Error{File: fl.name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+				e.Line, _ = strconv.Atoi(m[1])
+				e.Msg = m[2]
+			}
+			*fl.errs = append(*fl.errs, e)
+			return nil
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		out = append(out, fl.document(resolve(doc.Content[0]))...)
+	}
+}
+
+func (fl *fileLoader) errorf(n *yaml.Node, rule, format string, args ...any) {
+	e := &Error{File: fl.name, Rule: rule, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Col = n.Line, n.Column
+	}
+	*fl.errs = append(*fl.errs, e)
+}
+
+func (fl *fileLoader) document(root *yaml.Node) []*Rule {
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil // an empty document
+	}
+	if root.Kind != yaml.MappingNode {
+		fl.errorf(root, "", "a rule file is a mapping with a rules: list, not %s", kindName(root))
+		return nil
+	}
+	var out []*Rule
+	found := false
+	for _, kv := range fl.pairs(root, "") {
+		switch kv.key.Value {
+		case "rules":
+			found = true
+			if kv.value.Kind == yaml.ScalarNode && kv.value.Tag == "!!null" {
+				continue // rules: with nothing yet
+			}
+			if kv.value.Kind != yaml.SequenceNode {
+				fl.errorf(kv.value, "", "rules: must be a list of rules, not %s", kindName(kv.value))
+				continue
+			}
+			for i, n := range kv.value.Content {
+				if r := fl.rule(resolve(n), i); r != nil {
+					out = append(out, r)
+				}
+			}
+		default:
+			if strings.HasPrefix(kv.key.Value, "x-") {
+				continue // an extension field, for YAML anchors shared by rules
+			}
+			fl.errorf(kv.key, "", "unknown key %q%s", kv.key.Value, suggest(kv.key.Value, []string{"rules"}))
+		}
+	}
+	if !found {
+		fl.errorf(root, "", "no rules: list")
+	}
+	return out
+}
+
+type pair struct{ key, value *yaml.Node }
+
+// pairs returns a mapping's key/value pairs with aliases resolved and merge
+// keys (<<: *anchor) applied, reporting duplicate keys.
+func (fl *fileLoader) pairs(m *yaml.Node, rule string) []pair {
+	var out []pair
+	seen := map[string]bool{}
+	var merged []pair
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], resolve(m.Content[i+1])
+		if k.Value == "<<" && k.Tag == "!!merge" {
+			srcs := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				srcs = v.Content
+			}
+			for _, s := range srcs {
+				s = resolve(s)
+				if s.Kind != yaml.MappingNode {
+					fl.errorf(s, rule, "<<: merges mappings only, not %s", kindName(s))
+					continue
+				}
+				merged = append(merged, fl.pairs(s, rule)...)
+			}
+			continue
+		}
+		if seen[k.Value] {
+			fl.errorf(k, rule, "%s: key given twice", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		out = append(out, pair{k, v})
+	}
+	for _, kv := range merged {
+		if !seen[kv.key.Value] {
+			seen[kv.key.Value] = true
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "empty"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "this"
+}
+
+var ruleKeys = []string{"name", "description", "topic", "when", "key", "clear_when", "for", "cooldown", "absent", "enabled", "actions", "on_clear"}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// rule compiles the i-th rule of a file; nil when it has errors (recorded).
+func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
+	before := len(*fl.errs)
+	if n.Kind != yaml.MappingNode {
+		fl.errorf(n, "", "rules[%d]: a rule is a mapping with name, topic and actions, not %s", i, kindName(n))
+		return nil
+	}
+	r := &Rule{File: fl.name, Line: n.Line, Enabled: true}
+	// The name first, so every other error can say which rule it is about.
+	label := fmt.Sprintf("#%d", i+1)
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == "name" {
+			v := resolve(n.Content[j+1])
+			if s, ok := fl.str(v, label, "name"); ok {
+				if !validName.MatchString(s) {
+					fl.errorf(v, label, "name: %q may hold only letters, digits, _, . and -", s)
+				} else {
+					r.Name, label = s, s
+					r.nameLine, r.nameCol = v.Line, v.Column
+				}
+			}
+			break
+		}
+	}
+	kvs := fl.pairs(n, label)
+	if r.Name == "" && len(*fl.errs) == before {
+		fl.errorf(n, label, "name: missing (every rule needs a unique name)")
+	}
+	r.NameValue = r.Name
+
+	byKey := map[string]*yaml.Node{}
+	for _, kv := range kvs {
+		if !slices.Contains(ruleKeys, kv.key.Value) {
+			fl.errorf(kv.key, label, "unknown key %q%s", kv.key.Value, suggest(kv.key.Value, ruleKeys))
+			continue
+		}
+		byKey[kv.key.Value] = kv.value
+	}
+
+	if v := byKey["description"]; v != nil {
+		r.Description, _ = fl.str(v, label, "description")
+	}
+	if v := byKey["enabled"]; v != nil {
+		r.Enabled, _ = fl.boolean(v, label, "enabled")
+	}
+
+	// Filters and their captures.
+	if v := byKey["topic"]; v == nil {
+		fl.errorf(n, label, "topic: missing (a topic filter or a list of them)")
+	} else {
+		fl.filters(r, v, label)
+	}
+
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"for", &r.For}, {"cooldown", &r.Cooldown}, {"absent", &r.Absent}} {
+		if v := byKey[d.key]; v != nil {
+			*d.dst, _ = fl.duration(v, label, d.key)
+		}
+	}
+	if r.Absent > 0 {
+		if byKey["for"] != nil {
+			fl.errorf(byKey["for"], label, "for: cannot be combined with absent (absent fires on silence, for on a condition that holds)")
+		}
+		if byKey["clear_when"] != nil {
+			fl.errorf(byKey["clear_when"], label, "clear_when: cannot be combined with absent (an absence clears on the next counting message)")
+		}
+	}
+
+	filtersOK := len(*fl.errs) == before
+	if filtersOK {
+		if v := byKey["when"]; v != nil {
+			r.When = fl.program(v, r, label, "when")
+		}
+		if v := byKey["clear_when"]; v != nil {
+			r.ClearWhen = fl.program(v, r, label, "clear_when")
+		}
+		if v := byKey["key"]; v != nil {
+			r.Key = fl.template(v, r, label, "key")
+		}
+	}
+
+	if v := byKey["actions"]; v == nil {
+		fl.errorf(n, label, "actions: missing (at least one of log, publish, webhook)")
+	} else if filtersOK {
+		r.Actions = fl.actions(v, r, label, "actions")
+	}
+	if v := byKey["on_clear"]; v != nil && filtersOK {
+		r.OnClear = fl.actions(v, r, label, "on_clear")
+	}
+
+	if len(*fl.errs) > before {
+		return nil
+	}
+	for _, p := range []*Program{r.When, r.ClearWhen} {
+		if p != nil {
+			r.uses |= p.uses
+		}
+	}
+	if r.Key != nil {
+		r.uses |= r.Key.uses
+	}
+	for _, a := range slices.Concat(r.Actions, r.OnClear) {
+		r.uses |= a.uses()
+	}
+	r.Fingerprint = fingerprint(r)
+	return r
+}
+
+func (fl *fileLoader) filters(r *Rule, v *yaml.Node, label string) {
+	var nodes []*yaml.Node
+	switch v.Kind {
+	case yaml.SequenceNode:
+		if len(v.Content) == 0 {
+			fl.errorf(v, label, "topic: empty list")
+		}
+		for _, c := range v.Content {
+			nodes = append(nodes, resolve(c))
+		}
+	default:
+		nodes = []*yaml.Node{v}
+	}
+	seenCap := map[string]bool{}
+	for _, fn := range nodes {
+		s, ok := fl.str(fn, label, "topic")
+		if !ok {
+			continue
+		}
+		f, err := topic.Parse(s)
+		if err != nil {
+			fl.errorf(fn, label, "topic: %v", err)
+			continue
+		}
+		for _, c := range f.Captures() {
+			if reserved(c) {
+				fl.errorf(fn, label, "topic: capture {%s} shadows a name of the expression environment; pick another name", c)
+			}
+			if !seenCap[c] {
+				seenCap[c] = true
+				r.Captures = append(r.Captures, c)
+			}
+		}
+		r.Filters = append(r.Filters, f)
+	}
+	// Where each capture sits among each filter's wildcards.
+	r.captureWild = make([][]int, len(r.Filters))
+	for i, f := range r.Filters {
+		idx := make([]int, len(r.Captures))
+		for j := range idx {
+			idx[j] = -1
+		}
+		w := 0
+		for _, l := range f.Levels {
+			if l.Kind == topic.Literal {
+				continue
+			}
+			if l.Name != "" {
+				idx[slices.Index(r.Captures, l.Name)] = w
+			}
+			w++
+		}
+		r.captureWild[i] = idx
+	}
+}
+
+// str returns a scalar's text with ${ENV} references expanded.
+func (fl *fileLoader) str(n *yaml.Node, rule, key string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		fl.errorf(n, rule, "%s: must be a string, not %s", key, kindName(n))
+		return "", false
+	}
+	if n.Tag == "!!null" {
+		fl.errorf(n, rule, "%s: empty", key)
+		return "", false
+	}
+	s, err := expandEnv(n.Value, fl.lookup)
+	if err != nil {
+		fl.errorf(n, rule, "%s: %v", key, err)
+		return "", false
+	}
+	return s, true
+}
+
+func (fl *fileLoader) duration(n *yaml.Node, rule, key string) (time.Duration, bool) {
+	s, ok := fl.str(n, rule, key)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		fl.errorf(n, rule, "%s: %q is not a duration (write 500ms, 30s, 5m, 1h30m)", key, s)
+		return 0, false
+	case d <= 0:
+		fl.errorf(n, rule, "%s: must be positive, not %s", key, s)
+		return 0, false
+	}
+	return d, true
+}
+
+func (fl *fileLoader) boolean(n *yaml.Node, rule, key string) (bool, bool) {
+	s, ok := fl.str(n, rule, key)
+	if !ok {
+		return false, false
+	}
+	switch strings.ToLower(s) {
+	case "true", "yes", "on":
+		return true, true
+	case "false", "no", "off":
+		return false, true
+	}
+	fl.errorf(n, rule, "%s: %q is not true or false", key, s)
+	return false, false
+}
+
+func (fl *fileLoader) integer(n *yaml.Node, rule, key string, lo, hi int) (int, bool) {
+	s, ok := fl.str(n, rule, key)
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(s)
+	if err != nil || i < lo || i > hi {
+		fl.errorf(n, rule, "%s: %q is not a whole number from %d to %d", key, s, lo, hi)
+		return 0, false
+	}
+	return i, true
+}
+
+func (fl *fileLoader) program(n *yaml.Node, r *Rule, rule, key string) *Program {
+	s, ok := fl.str(n, rule, key)
+	if !ok {
+		return nil
+	}
+	p, err := fl.c.program(s, r.Captures, true)
+	if err != nil {
+		fl.exprErrorf(n, s, err, rule, key)
+		return nil
+	}
+	return p
+}
+
+func (fl *fileLoader) template(n *yaml.Node, r *Rule, rule, key string) *Template {
+	s, ok := fl.str(n, rule, key)
+	if !ok {
+		return nil
+	}
+	t, err := fl.c.template(s, r.Captures)
+	if err != nil {
+		fl.exprErrorf(n, s, err, rule, key)
+		return nil
+	}
+	return t
+}
+
+// exprErrorf reports an expression or template error at the position within
+// the scalar where it was found.
+func (fl *fileLoader) exprErrorf(n *yaml.Node, s string, err error, rule, key string) {
+	off := 0
+	var pe *posError
+	if errors.As(err, &pe) {
+		off = pe.off
+	}
+	line, col := fl.position(n, s, off)
+	*fl.errs = append(*fl.errs, &Error{File: fl.name, Line: line, Col: col, Rule: rule, Msg: fmt.Sprintf("%s: %v", key, err)})
+}
+
+// position maps a byte offset in a scalar's value to a file line and column.
+// It is exact for plain and quoted scalars on one line and for literal
+// blocks; for folded or escaped text it is close.
+func (fl *fileLoader) position(n *yaml.Node, s string, off int) (int, int) {
+	off = min(off, len(s))
+	nl := strings.Count(s[:off], "\n")
+	lineStart := strings.LastIndexByte(s[:off], '\n') + 1
+	switch {
+	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		// Every line of a block scalar shares the first line's indentation.
+		return n.Line + 1 + nl, fl.indent(n.Line+1) + 1 + off - lineStart
+	case nl == 0:
+		col := n.Column + off
+		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+			col++
+		}
+		return n.Line, col
+	default:
+		line := n.Line + nl
+		return line, fl.indent(line) + 1 + off - lineStart
+	}
+}
+
+func (fl *fileLoader) indent(line int) int {
+	if fl.lines == nil {
+		fl.lines = strings.Split(string(fl.src), "\n")
+	}
+	if line < 1 || line > len(fl.lines) {
+		return 0
+	}
+	l := fl.lines[line-1]
+	return len(l) - len(strings.TrimLeft(l, " \t"))
+}
+
+func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action {
+	if v.Kind != yaml.SequenceNode {
+		fl.errorf(v, rule, "%s: must be a list of actions (- log: …, - publish: …, - webhook: …), not %s", key, kindName(v))
+		return nil
+	}
+	if len(v.Content) == 0 {
+		fl.errorf(v, rule, "%s: empty list", key)
+		return nil
+	}
+	var out []Action
+	for i, an := range v.Content {
+		an = resolve(an)
+		where := fmt.Sprintf("%s[%d]", key, i)
+		if an.Kind != yaml.MappingNode {
+			fl.errorf(an, rule, "%s: an action is a mapping with one key, log, publish or webhook, not %s", where, kindName(an))
+			continue
+		}
+		kvs := fl.pairs(an, rule)
+		if len(kvs) != 1 {
+			fl.errorf(an, rule, "%s: an action has exactly one key (log, publish or webhook), found %d", where, len(kvs))
+			continue
+		}
+		k, val := kvs[0].key, kvs[0].value
+		a := Action{Line: k.Line}
+		switch k.Value {
+		case "log":
+			a.Kind, a.Log = actions.KindLog, fl.logAction(val, r, rule, where+".log")
+		case "publish":
+			a.Kind, a.Publish = actions.KindPublish, fl.publishAction(val, r, rule, where+".publish")
+		case "webhook":
+			a.Kind, a.Webhook = actions.KindWebhook, fl.webhookAction(val, r, rule, where+".webhook")
+		default:
+			fl.errorf(k, rule, "%s: unknown action %q (want log, publish or webhook)%s", where, k.Value, suggest(k.Value, []string{"log", "publish", "webhook"}))
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func (fl *fileLoader) logAction(v *yaml.Node, r *Rule, rule, where string) *LogSpec {
+	spec := &LogSpec{Level: slog.LevelInfo}
+	if v.Kind != yaml.MappingNode {
+		spec.Message = fl.template(v, r, rule, where)
+		return spec
+	}
+	for _, kv := range fl.pairs(v, rule) {
+		switch kv.key.Value {
+		case "message":
+			spec.Message = fl.template(kv.value, r, rule, where+".message")
+		case "level":
+			if s, ok := fl.str(kv.value, rule, where+".level"); ok {
+				if err := spec.Level.UnmarshalText([]byte(s)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s)) {
+					fl.errorf(kv.value, rule, "%s.level: %q is not debug, info, warn or error", where, s)
+				}
+			}
+		default:
+			fl.errorf(kv.key, rule, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, []string{"message", "level"}))
+		}
+	}
+	if spec.Message == nil {
+		fl.errorf(v, rule, "%s: message missing", where)
+	}
+	return spec
+}
+
+func (fl *fileLoader) publishAction(v *yaml.Node, r *Rule, rule, where string) *PublishSpec {
+	if v.Kind != yaml.MappingNode {
+		fl.errorf(v, rule, "%s: must be a mapping with topic (and payload, qos, retain), not %s", where, kindName(v))
+		return nil
+	}
+	spec := &PublishSpec{}
+	for _, kv := range fl.pairs(v, rule) {
+		switch kv.key.Value {
+		case "topic":
+			spec.Topic = fl.template(kv.value, r, rule, where+".topic")
+			if spec.Topic != nil && spec.Topic.IsLiteral() {
+				if err := topic.ValidateName(spec.Topic.Source); err != nil {
+					fl.errorf(kv.value, rule, "%s.topic: %v", where, err)
+				}
+			}
+		case "payload":
+			spec.Payload = fl.template(kv.value, r, rule, where+".payload")
+		case "qos":
+			q, _ := fl.integer(kv.value, rule, where+".qos", 0, 2)
+			spec.QoS = byte(q)
+		case "retain":
+			spec.Retain, _ = fl.boolean(kv.value, rule, where+".retain")
+		default:
+			fl.errorf(kv.key, rule, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, []string{"topic", "payload", "qos", "retain"}))
+		}
+	}
+	if spec.Topic == nil {
+		fl.errorf(v, rule, "%s: topic missing", where)
+	}
+	return spec
+}
+
+var (
+	httpMethod = regexp.MustCompile(`^[A-Za-z]+$`)
+	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
+
+func (fl *fileLoader) webhookAction(v *yaml.Node, r *Rule, rule, where string) *WebhookSpec {
+	if v.Kind != yaml.MappingNode {
+		fl.errorf(v, rule, "%s: must be a mapping with url (and method, headers, body, timeout, retries), not %s", where, kindName(v))
+		return nil
+	}
+	spec := &WebhookSpec{Method: "POST", Timeout: DefaultWebhookTimeout, Retries: DefaultWebhookRetries}
+	for _, kv := range fl.pairs(v, rule) {
+		switch kv.key.Value {
+		case "url":
+			spec.URL = fl.template(kv.value, r, rule, where+".url")
+			if spec.URL != nil && spec.URL.IsLiteral() {
+				if err := CheckURL(spec.URL.Source); err != nil {
+					fl.errorf(kv.value, rule, "%s.url: %v", where, err)
+				}
+			}
+		case "method":
+			if s, ok := fl.str(kv.value, rule, where+".method"); ok {
+				if !httpMethod.MatchString(s) {
+					fl.errorf(kv.value, rule, "%s.method: %q is not an HTTP method", where, s)
+				}
+				spec.Method = strings.ToUpper(s)
+			}
+		case "headers":
+			if kv.value.Kind != yaml.MappingNode {
+				fl.errorf(kv.value, rule, "%s.headers: must be a mapping of header names to values, not %s", where, kindName(kv.value))
+				continue
+			}
+			for _, h := range fl.pairs(kv.value, rule) {
+				if !headerName.MatchString(h.key.Value) {
+					fl.errorf(h.key, rule, "%s.headers: %q is not a header name", where, h.key.Value)
+					continue
+				}
+				if t := fl.template(h.value, r, rule, where+".headers."+h.key.Value); t != nil {
+					spec.Headers = append(spec.Headers, Header{Name: h.key.Value, Value: t})
+				}
+			}
+		case "body":
+			spec.Body = fl.template(kv.value, r, rule, where+".body")
+		case "timeout":
+			spec.Timeout, _ = fl.duration(kv.value, rule, where+".timeout")
+		case "retries":
+			spec.Retries, _ = fl.integer(kv.value, rule, where+".retries", 0, MaxWebhookRetries)
+		default:
+			fl.errorf(kv.key, rule, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, []string{"url", "method", "headers", "body", "timeout", "retries"}))
+		}
+	}
+	if spec.URL == nil {
+		fl.errorf(v, rule, "%s: url missing", where)
+	}
+	return spec
+}
+
+// CheckURL checks a rendered webhook URL: absolute http or https with a host.
+func CheckURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme %q: want http or https", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("no host")
+	}
+	return nil
+}
+
+func (a *Action) uses() Uses {
+	var u Uses
+	add := func(t *Template) {
+		if t != nil {
+			u |= t.uses
+		}
+	}
+	switch {
+	case a.Publish != nil:
+		add(a.Publish.Topic)
+		add(a.Publish.Payload)
+	case a.Webhook != nil:
+		add(a.Webhook.URL)
+		add(a.Webhook.Body)
+		for _, h := range a.Webhook.Headers {
+			add(h.Value)
+		}
+	case a.Log != nil:
+		add(a.Log.Message)
+	}
+	return u
+}
+
+func fingerprint(r *Rule) string {
+	h := sha256.New()
+	field := func(s string) { fmt.Fprintf(h, "%d:%s;", len(s), s) }
+	field(r.Name)
+	for _, f := range r.Filters {
+		field(f.Source)
+	}
+	for _, p := range []*Program{r.When, r.ClearWhen} {
+		if p != nil {
+			field(p.Source)
+		} else {
+			field("-")
+		}
+	}
+	if r.Key != nil {
+		field(r.Key.Source)
+	} else {
+		field("-")
+	}
+	field(fmt.Sprint(r.For, r.Cooldown, r.Absent, len(r.OnClear) > 0))
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// suggest returns ` (did you mean "x"?)` for a key one or two edits away from
+// a known one.
+func suggest(got string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(got, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// expandEnv replaces ${NAME} and ${NAME:-default} with the environment's
+// values; $${ is a literal ${. An unset NAME without a default is an error.
+func expandEnv(s string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		if i > 0 && s[i-1] == '$' {
+			b.WriteString(s[:i-1])
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("${ without a closing } (write $${ for a literal ${)")
+		}
+		ref := s[i+2 : i+end]
+		name, def, hasDef := strings.Cut(ref, ":-")
+		if !isEnvName(name) {
+			return "", fmt.Errorf("${%s}: %q is not an environment variable name", ref, name)
+		}
+		val, ok := lookup(name)
+		switch {
+		case ok && (val != "" || !hasDef):
+			b.WriteString(val)
+		case hasDef:
+			b.WriteString(def)
+		default:
+			return "", fmt.Errorf("environment variable %s is not set (write ${%s:-default} for a default)", name, name)
+		}
+		s = s[i+end+1:]
+	}
+}
+
+func isEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,196 @@
+// Package rules loads YAML rule files into an immutable, compiled RuleSet:
+// topic filters parsed and indexed, conditions and templates compiled with
+// the expression environment of SPEC §4, every error located at
+// file:line:col. A set loads whole or not at all.
+package rules
+
+import (
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+)
+
+// Rule is one compiled rule. It is immutable once loaded.
+type Rule struct {
+	Name        string
+	Description string
+	File        string // where the rule is defined
+	Line        int
+	Filters     []*topic.Filter
+	Captures    []string // every capture name of every filter, in order of first appearance
+	When        *Program // nil: always
+	Key         *Template
+	ClearWhen   *Program
+	For         time.Duration
+	Cooldown    time.Duration
+	Absent      time.Duration
+	Enabled     bool
+	Actions     []Action
+	OnClear     []Action
+
+	// Fingerprint identifies the rule's state-relevant definition (name,
+	// filters, conditions, key, durations, whether it has on_clear): state
+	// of a rule whose fingerprint is unchanged survives a reload. Changing
+	// only an action's text keeps state, so an edited message does not
+	// re-fire an alert that is already firing.
+	Fingerprint string
+
+	// Index is the rule's position in its RuleSet.
+	Index int
+
+	// NameValue is Name boxed once, for the environment's `rule`.
+	NameValue any
+
+	nameLine    int
+	nameCol     int
+	uses        Uses    // names read by When, Key, ClearWhen and the actions
+	captureWild [][]int // per filter, per capture: index into that filter's wildcards, or -1
+}
+
+// Uses returns the environment names the rule's expressions read.
+func (r *Rule) Uses() Uses { return r.uses }
+
+// Stateful reports whether the rule keeps state per key (SPEC §5).
+func (r *Rule) Stateful() bool {
+	return r.For > 0 || r.Cooldown > 0 || r.Absent > 0 || r.ClearWhen != nil || len(r.OnClear) > 0
+}
+
+// Episodic reports whether the rule fires once per episode per key (SPEC §5).
+func (r *Rule) Episodic() bool {
+	return r.For > 0 || r.ClearWhen != nil || len(r.OnClear) > 0
+}
+
+// SetCaptures sets the rule's capture names in vars for a message that
+// matched its filter number filter, whose wildcards are given. A capture
+// that only another filter defines is "".
+func (r *Rule) SetCaptures(vars map[string]any, filter int, wildcards []string) {
+	for i, name := range r.Captures {
+		if w := r.captureWild[filter][i]; w >= 0 {
+			vars[name] = wildcards[w]
+		} else {
+			vars[name] = ""
+		}
+	}
+}
+
+// Action is a compiled action: exactly one of Publish, Webhook and Log is
+// set, as Kind says.
+type Action struct {
+	Kind    actions.Kind
+	Publish *PublishSpec
+	Webhook *WebhookSpec
+	Log     *LogSpec
+	Line    int // where the action is defined
+}
+
+// PublishSpec is a compiled publish action.
+type PublishSpec struct {
+	Topic   *Template
+	Payload *Template // nil: the triggering message's payload
+	QoS     byte
+	Retain  bool
+}
+
+// WebhookSpec is a compiled webhook action.
+type WebhookSpec struct {
+	URL     *Template
+	Method  string
+	Headers []Header
+	Body    *Template // nil: the triggering message's payload
+	Timeout time.Duration
+	Retries int
+}
+
+// Header is a webhook header with a templated value.
+type Header struct {
+	Name  string
+	Value *Template
+}
+
+// LogSpec is a compiled log action.
+type LogSpec struct {
+	Message *Template
+	Level   slog.Level
+}
+
+// RuleSet is a compiled, indexed set of rules. It is immutable: a reload
+// builds a new one.
+type RuleSet struct {
+	Rules  []*Rule  // in load order: files sorted by path, rules in file order
+	Files  []string // the rule files loaded
+	index  topic.Index[ref]
+	byName map[string]*Rule
+}
+
+type ref struct {
+	rule, filter int32
+}
+
+// Match is a rule whose filter matched a topic.
+type Match struct {
+	Rule   *Rule
+	Filter int // index in Rule.Filters of the first filter that matched
+}
+
+// match appends to dst the enabled rules with a filter matching the topic
+// whose levels are given (see topic.Split): each rule once, with its first
+// matching filter in written order, in rule set order. refs is scratch
+// space, returned for reuse.
+func (rs *RuleSet) match(levels []string, dst []Match, refs []ref) ([]Match, []ref) {
+	refs = rs.index.Match(levels, refs[:0])
+	if len(refs) > 1 {
+		slices.SortFunc(refs, func(a, b ref) int {
+			if a.rule != b.rule {
+				return int(a.rule - b.rule)
+			}
+			return int(a.filter - b.filter)
+		})
+	}
+	last := int32(-1)
+	for _, r := range refs {
+		if r.rule == last {
+			continue
+		}
+		last = r.rule
+		dst = append(dst, Match{Rule: rs.Rules[r.rule], Filter: int(r.filter)})
+	}
+	return dst, refs
+}
+
+// Matcher finds the rules a topic reaches. It holds scratch space, so keep
+// one per goroutine; the zero value is ready to use.
+type Matcher struct {
+	refs    []ref
+	matches []Match
+	levels  []string
+}
+
+// Match returns the enabled rules of rs with a filter matching the topic,
+// each once, with its first matching filter in written order, in rule set
+// order; and the topic's levels. Both slices are valid until the next call.
+func (m *Matcher) Match(rs *RuleSet, name string) ([]Match, []string) {
+	m.levels = topic.Split(name, m.levels[:0])
+	m.matches, m.refs = rs.match(m.levels, m.matches[:0], m.refs)
+	return m.matches, m.levels
+}
+
+// Filters returns the MQTT filters of the enabled rules, each once, sorted.
+func (rs *RuleSet) Filters() []string {
+	var out []string
+	for _, r := range rs.Rules {
+		if !r.Enabled {
+			continue
+		}
+		for _, f := range r.Filters {
+			out = append(out, f.MQTT)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Rule returns the rule with the given name, or nil.
+func (rs *RuleSet) Rule(name string) *Rule { return rs.byName[name] }
