@@ -1,0 +1,221 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"unsafe"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// evalCtx is the per-goroutine scratch space of message handling: the
+// expression VM and environment, the matcher's buffers. The environment is
+// built once per message and shared by every rule the message reaches; the
+// names a rule set never reads are never computed.
+type evalCtx struct {
+	ev      *rules.Evaluator
+	matcher rules.Matcher
+
+	msg    *Message
+	levels []string
+	set    rules.Uses // message-wide names already in ev.Vars for msg
+	wild   []string
+	key    string
+
+	payload    any
+	payloadSet bool
+}
+
+func newEvalCtx() *evalCtx {
+	return &evalCtx{ev: rules.NewEvaluator()}
+}
+
+// begin starts a message: it finds the rules the topic reaches.
+func (c *evalCtx) begin(rs *rules.RuleSet, msg *Message) []rules.Match {
+	c.msg = msg
+	c.set = 0
+	c.payload, c.payloadSet = nil, false
+	matches, levels := c.matcher.Match(rs, msg.Topic)
+	c.levels = levels
+	return matches
+}
+
+// end drops references to the message so the pool does not keep it alive.
+func (c *evalCtx) end() {
+	c.msg = nil
+	c.payload = nil
+	clear(c.ev.Vars)
+}
+
+// setRule puts into the environment what rule r reads for the current
+// message, matched by r's filter number filter. It fails only when the
+// rule's key template fails.
+func (c *evalCtx) setRule(r *rules.Rule, filter int) error {
+	u := r.Uses()
+	vars := c.ev.Vars
+	msg := c.msg
+	if need := u &^ c.set; need != 0 {
+		if need&rules.UsesTopic != 0 {
+			vars[rules.VarTopic] = msg.Topic
+		}
+		if need&rules.UsesSegments != 0 {
+			vars[rules.VarSegments] = c.levels
+		}
+		if need&rules.UsesPayload != 0 {
+			vars[rules.VarPayload] = c.decoded()
+		}
+		if need&rules.UsesRaw != 0 {
+			vars[rules.VarRaw] = rawString(msg.Payload)
+		}
+		if need&rules.UsesQoS != 0 {
+			vars[rules.VarQoS] = int(msg.QoS)
+		}
+		if need&rules.UsesRetained != 0 {
+			vars[rules.VarRetained] = msg.Retained
+		}
+		if need&rules.UsesNow != 0 {
+			vars[rules.VarNow] = msg.Time
+		}
+		c.set |= need & (rules.UsesTopic | rules.UsesSegments | rules.UsesPayload | rules.UsesRaw |
+			rules.UsesQoS | rules.UsesRetained | rules.UsesNow)
+	}
+	if u&rules.UsesRule != 0 {
+		vars[rules.VarRule] = r.NameValue
+	}
+	if u&(rules.UsesWildcards|rules.UsesCaptures) != 0 {
+		c.wild = r.Filters[filter].Wildcards(msg.Topic, c.levels, c.wild[:0])
+		if u&rules.UsesWildcards != 0 {
+			vars[rules.VarWildcards] = c.wild
+		}
+		if u&rules.UsesCaptures != 0 {
+			r.SetCaptures(vars, filter, c.wild)
+		}
+	}
+	c.key = ""
+	if r.Stateful() || u&rules.UsesKey != 0 {
+		c.key = msg.Topic
+		if r.Key != nil {
+			k, err := c.ev.Render(r.Key)
+			if err != nil {
+				return fmt.Errorf("key: %w", err)
+			}
+			c.key = k
+		}
+		if u&rules.UsesKey != 0 {
+			vars[rules.VarKey] = c.key
+		}
+	}
+	if u&rules.UsesPrev != 0 {
+		vars[rules.VarPrev] = nil
+	}
+	return nil
+}
+
+// decoded returns the message payload decoded as SPEC §4 says, decoding it
+// at most once per message.
+func (c *evalCtx) decoded() any {
+	if !c.payloadSet {
+		c.payload, c.payloadSet = DecodePayload(c.msg.Payload), true
+	}
+	return c.payload
+}
+
+// DecodePayload returns the payload as JSON when it is valid JSON (objects
+// as map[string]any, numbers as float64), otherwise as a string. JSON that
+// cannot be represented (a number beyond float64, nesting deeper than the
+// decoder allows) is kept as the string too.
+func DecodePayload(b []byte) any {
+	if looksLikeJSON(b) {
+		var v any
+		if err := json.Unmarshal(b, &v); err == nil {
+			return v
+		}
+	}
+	return string(b)
+}
+
+// looksLikeJSON rejects most text payloads (ON, off, hello) without running
+// the JSON decoder.
+func looksLikeJSON(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return false
+	}
+	switch c := b[0]; {
+	case c == '{', c == '[', c == '"', c == '-', c >= '0' && c <= '9':
+		return true
+	case c == 't', c == 'f', c == 'n':
+		return bytes.HasPrefix(b, []byte("true")) || bytes.HasPrefix(b, []byte("false")) || bytes.HasPrefix(b, []byte("null"))
+	}
+	return false
+}
+
+// rawString views the payload as a string without copying. The engine owns
+// the payload and never changes it, so the string stays valid.
+func rawString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// render evaluates an action's templates into a request.
+func (c *evalCtx) render(a *rules.Action) (actions.Request, error) {
+	req := actions.Request{Kind: a.Kind}
+	switch a.Kind {
+	case actions.KindPublish:
+		spec := a.Publish
+		t, err := c.ev.Render(spec.Topic)
+		if err != nil {
+			return req, fmt.Errorf("topic: %w", err)
+		}
+		if err := topic.ValidateName(t); err != nil {
+			return req, fmt.Errorf("rendered topic: %w", err)
+		}
+		payload := c.msg.Payload
+		if spec.Payload != nil {
+			if payload, err = c.ev.Append(nil, spec.Payload); err != nil {
+				return req, fmt.Errorf("payload: %w", err)
+			}
+		}
+		req.Publish = &actions.Publish{Topic: t, Payload: payload, QoS: spec.QoS, Retain: spec.Retain}
+	case actions.KindWebhook:
+		spec := a.Webhook
+		u, err := c.ev.Render(spec.URL)
+		if err != nil {
+			return req, fmt.Errorf("url: %w", err)
+		}
+		if !spec.URL.IsLiteral() {
+			if err := rules.CheckURL(u); err != nil {
+				return req, fmt.Errorf("rendered url: %w", err)
+			}
+		}
+		h := make(http.Header, len(spec.Headers))
+		for _, hd := range spec.Headers {
+			v, err := c.ev.Render(hd.Value)
+			if err != nil {
+				return req, fmt.Errorf("header %s: %w", hd.Name, err)
+			}
+			h.Add(hd.Name, v)
+		}
+		body := c.msg.Payload
+		if spec.Body != nil {
+			if body, err = c.ev.Append(nil, spec.Body); err != nil {
+				return req, fmt.Errorf("body: %w", err)
+			}
+		}
+		req.Webhook = &actions.Webhook{Method: spec.Method, URL: u, Header: h, Body: body,
+			Timeout: spec.Timeout, Retries: spec.Retries}
+	case actions.KindLog:
+		m, err := c.ev.Render(a.Log.Message)
+		if err != nil {
+			return req, err
+		}
+		req.Log = &actions.Log{Message: m, Level: a.Log.Level}
+	}
+	return req, nil
+}

@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+)
+
+// RuleStats counts what one rule did. A rule keeps its counters across
+// reloads for as long as its name stays (they feed Prometheus counters,
+// which must not go back).
+type RuleStats struct {
+	Fires           atomic.Uint64
+	ConditionErrors atomic.Uint64
+	lastFired       atomic.Int64 // unix nanoseconds; 0: never
+	// actions[kind][0] counts ok results, [1] errors.
+	actions [4][2]atomic.Uint64
+}
+
+// LastFired returns when the rule last fired, or the zero time.
+func (s *RuleStats) LastFired() time.Time {
+	if n := s.lastFired.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Actions returns how many actions of a kind finished ok and with an error.
+func (s *RuleStats) Actions(k actions.Kind) (ok, failed uint64) {
+	if int(k) >= len(s.actions) {
+		return 0, 0
+	}
+	return s.actions[k][0].Load(), s.actions[k][1].Load()
+}
+
+// Errors returns condition errors plus failed actions, the `errors` of
+// /api/rules.
+func (s *RuleStats) Errors() uint64 {
+	n := s.ConditionErrors.Load()
+	for k := range s.actions {
+		n += s.actions[k][1].Load()
+	}
+	return n
+}
+
+func (s *RuleStats) fired(at time.Time) {
+	s.Fires.Add(1)
+	s.lastFired.Store(at.UnixNano())
+}
+
+func (s *RuleStats) actionResult(k actions.Kind, err error) {
+	if int(k) >= len(s.actions) {
+		return
+	}
+	i := 0
+	if err != nil {
+		i = 1
+	}
+	s.actions[k][i].Add(1)
+}
+
+// ruleStats returns the counters of the rule with the given name, creating
+// them on first use.
+func (e *Engine) ruleStats(name string) *RuleStats {
+	e.statsMu.RLock()
+	s := e.stats[name]
+	e.statsMu.RUnlock()
+	if s != nil {
+		return s
+	}
+	e.statsMu.Lock()
+	defer e.statsMu.Unlock()
+	if s = e.stats[name]; s == nil {
+		s = &RuleStats{}
+		e.stats[name] = s
+	}
+	return s
+}
+
+// Stats returns the counters of the rule with the given name, or nil when
+// no rule of that name was ever loaded.
+func (e *Engine) Stats(name string) *RuleStats {
+	e.statsMu.RLock()
+	defer e.statsMu.RUnlock()
+	return e.stats[name]
+}
+
+// ActionDone implements actions.Reporter: it counts an action's outcome
+// against its rule.
+func (e *Engine) ActionDone(rule string, kind actions.Kind, err error, took time.Duration) {
+	e.ruleStats(rule).actionResult(kind, err)
+}
+
+// Dropped implements actions.Reporter: an action not run at all is counted
+// as a drop with its reason.
+func (e *Engine) Dropped(rule string, kind actions.Kind, reason string) {
+	e.drops.add(reason)
+}
+
+var _ actions.Reporter = (*Engine)(nil)
+
+// Reasons for dropped messages and actions (the `reason` label of
+// mqtt_rules_messages_dropped_total).
+const (
+	DropTooLarge  = "too_large"
+	DropQueueFull = "queue_full"
+	DropLoop      = "loop"
+)
+
+// Received returns how many messages Handle was given.
+func (e *Engine) Received() uint64 { return e.received.Load() }
+
+// Drops returns the drop counts by reason.
+func (e *Engine) Drops() map[string]uint64 { return e.drops.snapshot() }
+
+type dropCounters struct {
+	m sync.Map // reason -> *atomic.Uint64
+}
+
+func (d *dropCounters) add(reason string) {
+	v, ok := d.m.Load(reason)
+	if !ok {
+		v, _ = d.m.LoadOrStore(reason, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+func (d *dropCounters) snapshot() map[string]uint64 {
+	out := map[string]uint64{}
+	d.m.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
+}
