@@ -41,6 +41,9 @@ type Config struct {
 	Logger  *slog.Logger // nil: discard
 	Clock   Clock        // nil: the real time
 
+	// Counters receives the engine's counts; nil: new ones (see Counters()).
+	Counters *Counters
+
 	// MaxPayload skips larger payloads, counted as dropped "too_large"; 0
 	// means no limit.
 	MaxPayload int
@@ -64,11 +67,7 @@ type Engine struct {
 
 	ctxs sync.Pool // *evalCtx
 
-	received atomic.Uint64
-	drops    dropCounters
-
-	statsMu sync.RWMutex
-	stats   map[string]*RuleStats // by rule name; kept across reloads
+	counters *Counters
 }
 
 // active is the rule set in force with the engine's per-rule runtime.
@@ -93,7 +92,10 @@ func New(cfg Config) *Engine {
 		clock:      cfg.Clock,
 		maxPayload: cfg.MaxPayload,
 		errEvery:   cfg.ErrorLogInterval,
-		stats:      map[string]*RuleStats{},
+		counters:   cfg.Counters,
+	}
+	if e.counters == nil {
+		e.counters = NewCounters()
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -116,10 +118,13 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 	defer e.swapMu.Unlock()
 	next := &active{rs: rs, rules: make([]*ruleRuntime, len(rs.Rules))}
 	for i, r := range rs.Rules {
-		next.rules[i] = &ruleRuntime{rule: r, stats: e.ruleStats(r.Name)}
+		next.rules[i] = &ruleRuntime{rule: r, stats: e.counters.Rule(r.Name)}
 	}
 	e.active.Store(next)
 }
+
+// Counters returns the engine's counters.
+func (e *Engine) Counters() *Counters { return e.counters }
 
 // Rules returns the active rule set, or nil before the first SetRules.
 func (e *Engine) Rules() *rules.RuleSet {
@@ -133,9 +138,9 @@ func (e *Engine) Rules() *rules.RuleSet {
 // actions of every rule it fires to the Actions sink, in rule set order.
 // It owns msg.Payload from then on.
 func (e *Engine) Handle(msg Message) {
-	e.received.Add(1)
+	e.counters.received.Add(1)
 	if e.maxPayload > 0 && len(msg.Payload) > e.maxPayload {
-		e.drops.add(DropTooLarge)
+		e.counters.Drop(DropTooLarge)
 		return
 	}
 	a := e.active.Load()

@@ -89,7 +89,7 @@ rules:
 		`hot publish alerts/office/hot {"room":"office","value":1000000} q1 rfalse`,
 		`hot log office at 1000000`,
 	)
-	if s := e.Stats("hot"); s.Fires.Load() != 2 || s.LastFired().IsZero() {
+	if s := e.Counters().Rule("hot"); s.Fires.Load() != 2 || s.LastFired().IsZero() {
 		t.Errorf("fires = %d, last fired %v", s.Fires.Load(), s.LastFired())
 	}
 }
@@ -142,7 +142,7 @@ rules:
 	e.Handle(Message{Topic: "s/1", Payload: []byte(`{"other": 1}`)})
 	e.Handle(Message{Topic: "s/1", Payload: []byte(`{"value": 31}`)})
 	expect(t, rec, "strict log hot")
-	if n := e.Stats("strict").ConditionErrors.Load(); n != 2 {
+	if n := e.Counters().Rule("strict").ConditionErrors.Load(); n != 2 {
 		t.Errorf("condition errors = %d, want 2", n)
 	}
 }
@@ -160,7 +160,7 @@ rules:
 	e.Handle(Message{Topic: "t/x", Payload: []byte(`{"sub": ""}`)})
 	e.Handle(Message{Topic: "t/x", Payload: []byte(`{"sub": "out/ok"}`)})
 	expect(t, rec, "r log still runs", "r log still runs", "r publish out/ok "+`{"sub": "out/ok"}`+" q0 rfalse", "r log still runs")
-	if _, failed := e.Stats("r").Actions(actions.KindPublish); failed != 2 {
+	if _, failed := e.Counters().Rule("r").Actions(actions.KindPublish); failed != 2 {
 		t.Errorf("failed publishes = %d, want 2 (wildcard and empty topics)", failed)
 	}
 }
@@ -183,7 +183,7 @@ rules:
 	e.SetRules(rs)
 	e.Handle(Message{Topic: "t"})
 	e.Handle(Message{Topic: "t"})
-	if n := e.Stats("r").ConditionErrors.Load(); n != 2 {
+	if n := e.Counters().Rule("r").ConditionErrors.Load(); n != 2 {
 		t.Errorf("errors = %d, want 2", n)
 	}
 }
@@ -196,11 +196,11 @@ func TestMaxPayload(t *testing.T) {
 	e.Handle(Message{Topic: "t", Payload: []byte("12345")})
 	e.Handle(Message{Topic: "t", Payload: []byte("1234")})
 	expect(t, rec, "r log x")
-	if d := e.Drops()[DropTooLarge]; d != 1 {
+	if d := e.Counters().Drops()[DropTooLarge]; d != 1 {
 		t.Errorf("too_large drops = %d, want 1", d)
 	}
-	if e.Received() != 2 {
-		t.Errorf("received = %d, want 2", e.Received())
+	if e.Counters().Received() != 2 {
+		t.Errorf("received = %d, want 2", e.Counters().Received())
 	}
 }
 
@@ -215,7 +215,7 @@ func TestSetRulesSwapsAndKeepsStats(t *testing.T) {
 	e.Handle(Message{Topic: "a"})
 	e.Handle(Message{Topic: "b"})
 	expect(t, rec, "r log one", "r log two")
-	if n := e.Stats("r").Fires.Load(); n != 2 {
+	if n := e.Counters().Rule("r").Fires.Load(); n != 2 {
 		t.Errorf("fires across the reload = %d, want 2", n)
 	}
 }

@@ -61,45 +61,63 @@ func (s *RuleStats) actionResult(k actions.Kind, err error) {
 	s.actions[k][i].Add(1)
 }
 
-// ruleStats returns the counters of the rule with the given name, creating
-// them on first use.
-func (e *Engine) ruleStats(name string) *RuleStats {
-	e.statsMu.RLock()
-	s := e.stats[name]
-	e.statsMu.RUnlock()
+// Counters holds what the engine and the action executor count: messages,
+// drops by reason, and per-rule fires, errors and action outcomes. It
+// implements actions.Reporter, so the executor reports into it; metrics and
+// the HTTP API read it. Safe for concurrent use.
+type Counters struct {
+	received atomic.Uint64
+	drops    dropCounters
+
+	mu    sync.RWMutex
+	rules map[string]*RuleStats // by rule name; kept across reloads
+}
+
+// NewCounters returns zeroed counters.
+func NewCounters() *Counters {
+	return &Counters{rules: map[string]*RuleStats{}}
+}
+
+// Rule returns the counters of the rule with the given name, creating them
+// on first use.
+func (c *Counters) Rule(name string) *RuleStats {
+	c.mu.RLock()
+	s := c.rules[name]
+	c.mu.RUnlock()
 	if s != nil {
 		return s
 	}
-	e.statsMu.Lock()
-	defer e.statsMu.Unlock()
-	if s = e.stats[name]; s == nil {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s = c.rules[name]; s == nil {
 		s = &RuleStats{}
-		e.stats[name] = s
+		c.rules[name] = s
 	}
 	return s
 }
 
-// Stats returns the counters of the rule with the given name, or nil when
-// no rule of that name was ever loaded.
-func (e *Engine) Stats(name string) *RuleStats {
-	e.statsMu.RLock()
-	defer e.statsMu.RUnlock()
-	return e.stats[name]
-}
-
 // ActionDone implements actions.Reporter: it counts an action's outcome
 // against its rule.
-func (e *Engine) ActionDone(rule string, kind actions.Kind, err error, took time.Duration) {
-	e.ruleStats(rule).actionResult(kind, err)
+func (c *Counters) ActionDone(rule string, kind actions.Kind, err error, took time.Duration) {
+	c.Rule(rule).actionResult(kind, err)
 }
 
 // Dropped implements actions.Reporter: an action not run at all is counted
 // as a drop with its reason.
-func (e *Engine) Dropped(rule string, kind actions.Kind, reason string) {
-	e.drops.add(reason)
+func (c *Counters) Dropped(rule string, kind actions.Kind, reason string) {
+	c.drops.add(reason)
 }
 
-var _ actions.Reporter = (*Engine)(nil)
+// Drop counts a dropped message or action.
+func (c *Counters) Drop(reason string) { c.drops.add(reason) }
+
+// Received returns how many messages the engine was given.
+func (c *Counters) Received() uint64 { return c.received.Load() }
+
+// Drops returns the drop counts by reason.
+func (c *Counters) Drops() map[string]uint64 { return c.drops.snapshot() }
+
+var _ actions.Reporter = (*Counters)(nil)
 
 // Reasons for dropped messages and actions (the `reason` label of
 // mqtt_rules_messages_dropped_total).
@@ -108,12 +126,6 @@ const (
 	DropQueueFull = "queue_full"
 	DropLoop      = "loop"
 )
-
-// Received returns how many messages Handle was given.
-func (e *Engine) Received() uint64 { return e.received.Load() }
-
-// Drops returns the drop counts by reason.
-func (e *Engine) Drops() map[string]uint64 { return e.drops.snapshot() }
 
 type dropCounters struct {
 	m sync.Map // reason -> *atomic.Uint64

@@ -82,8 +82,11 @@ func generalize(a, b string) string {
 // filters overlap, and each given filter is covered by one of them.
 //
 // MQTT 3.1.1 §3.3.5 lets a server send one copy of a message per matching
-// subscription of a client (mosquitto 2 does), so overlapping subscriptions
-// would make the engine process one message several times. Overlapping
+// subscription of a client (mosquitto 2.0.11 and mochi send one copy; the
+// specification does not promise it), and overlapping shared subscriptions
+// ($share/group/…) each pick a member of the group, so one message could
+// reach two instances. Either way one message would be processed twice.
+// Overlapping
 // filters are replaced by their most specific generalisation (a/+/c and a/b/+
 // become a/+/+; a/# and a/b become a/#); the engine's own index still decides
 // which rules a message reaches, so a broader subscription only costs traffic.

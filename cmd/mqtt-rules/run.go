@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/app"
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// shutdownTimeout bounds how long SIGINT/SIGTERM waits for in-flight
+// actions before exiting.
+const shutdownTimeout = 10 * time.Second
+
+// runCmd runs the engine until ctx ends (SIGINT/SIGTERM); SIGHUP reloads.
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", stderr, "run [flags]")
+	var (
+		cfg        app.Config
+		rulePaths  stringList
+		logFormat  string
+		logLevel   string
+		maxPayload string
+	)
+	fs.Var(&rulePaths, "rules", "rule file or directory, repeatable (default ./rules)")
+	fs.StringVar(&cfg.Broker, "broker", "", "broker URL: tcp://, ssl://, mqtts://, ws://, wss:// (default: start an embedded broker)")
+	fs.StringVar(&cfg.EmbeddedBroker, "embedded-broker", app.DefaultEmbeddedBroker, "listen address of the embedded broker, used without --broker")
+	fs.StringVar(&cfg.ClientID, "client-id", "", "MQTT client id; keep it stable so the broker keeps the session (default mqtt-rules-HOSTNAME)")
+	fs.StringVar(&cfg.Username, "username", os.Getenv("MQTT_USERNAME"), "MQTT username (env MQTT_USERNAME)")
+	fs.StringVar(&cfg.Password, "password", "", "MQTT password (env MQTT_PASSWORD)")
+	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM file of the CAs that verify the broker's certificate")
+	fs.StringVar(&cfg.CertFile, "cert-file", "", "client certificate (PEM)")
+	fs.StringVar(&cfg.KeyFile, "key-file", "", "client key (PEM)")
+	fs.StringVar(&cfg.ShareGroup, "share-group", "", "subscribe as $share/NAME/<filter> so instances split the load")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&maxPayload, "max-payload", "256KiB", "skip larger payloads (bytes, or with a KiB/MiB suffix)")
+	if _, err := parseArgs(fs, args); err != nil {
+		return usageCode(err)
+	}
+	if cfg.Password == "" {
+		cfg.Password = os.Getenv("MQTT_PASSWORD")
+	}
+	cfg.Rules = rulePaths
+	if len(cfg.Rules) == 0 {
+		cfg.Rules = []string{"./rules"}
+	}
+	log, err := newLogger(stderr, logFormat, logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqtt-rules run: %v\n", err)
+		return exitUsage
+	}
+	if cfg.MaxPayload, err = parseSize(maxPayload); err != nil {
+		fmt.Fprintf(stderr, "mqtt-rules run: --max-payload: %v\n", err)
+		return exitUsage
+	}
+	cfg.Logger = log
+
+	a, err := app.Start(cfg)
+	if err != nil {
+		var es rules.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				fmt.Fprintln(stderr, e)
+			}
+			fmt.Fprintf(stderr, "mqtt-rules run: %d %s in the rules; nothing started\n", len(es), plural(len(es), "error"))
+		} else {
+			fmt.Fprintf(stderr, "mqtt-rules run: %v\n", err)
+		}
+		return exitInvalid
+	}
+	log.Info("mqtt-rules running", "version", versionString())
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			if err := a.Reload(ctx); err != nil {
+				logReloadError(log, err)
+			}
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := a.Close(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	return exitOK
+}
+
+// logReloadError logs a rejected reload: one line per problem, with its
+// location, then a summary.
+func logReloadError(log *slog.Logger, err error) {
+	var es rules.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			log.Error("rule error", "file", e.File, "line", e.Line, "col", e.Col, "rule", e.Rule, "err", e.Msg)
+		}
+		log.Error("reload rejected; the previous rules keep running", "errors", len(es))
+		return
+	}
+	log.Error("reload failed; the previous rules keep running", "err", err)
+}
+
+// newLogger returns a slog logger writing text or JSON lines to w.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// parseSize parses a byte count with an optional KiB/MiB/GiB (or KB/MB/GB,
+// also powers of 1024) suffix.
+func parseSize(s string) (int, error) {
+	t := strings.TrimSpace(s)
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(t)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (write 262144, 256KiB or 1MiB)", s)
+	}
+	return n * mult, nil
+}

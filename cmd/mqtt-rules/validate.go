@@ -1,0 +1,45 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// validateCmd loads and compiles rule files without running them (SPEC §7).
+func validateCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("validate", stderr, "validate PATH...")
+	paths, err := parseArgs(fs, args)
+	if err != nil {
+		return usageCode(err)
+	}
+	if len(paths) == 0 {
+		fmt.Fprintln(stderr, "mqtt-rules validate: name at least one rule file or directory")
+		fs.Usage()
+		return exitUsage
+	}
+	rs, err := rules.Load(paths...)
+	if err != nil {
+		var es rules.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				fmt.Fprintln(stderr, e)
+			}
+			fmt.Fprintf(stderr, "%d %s\n", len(es), plural(len(es), "error"))
+		} else {
+			fmt.Fprintln(stderr, err)
+		}
+		return exitInvalid
+	}
+	fmt.Fprintf(stdout, "ok: %d %s in %d %s\n", len(rs.Rules), plural(len(rs.Rules), "rule"), len(rs.Files), plural(len(rs.Files), "file"))
+	return exitOK
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

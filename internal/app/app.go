@@ -1,0 +1,255 @@
+// Package app is the running service: it wires the rule loader, the
+// engine, the action executor, the MQTT connection and (without a broker
+// URL) the embedded broker, and owns reloads and shutdown. cmd/mqtt-rules
+// turns flags into a Config and calls it; tests start it in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/engine"
+	"github.com/mqtt-rules/mqtt-rules/internal/broker"
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttc"
+	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// Config is what `mqtt-rules run` is told (SPEC §6).
+type Config struct {
+	Rules          []string // rule files and directories
+	Broker         string   // broker URL; "" starts the embedded broker
+	EmbeddedBroker string   // listen address of the embedded broker
+
+	ClientID   string
+	Username   string
+	Password   string
+	CAFile     string
+	CertFile   string
+	KeyFile    string
+	ShareGroup string
+
+	MaxPayload int // bytes; 0: no limit
+
+	Logger *slog.Logger
+}
+
+// DefaultEmbeddedBroker is where the embedded broker listens by default.
+const DefaultEmbeddedBroker = "127.0.0.1:1883"
+
+// App is a running engine.
+type App struct {
+	cfg    Config
+	log    *slog.Logger
+	loader *rules.Loader
+
+	broker   *broker.Broker // nil with an external broker
+	client   *mqttc.Client
+	exec     *actions.Executor
+	engine   *engine.Engine
+	counters *engine.Counters
+
+	reloadMu sync.Mutex
+	subs     []string // the subscriptions of the active rule set (reduced)
+}
+
+// Start loads the rules, starts the embedded broker when no broker URL is
+// given, connects and subscribes. A rule set with errors, or an embedded
+// broker that cannot listen, is an error; an unreachable broker is not: the
+// connection keeps retrying in the background.
+func Start(cfg Config) (*App, error) {
+	a := &App{cfg: cfg, log: cfg.Logger, loader: rules.NewLoader()}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	rs, err := a.loader.Load(cfg.Rules...)
+	if err == nil {
+		err = supported(rs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	url := cfg.Broker
+	if url == "" {
+		addr := cfg.EmbeddedBroker
+		if addr == "" {
+			addr = DefaultEmbeddedBroker
+		}
+		if a.broker, err = broker.Start(addr, a.log); err != nil {
+			return nil, err
+		}
+		url = a.broker.URL()
+		a.log.Info("embedded broker started", "addr", a.broker.Addr())
+	}
+
+	a.counters = engine.NewCounters()
+	a.client, err = mqttc.New(mqttc.Options{
+		Broker:     url,
+		ClientID:   cfg.ClientID,
+		Username:   cfg.Username,
+		Password:   cfg.Password,
+		CAFile:     cfg.CAFile,
+		CertFile:   cfg.CertFile,
+		KeyFile:    cfg.KeyFile,
+		ShareGroup: cfg.ShareGroup,
+		Logger:     a.log,
+		OnMessage:  a.onMessage,
+	})
+	if err != nil {
+		a.closeBroker()
+		return nil, err
+	}
+	a.exec = actions.NewExecutor(actions.Config{
+		Publisher: a.client,
+		Logger:    a.log,
+		Reporter:  a.counters,
+	})
+	a.engine = engine.New(engine.Config{
+		Actions:    a.exec,
+		Logger:     a.log,
+		Counters:   a.counters,
+		MaxPayload: cfg.MaxPayload,
+	})
+	a.engine.SetRules(rs)
+	a.subs = topic.Reduce(rs.Filters())
+	// Not connected yet: this records the subscriptions, made on connect.
+	if err := a.client.Subscribe(context.Background(), a.subs...); err != nil {
+		a.closeBroker()
+		return nil, err
+	}
+	a.client.Start()
+	a.log.Info("rules loaded", "rules", len(rs.Rules), "files", len(rs.Files), "subscriptions", len(a.subs))
+	return a, nil
+}
+
+func (a *App) onMessage(m mqttc.Message) {
+	a.engine.Handle(engine.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retained: m.Retained})
+}
+
+// Engine returns the engine, for status and tests.
+func (a *App) Engine() *engine.Engine { return a.engine }
+
+// Ready reports whether the engine is connected and subscribed to every
+// filter of its rule set.
+func (a *App) Ready() bool { return a.client.Ready() }
+
+// BrokerAddr returns the embedded broker's address, or "" with an external
+// broker.
+func (a *App) BrokerAddr() string {
+	if a.broker == nil {
+		return ""
+	}
+	return a.broker.Addr()
+}
+
+// Reload loads the rule paths again and, when the set is valid, swaps it
+// in: filters the new set needs are subscribed before the swap, filters it
+// no longer needs are unsubscribed after, so no message is lost across it.
+// An invalid set changes nothing; its errors are returned (rules.Errors).
+func (a *App) Reload(ctx context.Context) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	start := time.Now()
+	rs, err := a.loader.Load(a.cfg.Rules...)
+	if err == nil {
+		err = supported(rs)
+	}
+	if err != nil {
+		return err
+	}
+	old := a.engine.Rules()
+	subs := topic.Reduce(rs.Filters())
+	added, removed := diff(a.subs, subs)
+	if len(added) > 0 {
+		if err := a.client.Subscribe(ctx, added...); err != nil {
+			return fmt.Errorf("reload: %w", err)
+		}
+	}
+	a.engine.SetRules(rs)
+	a.subs = subs
+	if len(removed) > 0 {
+		if err := a.client.Unsubscribe(ctx, removed...); err != nil {
+			a.log.Warn("reload: unsubscribe failed", "filters", removed, "err", err)
+		}
+	}
+	ra, rr, rc := ruleChanges(old, rs)
+	a.log.Info("rules reloaded", "rules", len(rs.Rules), "added", ra, "removed", rr, "changed", rc,
+		"subscribed", added, "unsubscribed", removed, "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// supported rejects rule sets with stateful rules: the engine does not
+// keep state yet (for, cooldown, on_clear, clear_when, absent), and running
+// such a rule as a stateless one would fire it wrongly.
+func supported(rs *rules.RuleSet) error {
+	var es rules.Errors
+	for _, r := range rs.Rules {
+		if r.Stateful() {
+			es = append(es, &rules.Error{File: r.File, Line: r.Line, Rule: r.Name,
+				Msg: "for, cooldown, on_clear, clear_when and absent are not supported by this version yet"})
+		}
+	}
+	if len(es) > 0 {
+		return es
+	}
+	return nil
+}
+
+// diff returns what is in b but not a, and in a but not b; both sorted.
+func diff(a, b []string) (added, removed []string) {
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			added = append(added, s)
+		}
+	}
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			removed = append(removed, s)
+		}
+	}
+	return added, removed
+}
+
+// ruleChanges names the rules added, removed and changed from old to next.
+func ruleChanges(old, next *rules.RuleSet) (added, removed, changed []string) {
+	for _, r := range next.Rules {
+		o := old.Rule(r.Name)
+		switch {
+		case o == nil:
+			added = append(added, r.Name)
+		case o.Fingerprint != r.Fingerprint || len(o.Actions) != len(r.Actions):
+			changed = append(changed, r.Name)
+		}
+	}
+	for _, r := range old.Rules {
+		if next.Rule(r.Name) == nil {
+			removed = append(removed, r.Name)
+		}
+	}
+	return added, removed, changed
+}
+
+// Close stops taking messages, lets in-flight actions finish until ctx
+// ends, disconnects and stops the embedded broker.
+func (a *App) Close(ctx context.Context) error {
+	errs := []error{
+		a.client.Close(ctx),
+		a.exec.Close(ctx),
+	}
+	a.closeBroker()
+	return errors.Join(errs...)
+}
+
+func (a *App) closeBroker() {
+	if a.broker != nil {
+		if err := a.broker.Close(); err != nil {
+			a.log.Warn("embedded broker close", "err", err)
+		}
+	}
+}

@@ -1,0 +1,276 @@
+package mqttc
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultKeepAlive            = 30 * time.Second
+	DefaultConnectTimeout       = 10 * time.Second
+	DefaultMaxReconnectInterval = 30 * time.Second
+	DefaultPublishQueue         = 10000
+	DefaultPublishInFlight      = 256
+	DefaultPublishTimeout       = 30 * time.Second
+)
+
+// Options configures a Client. Only Broker is required.
+type Options struct {
+	// Broker is the broker URL: tcp:// (or its alias mqtt://), ssl://
+	// (aliases mqtts://, tls://), ws:// or wss://. Without a port the
+	// scheme's usual one is used: 1883, 8883, 80 or 443.
+	Broker string
+	// ClientID is the subscriber's client id; the publisher connection uses
+	// ClientID+"-pub". Keep it stable: the broker keeps the subscriber's
+	// session (and its QoS 1 messages) under this id. Default:
+	// "mqtt-rules-" + the host name.
+	ClientID string
+	// Username and Password are sent in CONNECT when Username is set.
+	Username string
+	Password string
+	// CAFile is a PEM bundle of the CAs that verify the broker's
+	// certificate (default: the system roots).
+	CAFile string
+	// CertFile and KeyFile are the client certificate and key (PEM) for
+	// brokers that require one. KeyFile may be empty when CertFile holds
+	// both.
+	CertFile string
+	KeyFile  string
+	// ServerName overrides the name the broker's certificate is verified
+	// against (and sent as SNI); default: the URL's host.
+	ServerName string
+	// ShareGroup, when set, makes every subscription a shared one,
+	// $share/<ShareGroup>/<filter>, so several instances split the load.
+	ShareGroup string
+	// KeepAlive is the MQTT keep-alive interval (default 30s).
+	KeepAlive time.Duration
+	// ConnectTimeout bounds one connection attempt (default 10s).
+	ConnectTimeout time.Duration
+	// MaxReconnectInterval caps the backoff between connection attempts
+	// (default 30s).
+	MaxReconnectInterval time.Duration
+	// PublishQueue is how many publishes may wait for the broker, e.g.
+	// while it is unreachable (default 10000); beyond that Publish reports
+	// actions.ErrQueueFull.
+	PublishQueue int
+	// PublishInFlight is how many publishes may be on their way to the
+	// broker at once, awaiting their PUBACK (default 256).
+	PublishInFlight int
+	// PublishTimeout bounds the wait for one publish's acknowledgement
+	// (default 30s).
+	PublishTimeout time.Duration
+	// Logger receives connection events (default: discard).
+	Logger *slog.Logger
+	// OnMessage is called for every message the subscriber receives, one
+	// at a time in the order received. It must not block: the next message
+	// (and the acknowledgement of this one) waits for it to return. The
+	// message is owned by the callee. Nil discards messages.
+	OnMessage func(Message)
+	// OnConnectionChange, when set, is called with true when the
+	// subscriber connection comes up and with false when it goes down,
+	// once per change, in order.
+	OnConnectionChange func(connected bool)
+}
+
+// Message is one message received by the subscriber.
+type Message struct {
+	Topic     string
+	Payload   []byte
+	QoS       byte
+	Retained  bool
+	Duplicate bool
+}
+
+// settings are Options checked, with defaults applied and files loaded.
+type settings struct {
+	Options
+	url      string // normalized for paho: tcp://, ssl://, ws://, wss:// with a port
+	redacted string // url without a password, for logs
+	scheme   string // normalized scheme
+	tls      *tls.Config
+}
+
+// schemes maps every accepted URL scheme to the one paho is given and the
+// default port.
+var schemes = map[string]struct {
+	scheme string
+	port   string
+	tls    bool
+}{
+	"tcp":   {"tcp", "1883", false},
+	"mqtt":  {"tcp", "1883", false},
+	"ssl":   {"ssl", "8883", true},
+	"mqtts": {"ssl", "8883", true},
+	"tls":   {"ssl", "8883", true},
+	"ws":    {"ws", "80", false},
+	"wss":   {"wss", "443", true},
+}
+
+const schemeHelp = "use tcp://, mqtt://, ssl://, mqtts://, tls://, ws:// or wss://"
+
+func (o Options) settings() (*settings, error) {
+	s := &settings{Options: o}
+	if err := s.parseURL(); err != nil {
+		return nil, err
+	}
+	if s.ClientID == "" {
+		s.ClientID = defaultClientID()
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"keep-alive", &s.KeepAlive, DefaultKeepAlive},
+		{"connect timeout", &s.ConnectTimeout, DefaultConnectTimeout},
+		{"max reconnect interval", &s.MaxReconnectInterval, DefaultMaxReconnectInterval},
+		{"publish timeout", &s.PublishTimeout, DefaultPublishTimeout},
+	} {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("%s %v: must not be negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if s.PublishQueue < 0 || s.PublishInFlight < 0 {
+		return nil, fmt.Errorf("publish queue %d / in-flight window %d: must not be negative", s.PublishQueue, s.PublishInFlight)
+	}
+	if s.PublishQueue == 0 {
+		s.PublishQueue = DefaultPublishQueue
+	}
+	if s.PublishInFlight == 0 {
+		s.PublishInFlight = DefaultPublishInFlight
+	}
+	if s.PublishInFlight > 65535 {
+		return nil, fmt.Errorf("publish in-flight window %d: at most 65535 (MQTT packet ids)", s.PublishInFlight)
+	}
+	if strings.ContainsAny(s.ShareGroup, "/+#") {
+		return nil, fmt.Errorf("share group %q: must not contain '/', '+' or '#'", s.ShareGroup)
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := s.loadTLS(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *settings) parseURL() error {
+	raw := strings.TrimSpace(s.Broker)
+	if raw == "" {
+		return errors.New("broker URL is empty (" + schemeHelp + ")")
+	}
+	if !strings.Contains(raw, "://") {
+		return fmt.Errorf("broker URL %q: missing scheme (e.g. tcp://%s)", raw, raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("broker URL: %w", err)
+	}
+	sc, ok := schemes[strings.ToLower(u.Scheme)]
+	if !ok {
+		return fmt.Errorf("broker URL %q: unsupported scheme %q (%s)", u.Redacted(), u.Scheme, schemeHelp)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return fmt.Errorf("broker URL %q: missing host", u.Redacted())
+	}
+	port := u.Port()
+	if port == "" {
+		port = sc.port
+	}
+	u.Scheme = sc.scheme
+	u.Host = net.JoinHostPort(host, port)
+	s.url, s.redacted, s.scheme = u.String(), u.Redacted(), sc.scheme
+	if !sc.tls && (s.CAFile != "" || s.CertFile != "" || s.KeyFile != "") {
+		return fmt.Errorf("broker URL %q does not use TLS but a CA, certificate or key file is given (use ssl:// or wss://)", s.redacted)
+	}
+	return nil
+}
+
+func (s *settings) loadTLS() error {
+	if s.scheme != "ssl" && s.scheme != "wss" {
+		return nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("CA file %s: no PEM certificate found", s.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	switch {
+	case s.CertFile != "":
+		certPEM, err := os.ReadFile(s.CertFile)
+		if err != nil {
+			return fmt.Errorf("read certificate file: %w", err)
+		}
+		keyPEM, keyFile := certPEM, s.CertFile
+		if s.KeyFile != "" {
+			if keyPEM, err = os.ReadFile(s.KeyFile); err != nil {
+				return fmt.Errorf("read key file: %w", err)
+			}
+			keyFile = s.KeyFile
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return fmt.Errorf("certificate file %s, key file %s: %w", s.CertFile, keyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	case s.KeyFile != "":
+		return fmt.Errorf("key file %s given without a certificate file", s.KeyFile)
+	}
+	s.tls = cfg
+	return nil
+}
+
+func defaultClientID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "mqtt-rules"
+	}
+	h = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '-'
+	}, h)
+	return "mqtt-rules-" + h
+}
+
+// validFilter checks an MQTT topic filter (MQTT 3.1.1 §4.7.1): not empty,
+// '#' only as the whole last level, '+' only as a whole level, no NUL.
+func validFilter(f string) error {
+	if f == "" {
+		return errors.New("empty topic filter")
+	}
+	if strings.ContainsRune(f, 0) {
+		return fmt.Errorf("topic filter %q: contains NUL", f)
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#" && i != len(levels)-1:
+			return fmt.Errorf("topic filter %q: '#' must be the last level", f)
+		case l != "#" && l != "+" && strings.ContainsAny(l, "+#"):
+			return fmt.Errorf("topic filter %q: '+' and '#' must fill a whole level", f)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,310 @@
+package mqttc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// subscribeChunk is how many filters go into one SUBSCRIBE packet.
+const subscribeChunk = 64
+
+// errNotConnected is returned inside the package when the subscriber is not
+// connected; Subscribe and Unsubscribe treat it as "done on connect".
+var errNotConnected = errors.New("not connected")
+
+// brokerFilter is the filter as subscribed on the broker.
+func (c *Client) brokerFilter(f string) string {
+	if c.s.ShareGroup == "" {
+		return f
+	}
+	return "$share/" + c.s.ShareGroup + "/" + f
+}
+
+// Subscribe adds filters to the desired set. When the subscriber is
+// connected it subscribes to the new ones at QoS 1 and returns once the
+// broker acknowledged them, or ctx ended; otherwise they are subscribed on
+// the next connect and Subscribe returns nil at once. A filter the broker
+// refuses (SUBACK 0x80) is an error naming it; it stays in the desired set
+// (so Ready stays false) and is tried again on every reconnect.
+func (c *Client) Subscribe(ctx context.Context, filters ...string) error {
+	for _, f := range filters {
+		if err := validFilter(f); err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return fmt.Errorf("subscribe %s: %w", quote(filters), errShuttingDown)
+	}
+	for _, f := range filters {
+		c.desired[f] = struct{}{}
+		delete(c.pendingUnsub, f)
+	}
+	up := c.subUp
+	c.mu.Unlock()
+	if !up {
+		return nil
+	}
+	return c.exchange(ctx, "subscribe", filters, func(epoch uint64) error {
+		var todo []string
+		seen := make(map[string]struct{}, len(filters))
+		c.mu.Lock()
+		for _, f := range filters {
+			_, want := c.desired[f]
+			_, done := c.acked[f]
+			_, dup := seen[f]
+			if want && !done && !dup {
+				todo = append(todo, f)
+				seen[f] = struct{}{}
+			}
+		}
+		c.mu.Unlock()
+		return c.subscribeNow(todo, epoch)
+	})
+}
+
+// Unsubscribe removes filters from the desired set and, when connected,
+// unsubscribes them and returns once the broker acknowledged, or ctx
+// ended. When not connected the filters are unsubscribed on the next
+// connect if the broker kept the session.
+func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return fmt.Errorf("unsubscribe %s: %w", quote(filters), errShuttingDown)
+	}
+	for _, f := range filters {
+		delete(c.desired, f)
+		delete(c.acked, f)
+		c.pendingUnsub[f] = struct{}{}
+	}
+	up := c.subUp
+	c.mu.Unlock()
+	if !up {
+		return nil
+	}
+	return c.exchange(ctx, "unsubscribe", filters, func(uint64) error {
+		return c.unsubscribeNow(filters)
+	})
+}
+
+// Filters returns the desired set of filters, sorted.
+func (c *Client) Filters() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fs := make([]string, 0, len(c.desired))
+	for f := range c.desired {
+		fs = append(fs, f)
+	}
+	slices.Sort(fs)
+	return fs
+}
+
+// exchange runs op (one (un)subscribe exchange with the broker) while
+// holding opSem, on a goroutine of its own so that a caller whose ctx ends
+// does not cut it short: the acknowledgement is still recorded. op gets
+// the connection epoch it runs in.
+func (c *Client) exchange(ctx context.Context, what string, filters []string, op func(epoch uint64) error) error {
+	select {
+	case c.opSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("%s %s: %w", what, quote(filters), ctx.Err())
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		<-c.opSem
+		return fmt.Errorf("%s %s: %w", what, quote(filters), errShuttingDown)
+	}
+	epoch, up := c.epoch, c.subUp
+	c.wg.Add(1)
+	c.mu.Unlock()
+	if !up {
+		c.wg.Done()
+		<-c.opSem
+		return nil
+	}
+	res := make(chan error, 1)
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.opSem }()
+		res <- op(epoch)
+	}()
+	select {
+	case err := <-res:
+		if errors.Is(err, errNotConnected) {
+			return nil // done again on the next connect
+		}
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%s %s: %w", what, quote(filters), ctx.Err())
+	}
+}
+
+// subscribeNow subscribes filters on the current connection and records
+// the acknowledged ones if the connection (epoch) is still the same.
+func (c *Client) subscribeNow(filters []string, epoch uint64) error {
+	var refused []string
+	for chunk := range slices.Chunk(filters, subscribeChunk) {
+		req := make(map[string]byte, len(chunk))
+		for _, f := range chunk {
+			req[c.brokerFilter(f)] = 1
+		}
+		tok := c.sub.cli.SubscribeMultiple(req, nil)
+		if err := c.awaitAck(tok, epoch); err != nil {
+			return fmt.Errorf("subscribe %s: %w", quote(chunk), err)
+		}
+		result := tok.(*paho.SubscribeToken).Result()
+		var granted []string
+		for _, f := range chunk {
+			code, ok := result[c.brokerFilter(f)]
+			if !ok || code > 2 {
+				refused = append(refused, f)
+				continue
+			}
+			granted = append(granted, f)
+		}
+		c.mu.Lock()
+		if c.epoch == epoch {
+			for _, f := range granted {
+				if _, want := c.desired[f]; want {
+					c.acked[f] = struct{}{}
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("subscribe %s: refused by the broker (SUBACK 0x80)", quote(refused))
+	}
+	return nil
+}
+
+// unsubscribeNow unsubscribes filters on the current connection.
+func (c *Client) unsubscribeNow(filters []string) error {
+	c.mu.Lock()
+	epoch := c.epoch
+	c.mu.Unlock()
+	bf := make([]string, len(filters))
+	for i, f := range filters {
+		bf[i] = c.brokerFilter(f)
+	}
+	if err := c.awaitAck(c.sub.cli.Unsubscribe(bf...), epoch); err != nil {
+		return fmt.Errorf("unsubscribe %s: %w", quote(filters), err)
+	}
+	c.mu.Lock()
+	for _, f := range filters {
+		if _, want := c.desired[f]; !want {
+			delete(c.pendingUnsub, f)
+		}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// awaitAck waits for a SUBACK/UNSUBACK at most ackTimeout or until Close.
+// An error because the connection dropped is errNotConnected.
+func (c *Client) awaitAck(tok paho.Token, epoch uint64) error {
+	t := time.NewTimer(ackTimeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+	case <-t.C:
+		return fmt.Errorf("no acknowledgement from the broker within %v", ackTimeout)
+	case <-c.subStop:
+		return errShuttingDown
+	}
+	err := tok.Error()
+	if err == nil {
+		return nil
+	}
+	c.mu.Lock()
+	lost := c.epoch != epoch || !c.subUp
+	c.mu.Unlock()
+	if lost || errors.Is(err, paho.ErrNotConnected) || strings.Contains(err.Error(), "connection lost") {
+		return fmt.Errorf("%w: %w", errNotConnected, err)
+	}
+	return err
+}
+
+// subscriberUp runs on the subscriber's goroutine after every connect: it
+// subscribes the whole desired set (retained messages of these filters
+// are delivered again, as after any SUBSCRIBE), then unsubscribes filters
+// removed while disconnected if the broker kept the session.
+func (c *Client) subscriberUp(sessionPresent bool) {
+	c.setSubscriber(true, sessionPresent)
+	select {
+	case c.opSem <- struct{}{}:
+	case <-c.subStop:
+		return
+	}
+	defer func() { <-c.opSem }()
+	c.mu.Lock()
+	epoch := c.epoch
+	want := make([]string, 0, len(c.desired))
+	for f := range c.desired {
+		want = append(want, f)
+	}
+	var stale []string
+	for f := range c.pendingUnsub {
+		stale = append(stale, f)
+	}
+	c.mu.Unlock()
+	slices.Sort(want)
+	if len(want) > 0 {
+		if err := c.subscribeNow(want, epoch); err != nil {
+			if errors.Is(err, errNotConnected) || errors.Is(err, errShuttingDown) {
+				return
+			}
+			c.sub.log.Error("resubscribe failed", "err", err)
+		} else {
+			c.sub.log.Info("subscribed", "filters", len(want))
+		}
+	}
+	if len(stale) > 0 {
+		if err := c.unsubscribeNow(stale); err != nil && !errors.Is(err, errNotConnected) && !errors.Is(err, errShuttingDown) {
+			c.sub.log.Warn("unsubscribe of removed filters failed", "err", err)
+		}
+	}
+}
+
+// subscriberDown runs after the subscriber connection ended.
+func (c *Client) subscriberDown() {
+	c.setSubscriber(false, false)
+}
+
+// setSubscriber records a change of the subscriber connection: a new epoch,
+// nothing acknowledged on it yet. OnConnectionChange is called in the
+// order of changes, outside the state lock (so it may call Ready).
+func (c *Client) setSubscriber(up, sessionPresent bool) {
+	c.cbMu.Lock()
+	defer c.cbMu.Unlock()
+	c.mu.Lock()
+	changed := c.subUp != up
+	c.subUp = up
+	c.epoch++
+	clear(c.acked)
+	if up && !sessionPresent {
+		clear(c.pendingUnsub) // a new session holds no old subscriptions
+	}
+	c.mu.Unlock()
+	if changed && c.s.OnConnectionChange != nil {
+		c.s.OnConnectionChange(up)
+	}
+}
+
+// quote formats filters for errors: "a/#", "b/+".
+func quote(filters []string) string {
+	q := make([]string, len(filters))
+	for i, f := range filters {
+		q[i] = fmt.Sprintf("%q", f)
+	}
+	return strings.Join(q, ", ")
+}
