@@ -169,11 +169,17 @@ func (c *Client) sendLoop() {
 func (c *Client) awaitPublisher() bool {
 	for {
 		up, changed := c.pub.state()
-		if up {
+		if up && c.pub.cli.IsConnectionOpen() {
 			return true
+		}
+		var poll <-chan time.Time
+		if up {
+			// paho already saw the connection drop; our loop will soon.
+			poll = time.After(10 * time.Millisecond)
 		}
 		select {
 		case <-changed:
+		case <-poll:
 		case <-c.pq.abort:
 			return false
 		}
@@ -195,6 +201,11 @@ func (c *Client) waitLoop() {
 		case errors.Is(err, errShuttingDown):
 			q.abortedN.Add(1)
 			f.it.finish(q, fmt.Errorf("publish to %s: %w", f.it.p.Topic, err))
+		case errors.Is(err, paho.ErrNotConnected) && !q.aborted():
+			// paho refused it without sending: the connection dropped
+			// before our connection loop noticed. Not an attempt.
+			f.it.attempts--
+			q.pushRetry(f.it)
 		case retryable(err) && f.it.attempts < maxAttempts && !q.aborted():
 			q.retried.Add(1)
 			q.pushRetry(f.it)
