@@ -48,6 +48,10 @@ type Config struct {
 	// means no limit.
 	MaxPayload int
 
+	// MaxKeys caps the keys one stateful rule tracks; the least recently
+	// seen key is evicted beyond it (counted, logged). 0: DefaultMaxKeys.
+	MaxKeys int
+
 	// ErrorLogInterval bounds how often one rule's evaluation errors are
 	// logged; the errors in between are counted and summarised. Default 10s.
 	ErrorLogInterval time.Duration
@@ -60,6 +64,7 @@ type Engine struct {
 	log        *slog.Logger
 	clock      Clock
 	maxPayload int
+	maxKeys    int
 	errEvery   time.Duration
 
 	active atomic.Pointer[active]
@@ -68,6 +73,11 @@ type Engine struct {
 	ctxs sync.Pool // *evalCtx
 
 	counters *Counters
+
+	// stateMu guards every ruleState and keyState and the timer heap.
+	stateMu sync.Mutex
+	timers  timerHeap
+	wake    chan struct{} // a new earliest deadline; cap 1
 }
 
 // active is the rule set in force with the engine's per-rule runtime.
@@ -78,9 +88,11 @@ type active struct {
 
 // ruleRuntime is what the engine keeps for one loaded rule.
 type ruleRuntime struct {
-	rule   *rules.Rule
-	stats  *RuleStats
-	errLog rateLimiter
+	rule     *rules.Rule
+	stats    *RuleStats
+	errLog   rateLimiter
+	evictLog rateLimiter
+	st       *ruleState // nil for a rule without state
 }
 
 // New returns an engine with no rules: every message matches nothing until
@@ -91,8 +103,13 @@ func New(cfg Config) *Engine {
 		log:        cfg.Logger,
 		clock:      cfg.Clock,
 		maxPayload: cfg.MaxPayload,
+		maxKeys:    cfg.MaxKeys,
 		errEvery:   cfg.ErrorLogInterval,
 		counters:   cfg.Counters,
+		wake:       make(chan struct{}, 1),
+	}
+	if e.maxKeys <= 0 {
+		e.maxKeys = DefaultMaxKeys
 	}
 	if e.counters == nil {
 		e.counters = NewCounters()
@@ -112,15 +129,59 @@ func New(cfg Config) *Engine {
 
 // SetRules makes rs the active rule set. Messages handled after it returns
 // are evaluated against rs only; a message being handled meanwhile finishes
-// against the set it started with.
+// against the set it started with. The state of a rule whose name and
+// fingerprint are unchanged carries over, timers included; the state of a
+// changed or removed rule is dropped.
 func (e *Engine) SetRules(rs *rules.RuleSet) {
 	e.swapMu.Lock()
 	defer e.swapMu.Unlock()
+	old := e.active.Load()
 	next := &active{rs: rs, rules: make([]*ruleRuntime, len(rs.Rules))}
+	e.stateMu.Lock()
+	defer e.stateMu.Unlock()
+	kept := map[*ruleState]bool{}
 	for i, r := range rs.Rules {
-		next.rules[i] = &ruleRuntime{rule: r, stats: e.counters.Rule(r.Name)}
+		rt := &ruleRuntime{rule: r, stats: e.counters.Rule(r.Name)}
+		if needsState(r) {
+			if prev := old.runtime(r.Name); prev != nil && prev.st != nil && prev.rule.Fingerprint == r.Fingerprint {
+				rt.st = prev.st
+			} else {
+				rt.st = newRuleState(rt)
+			}
+			rt.st.rt = rt
+			kept[rt.st] = true
+		}
+		next.rules[i] = rt
+	}
+	if old != nil {
+		for _, prev := range old.rules {
+			if prev.st != nil && !kept[prev.st] {
+				e.dropState(prev.st)
+			}
+		}
 	}
 	e.active.Store(next)
+}
+
+// runtime returns the runtime of the rule with the given name, or nil.
+func (a *active) runtime(name string) *ruleRuntime {
+	if a == nil {
+		return nil
+	}
+	if r := a.rs.Rule(name); r != nil {
+		return a.rules[r.Index]
+	}
+	return nil
+}
+
+// dropState forgets a rule's state and cancels its timers.
+func (e *Engine) dropState(st *ruleState) {
+	st.dead = true
+	for _, ks := range st.keys {
+		e.unschedule(ks)
+	}
+	st.keys = map[string]*keyState{}
+	st.lru.lruNext, st.lru.lruPrev = &st.lru, &st.lru
 }
 
 // Counters returns the engine's counters.
@@ -169,25 +230,129 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 			e.evalError(rt, c.msg.Topic, fmt.Errorf("panic: %v", p))
 		}
 	}()
-	err := c.setRule(r, filter)
-	ok := false
-	if err == nil {
-		ok, err = c.ev.Condition(r.When)
+	if rt.st != nil {
+		e.stateMu.Lock()
+		defer e.stateMu.Unlock()
 	}
+	err := c.setRule(r, filter)
 	if err != nil {
 		rt.stats.ConditionErrors.Add(1)
 		e.evalError(rt, c.msg.Topic, err)
 		return
 	}
-	if ok {
-		e.fire(c, rt, r.Actions)
+	if rt.st == nil {
+		ok, err := c.ev.Condition(r.When)
+		if err != nil {
+			rt.stats.ConditionErrors.Add(1)
+			e.evalError(rt, c.msg.Topic, err)
+			return
+		}
+		if ok {
+			e.fire(c, rt, r.Actions, c.msg.Time)
+		}
+		return
+	}
+
+	ks, evicted := e.getKey(rt.st, c.key, e.maxKeys)
+	if evicted {
+		rt.stats.KeysEvicted.Add(1)
+		if n, ok := rt.evictLog.allow(e.clock.Now(), e.errEvery); ok {
+			e.log.Warn("rule tracks too many keys: evicted the least recently seen", "rule", r.Name, "max_keys", e.maxKeys, "evicted_since_last_log", n+1)
+		}
+	}
+	usesPrev := r.Uses()&rules.UsesPrev != 0
+	if usesPrev {
+		c.ev.Vars[rules.VarPrev] = prevValue(ks.prev)
+	}
+	snap := snapshotOf(c.msg, filter)
+	if ok, err := c.ev.Condition(r.When); err != nil {
+		rt.stats.ConditionErrors.Add(1)
+		e.evalError(rt, c.msg.Topic, err)
+	} else {
+		e.step(c, rt, ks, ok, snap)
+	}
+	if usesPrev {
+		if ks.prev != nil && ks.prev.topic == snap.topic && ks.prev.filter == snap.filter {
+			snap.topic = ks.prev.topic // share the string: keys often repeat one topic
+		}
+		ks.prev = snap
 	}
 }
 
-// fire renders the actions of a firing and hands them on. A rendering
-// error fails that action only.
-func (e *Engine) fire(c *evalCtx, rt *ruleRuntime, acts []rules.Action) {
-	rt.stats.fired(c.msg.Time)
+// step advances the state of one key for a message whose condition
+// evaluated to ok (SPEC §5). Called with stateMu held.
+func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *snapshot) {
+	r := rt.rule
+	now := snap.time
+	switch {
+	case r.Absent > 0:
+		// A heartbeat: `when` decides which messages count.
+		if !ok {
+			return
+		}
+		if ks.firing {
+			ks.firing = false
+			e.runActions(c, rt, r.OnClear)
+		}
+		ks.trigger, ks.triggerPrev = snap, ks.prev
+		e.schedule(ks, now.Add(r.Absent))
+	case ks.firing:
+		// In an episode: only its end matters.
+		clear := !ok
+		if r.ClearWhen != nil {
+			var err error
+			if clear, err = c.ev.Condition(r.ClearWhen); err != nil {
+				rt.stats.ConditionErrors.Add(1)
+				e.evalError(rt, snap.topic, fmt.Errorf("clear_when: %w", err))
+				return
+			}
+		}
+		if clear {
+			ks.firing = false
+			e.runActions(c, rt, r.OnClear)
+		}
+	case ok && r.For > 0:
+		ks.trigger, ks.triggerPrev = snap, ks.prev
+		if ks.pendingSince.IsZero() {
+			ks.pendingSince = now
+			e.schedule(ks, now.Add(r.For))
+		}
+	case ok:
+		e.tryFire(c, rt, ks, now)
+	case !ks.pendingSince.IsZero():
+		// A false message cancels a pending for.
+		ks.pendingSince = time.Time{}
+		ks.trigger, ks.triggerPrev = nil, nil
+		e.unschedule(ks)
+	}
+}
+
+// tryFire fires the rule for a key unless the key is in cooldown; it
+// reports whether it fired. Called with stateMu held.
+func (e *Engine) tryFire(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time) bool {
+	r := rt.rule
+	if at.Before(ks.cooldownUntil) {
+		return false
+	}
+	e.fire(c, rt, r.Actions, at)
+	if r.Episodic() || r.Absent > 0 {
+		ks.firing = true
+	}
+	if r.Cooldown > 0 {
+		ks.cooldownUntil = at.Add(r.Cooldown)
+	}
+	return true
+}
+
+// fire counts a firing of the rule at the given time and runs its actions.
+func (e *Engine) fire(c *evalCtx, rt *ruleRuntime, acts []rules.Action, at time.Time) {
+	rt.stats.fired(at)
+	e.runActions(c, rt, acts)
+}
+
+// runActions renders actions (a firing's, or on_clear's) and hands them on.
+// A rendering error fails that action only.
+func (e *Engine) runActions(c *evalCtx, rt *ruleRuntime, acts []rules.Action) {
 	for i := range acts {
 		req, err := c.render(&acts[i])
 		if err != nil {

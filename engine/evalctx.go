@@ -96,7 +96,7 @@ func (c *evalCtx) setRule(r *rules.Rule, filter int) error {
 		}
 	}
 	c.key = ""
-	if r.Stateful() || u&rules.UsesKey != 0 {
+	if needsState(r) || u&rules.UsesKey != 0 {
 		c.key = msg.Topic
 		if r.Key != nil {
 			k, err := c.ev.Render(r.Key)

@@ -36,6 +36,7 @@ type Config struct {
 	ShareGroup string
 
 	MaxPayload int // bytes; 0: no limit
+	MaxKeys    int // keys per stateful rule; 0: engine.DefaultMaxKeys
 
 	Logger *slog.Logger
 }
@@ -57,6 +58,9 @@ type App struct {
 
 	reloadMu sync.Mutex
 	subs     []string // the subscriptions of the active rule set (reduced)
+
+	stopTimers context.CancelFunc
+	timersDone chan struct{}
 }
 
 // Start loads the rules, starts the embedded broker when no broker URL is
@@ -69,9 +73,6 @@ func Start(cfg Config) (*App, error) {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	rs, err := a.loader.Load(cfg.Rules...)
-	if err == nil {
-		err = supported(rs)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -115,11 +116,20 @@ func Start(cfg Config) (*App, error) {
 		Logger:     a.log,
 		Counters:   a.counters,
 		MaxPayload: cfg.MaxPayload,
+		MaxKeys:    cfg.MaxKeys,
 	})
 	a.engine.SetRules(rs)
+	var timersCtx context.Context
+	timersCtx, a.stopTimers = context.WithCancel(context.Background())
+	a.timersDone = make(chan struct{})
+	go func() {
+		defer close(a.timersDone)
+		a.engine.Run(timersCtx)
+	}()
 	a.subs = topic.Reduce(rs.Filters())
 	// Not connected yet: this records the subscriptions, made on connect.
 	if err := a.client.Subscribe(context.Background(), a.subs...); err != nil {
+		a.stopTimers()
 		a.closeBroker()
 		return nil, err
 	}
@@ -157,9 +167,6 @@ func (a *App) Reload(ctx context.Context) error {
 	defer a.reloadMu.Unlock()
 	start := time.Now()
 	rs, err := a.loader.Load(a.cfg.Rules...)
-	if err == nil {
-		err = supported(rs)
-	}
 	if err != nil {
 		return err
 	}
@@ -181,23 +188,6 @@ func (a *App) Reload(ctx context.Context) error {
 	ra, rr, rc := ruleChanges(old, rs)
 	a.log.Info("rules reloaded", "rules", len(rs.Rules), "added", ra, "removed", rr, "changed", rc,
 		"subscribed", added, "unsubscribed", removed, "took", time.Since(start).Round(time.Microsecond))
-	return nil
-}
-
-// supported rejects rule sets with stateful rules: the engine does not
-// keep state yet (for, cooldown, on_clear, clear_when, absent), and running
-// such a rule as a stateless one would fire it wrongly.
-func supported(rs *rules.RuleSet) error {
-	var es rules.Errors
-	for _, r := range rs.Rules {
-		if r.Stateful() {
-			es = append(es, &rules.Error{File: r.File, Line: r.Line, Rule: r.Name,
-				Msg: "for, cooldown, on_clear, clear_when and absent are not supported by this version yet"})
-		}
-	}
-	if len(es) > 0 {
-		return es
-	}
 	return nil
 }
 
@@ -238,10 +228,10 @@ func ruleChanges(old, next *rules.RuleSet) (added, removed, changed []string) {
 // Close stops taking messages, lets in-flight actions finish until ctx
 // ends, disconnects and stops the embedded broker.
 func (a *App) Close(ctx context.Context) error {
-	errs := []error{
-		a.client.Close(ctx),
-		a.exec.Close(ctx),
-	}
+	errs := []error{a.client.Close(ctx)}
+	a.stopTimers()
+	<-a.timersDone
+	errs = append(errs, a.exec.Close(ctx))
 	a.closeBroker()
 	return errors.Join(errs...)
 }

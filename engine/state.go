@@ -1,0 +1,170 @@
+package engine
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// DefaultMaxKeys is how many keys one rule tracks by default; beyond it the
+// least recently seen key is evicted.
+const DefaultMaxKeys = 10000
+
+// ruleState is the state a stateful rule keeps, per key. All state of the
+// engine is guarded by Engine.stateMu: message handling and timers take it
+// only for rules that keep state, so stateless rules never wait for it.
+type ruleState struct {
+	rt   *ruleRuntime // the runtime currently owning this state (changes on a reload handover)
+	keys map[string]*keyState
+	// lru is a ring of keys by recency: lru.next is the most recently
+	// seen, lru.prev the least; the sentinel holds no key.
+	lru  keyState
+	dead bool // the rule was removed or changed: ignore its timers
+}
+
+// keyState is the state of one (rule, key).
+type keyState struct {
+	key   string
+	owner *ruleState
+
+	prev        *snapshot // the last message seen for the key
+	trigger     *snapshot // the environment of a timer firing: the latest true (for) or counting (absent) message
+	triggerPrev *snapshot // prev as it was for trigger
+
+	pendingSince  time.Time // for: the condition holds since then; zero when not pending
+	firing        bool      // fired in the current episode (or absence), not yet cleared
+	cooldownUntil time.Time // no firing before then
+
+	timerAt time.Time // the deadline of the key's timer; zero when none
+	heapIdx int       // position in the engine's timer heap; -1 when not in it
+
+	lruPrev, lruNext *keyState
+}
+
+// snapshot is a message kept in state: what a timer firing or prev needs.
+type snapshot struct {
+	topic    string
+	payload  []byte
+	qos      byte
+	retained bool
+	time     time.Time
+	filter   int // which filter of the rule matched it
+
+	decoded    any
+	decodedSet bool
+}
+
+func snapshotOf(m *Message, filter int) *snapshot {
+	return &snapshot{topic: m.Topic, payload: m.Payload, qos: m.QoS, retained: m.Retained, time: m.Time, filter: filter}
+}
+
+func (s *snapshot) message() Message {
+	return Message{Topic: s.topic, Payload: s.payload, QoS: s.qos, Retained: s.retained, Time: s.time}
+}
+
+func (s *snapshot) payloadValue() any {
+	if !s.decodedSet {
+		s.decoded, s.decodedSet = DecodePayload(s.payload), true
+	}
+	return s.decoded
+}
+
+// prevValue is the environment's `prev` for a snapshot: nil, or a map with
+// payload, raw and time (SPEC §4).
+func prevValue(s *snapshot) any {
+	if s == nil {
+		return nil
+	}
+	return map[string]any{"payload": s.payloadValue(), "raw": string(s.payload), "time": s.time}
+}
+
+func newRuleState(rt *ruleRuntime) *ruleState {
+	st := &ruleState{rt: rt, keys: map[string]*keyState{}}
+	st.lru.lruNext, st.lru.lruPrev = &st.lru, &st.lru
+	return st
+}
+
+// needsState reports whether the engine keeps per-key state for r: the
+// stateful keys of SPEC §5, or a rule that reads prev.
+func needsState(r *rules.Rule) bool {
+	return r.Stateful() || r.Uses()&rules.UsesPrev != 0
+}
+
+// get returns the state of key, creating it, and marks it most recently
+// seen. Creating a key beyond max evicts the least recently seen one;
+// evicted tells whether that happened.
+func (e *Engine) getKey(st *ruleState, key string, max int) (ks *keyState, evicted bool) {
+	ks = st.keys[key]
+	if ks == nil {
+		if max > 0 && len(st.keys) >= max {
+			old := st.lru.lruPrev
+			e.dropKey(st, old)
+			evicted = true
+		}
+		ks = &keyState{key: key, owner: st, heapIdx: -1}
+		st.keys[key] = ks
+	} else {
+		ks.lruPrev.lruNext, ks.lruNext.lruPrev = ks.lruNext, ks.lruPrev
+	}
+	ks.lruNext, ks.lruPrev = st.lru.lruNext, &st.lru
+	st.lru.lruNext.lruPrev = ks
+	st.lru.lruNext = ks
+	return ks, evicted
+}
+
+// dropKey forgets a key and its timer.
+func (e *Engine) dropKey(st *ruleState, ks *keyState) {
+	e.unschedule(ks)
+	ks.lruPrev.lruNext, ks.lruNext.lruPrev = ks.lruNext, ks.lruPrev
+	ks.lruPrev, ks.lruNext = nil, nil
+	delete(st.keys, ks.key)
+}
+
+// timerHeap orders keys by their timer's deadline. One heap serves the whole
+// engine: timers cost no goroutine per key.
+type timerHeap []*keyState
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].timerAt.Before(h[j].timerAt) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *timerHeap) Push(x any) {
+	ks := x.(*keyState)
+	ks.heapIdx = len(*h)
+	*h = append(*h, ks)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	ks := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	ks.heapIdx = -1
+	return ks
+}
+
+// schedule sets the key's timer to at, replacing any other.
+func (e *Engine) schedule(ks *keyState, at time.Time) {
+	ks.timerAt = at
+	if ks.heapIdx >= 0 {
+		heap.Fix(&e.timers, ks.heapIdx)
+	} else {
+		heap.Push(&e.timers, ks)
+	}
+	if ks.heapIdx == 0 {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// unschedule cancels the key's timer.
+func (e *Engine) unschedule(ks *keyState) {
+	if ks.heapIdx >= 0 {
+		heap.Remove(&e.timers, ks.heapIdx)
+	}
+	ks.timerAt = time.Time{}
+}

@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// Advance fires every timer (for, absent) due at or before now, in
+// deadline order, each at its own deadline. Run calls it on the real clock;
+// tests, `mqtt-rules test` and replays call it with their virtual time.
+func (e *Engine) Advance(now time.Time) {
+	e.stateMu.Lock()
+	defer e.stateMu.Unlock()
+	for len(e.timers) > 0 && !e.timers[0].timerAt.After(now) {
+		ks := heap.Pop(&e.timers).(*keyState)
+		at := ks.timerAt
+		ks.timerAt = time.Time{}
+		if ks.owner.dead {
+			continue
+		}
+		e.timerFired(ks, at)
+	}
+}
+
+// NextTimer returns the earliest timer deadline, if any.
+func (e *Engine) NextTimer() (time.Time, bool) {
+	e.stateMu.Lock()
+	defer e.stateMu.Unlock()
+	if len(e.timers) == 0 {
+		return time.Time{}, false
+	}
+	return e.timers[0].timerAt, true
+}
+
+// Run fires timers on the engine's clock until ctx ends. Without it no
+// timer fires by itself (a virtual clock calls Advance instead).
+func (e *Engine) Run(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		if next, ok := e.NextTimer(); ok {
+			d := next.Sub(e.clock.Now())
+			if d <= 0 {
+				e.Advance(e.clock.Now())
+				continue
+			}
+			t.Reset(d)
+		} else {
+			t.Stop()
+		}
+		select {
+		case <-t.C:
+			e.Advance(e.clock.Now())
+		case <-e.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// timerFired handles a key's timer: a for that held long enough, or an
+// absence. The environment is the message the state kept for it. Called
+// with stateMu held.
+func (e *Engine) timerFired(ks *keyState, at time.Time) {
+	rt := ks.owner.rt
+	r := rt.rule
+	if ks.trigger == nil {
+		return
+	}
+	switch {
+	case r.Absent > 0:
+		if ks.firing {
+			return // once per silence
+		}
+	case r.For > 0:
+		if ks.pendingSince.IsZero() {
+			return
+		}
+		ks.pendingSince = time.Time{}
+	default:
+		return
+	}
+	c := e.ctxs.Get().(*evalCtx)
+	defer e.ctxs.Put(c)
+	msg := ks.trigger.message()
+	defer func() {
+		if p := recover(); p != nil {
+			rt.stats.ConditionErrors.Add(1)
+			e.evalError(rt, msg.Topic, fmt.Errorf("panic: %v", p))
+		}
+		c.end()
+	}()
+	c.load(&msg, ks.trigger)
+	if err := c.setRule(r, ks.trigger.filter); err != nil {
+		rt.stats.ConditionErrors.Add(1)
+		e.evalError(rt, msg.Topic, err)
+		return
+	}
+	c.key = ks.key
+	if r.Uses()&rules.UsesKey != 0 {
+		c.ev.Vars[rules.VarKey] = ks.key
+	}
+	if r.Uses()&rules.UsesPrev != 0 {
+		c.ev.Vars[rules.VarPrev] = prevValue(ks.triggerPrev)
+	}
+	e.tryFire(c, rt, ks, at)
+}
+
+// load prepares c for a message kept in state, outside of matching.
+func (c *evalCtx) load(msg *Message, s *snapshot) {
+	c.msg = msg
+	c.set = 0
+	c.payload, c.payloadSet = s.payloadValue(), true
+	c.levels = topic.Split(msg.Topic, c.levels[:0])
+}
