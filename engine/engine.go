@@ -78,6 +78,7 @@ type Engine struct {
 	stateMu sync.Mutex
 	timers  timerHeap
 	wake    chan struct{} // a new earliest deadline; cap 1
+	persist persistence   // changes not yet saved (with --state)
 }
 
 // active is the rule set in force with the engine's per-rule runtime.
@@ -179,6 +180,7 @@ func (e *Engine) dropState(st *ruleState) {
 	st.dead = true
 	for _, ks := range st.keys {
 		e.unschedule(ks)
+		e.markDeleted(st, ks)
 	}
 	st.keys = map[string]*keyState{}
 	st.lru.lruNext, st.lru.lruPrev = &st.lru, &st.lru
@@ -277,6 +279,7 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 		}
 		ks.prev = snap
 	}
+	e.markDirty(ks)
 }
 
 // step advances the state of one key for a message whose condition

@@ -116,6 +116,7 @@ func (e *Engine) getKey(st *ruleState, key string, max int) (ks *keyState, evict
 // dropKey forgets a key and its timer.
 func (e *Engine) dropKey(st *ruleState, ks *keyState) {
 	e.unschedule(ks)
+	e.markDeleted(st, ks)
 	ks.lruPrev.lruNext, ks.lruNext.lruPrev = ks.lruNext, ks.lruPrev
 	ks.lruPrev, ks.lruNext = nil, nil
 	delete(st.keys, ks.key)

@@ -120,8 +120,8 @@ func TestStateTimelines(t *testing.T) {
 		want   []string
 	}{
 		{
-			name: "for fires when the condition held for D, by timer, with the latest message",
-			rule: "for: 10s",
+			name:   "for fires when the condition held for D, by timer, with the latest message",
+			rule:   "for: 10s",
 			script: []string{"0 t=31", "5 t=32", "15"},
 			want:   []string{"10s r log fire t 32"},
 		},
@@ -156,10 +156,10 @@ func TestStateTimelines(t *testing.T) {
 			want:   []string{"0s r log fire t 31", "9s r log fire u 33", "10s r log fire t 34"},
 		},
 		{
-			name: "on_clear runs once on the first false message after a firing",
-			rule: `on_clear: [{log: "clear {{ topic }} {{ payload }}"}]`,
+			name:   "on_clear runs once on the first false message after a firing",
+			rule:   `on_clear: [{log: "clear {{ topic }} {{ payload }}"}]`,
 			script: []string{"0 t=31", "1 t=32", "2 t=29", "3 t=28", "4 t=31"},
-			want: []string{"0s r log fire t 31", "2s r log clear t 29", "4s r log fire t 31"},
+			want:   []string{"0s r log fire t 31", "2s r log clear t 29", "4s r log fire t 31"},
 		},
 		{
 			name: "clear_when: hysteresis",

@@ -15,7 +15,7 @@ type RuleStats struct {
 	Fires           atomic.Uint64
 	ConditionErrors atomic.Uint64
 	KeysEvicted     atomic.Uint64 // keys dropped because the rule tracked too many
-	lastFired       atomic.Int64 // unix nanoseconds; 0: never
+	lastFired       atomic.Int64  // unix nanoseconds; 0: never
 	// actions[kind][0] counts ok results, [1] errors.
 	actions [4][2]atomic.Uint64
 }

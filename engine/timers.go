@@ -85,6 +85,7 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 	default:
 		return
 	}
+	e.markDirty(ks)
 	c := e.ctxs.Get().(*evalCtx)
 	defer e.ctxs.Put(c)
 	msg := ks.trigger.message()

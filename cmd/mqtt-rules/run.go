@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/internal/app"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
@@ -44,6 +45,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&maxPayload, "max-payload", "256KiB", "skip larger payloads (bytes, or with a KiB/MiB suffix)")
+	fs.StringVar(&cfg.State, "state", "", "file that keeps rule state (for, cooldown, firing, absent, prev) across restarts; created if missing (default: memory only)")
+	fs.IntVar(&cfg.MaxKeys, "max-keys", engine.DefaultMaxKeys, "keys one stateful rule tracks; the least recently seen is evicted beyond it")
 	if _, err := parseArgs(fs, args); err != nil {
 		return usageCode(err)
 	}

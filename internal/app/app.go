@@ -17,6 +17,7 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/internal/broker"
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttc"
+	"github.com/mqtt-rules/mqtt-rules/internal/statestore"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
@@ -37,6 +38,10 @@ type Config struct {
 
 	MaxPayload int // bytes; 0: no limit
 	MaxKeys    int // keys per stateful rule; 0: engine.DefaultMaxKeys
+
+	// State is the file that keeps rule state across restarts; "" keeps it
+	// in memory only.
+	State string
 
 	Logger *slog.Logger
 }
@@ -59,8 +64,9 @@ type App struct {
 	reloadMu sync.Mutex
 	subs     []string // the subscriptions of the active rule set (reduced)
 
+	store      *statestore.Store // nil without --state
 	stopTimers context.CancelFunc
-	timersDone chan struct{}
+	timersDone chan struct{} // closed when the timer and state goroutines exited
 }
 
 // Start loads the rules, starts the embedded broker when no broker URL is
@@ -119,17 +125,35 @@ func Start(cfg Config) (*App, error) {
 		MaxKeys:    cfg.MaxKeys,
 	})
 	a.engine.SetRules(rs)
-	var timersCtx context.Context
-	timersCtx, a.stopTimers = context.WithCancel(context.Background())
+	if cfg.State != "" {
+		if a.store, err = statestore.Open(cfg.State); err != nil {
+			a.closeBroker()
+			return nil, err
+		}
+		n, err := a.engine.Restore(a.store)
+		if err != nil {
+			a.store.Close()
+			a.closeBroker()
+			return nil, fmt.Errorf("state file %s: %w", cfg.State, err)
+		}
+		a.log.Info("state restored", "file", cfg.State, "keys", n)
+	}
+	var bg context.Context
+	bg, a.stopTimers = context.WithCancel(context.Background())
 	a.timersDone = make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { a.engine.Run(bg) })
+	if a.store != nil {
+		wg.Go(func() { a.engine.Persist(bg, a.store, time.Second) })
+	}
 	go func() {
-		defer close(a.timersDone)
-		a.engine.Run(timersCtx)
+		wg.Wait()
+		close(a.timersDone)
 	}()
 	a.subs = topic.Reduce(rs.Filters())
 	// Not connected yet: this records the subscriptions, made on connect.
 	if err := a.client.Subscribe(context.Background(), a.subs...); err != nil {
-		a.stopTimers()
+		a.stopBackground()
 		a.closeBroker()
 		return nil, err
 	}
@@ -229,11 +253,22 @@ func ruleChanges(old, next *rules.RuleSet) (added, removed, changed []string) {
 // ends, disconnects and stops the embedded broker.
 func (a *App) Close(ctx context.Context) error {
 	errs := []error{a.client.Close(ctx)}
-	a.stopTimers()
-	<-a.timersDone
+	a.stopBackground()
 	errs = append(errs, a.exec.Close(ctx))
 	a.closeBroker()
 	return errors.Join(errs...)
+}
+
+// stopBackground stops the timers and the state saver, which saves a last
+// time, and closes the state file.
+func (a *App) stopBackground() {
+	a.stopTimers()
+	<-a.timersDone
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.log.Warn("state file close", "err", err)
+		}
+	}
 }
 
 func (a *App) closeBroker() {

@@ -264,3 +264,70 @@ func TestStartFailsOnInvalidRules(t *testing.T) {
 		t.Fatalf("Start = %v, want the rule error with its location", err)
 	}
 }
+
+// TestStatefulKeywordsOnBroker runs each stateful keyword end to end on a
+// real broker, with short durations, on the real clock.
+func TestStatefulKeywordsOnBroker(t *testing.T) {
+	url := testbroker.Mosquitto(t).URL()
+	dir := writeRules(t, `
+rules:
+  - name: door-open
+    topic: door/for
+    when: payload == "open"
+    for: 300ms
+    actions: [{publish: {topic: out/for, payload: "open for 300ms"}}]
+  - name: hot
+    topic: temp/cooldown
+    when: payload > 30
+    cooldown: 1h
+    actions: [{publish: {topic: out/cooldown, payload: "{{ payload }}"}}]
+  - name: alarm
+    topic: temp/clear
+    when: payload > 30
+    on_clear: [{publish: {topic: out/clear, payload: "cleared at {{ payload }}"}}]
+    actions: [{publish: {topic: out/clear, payload: "fired at {{ payload }}"}}]
+  - name: silent
+    topic: beat/+
+    absent: 300ms
+    on_clear: [{publish: {topic: out/absent, payload: "{{ topic }} back"}}]
+    actions: [{publish: {topic: out/absent, payload: "{{ topic }} silent"}}]
+  - name: changed
+    topic: state/+
+    when: prev != nil && prev.payload != payload
+    actions: [{publish: {topic: out/prev, payload: "{{ prev.payload }} -> {{ payload }}"}}]
+`)
+	start(t, Config{Rules: []string{dir}, Broker: url})
+	sub := testbroker.Subscribe(t, url, "out/#")
+	pub := testbroker.NewPublisher(t, url)
+
+	sent := time.Now()
+	pub.Publish("door/for", []byte("open"), 1, false)
+	sub.Expect(t, 5*time.Second, "out/for", "open for 300ms")
+	if d := time.Since(sent); d < 300*time.Millisecond {
+		t.Errorf("for: 300ms fired after %v", d)
+	}
+
+	pub.Publish("temp/cooldown", []byte("31"), 1, false)
+	pub.Publish("temp/cooldown", []byte("32"), 1, false)
+	sub.Expect(t, 5*time.Second, "out/cooldown", "31")
+
+	pub.Publish("temp/clear", []byte("31"), 1, false)
+	pub.Publish("temp/clear", []byte("35"), 1, false)
+	pub.Publish("temp/clear", []byte("20"), 1, false)
+	sub.Expect(t, 5*time.Second, "out/clear", "fired at 31")
+	sub.Expect(t, 5*time.Second, "out/clear", "cleared at 20")
+
+	sent = time.Now()
+	pub.Publish("beat/a", []byte("x"), 1, false)
+	sub.Expect(t, 5*time.Second, "out/absent", "beat/a silent")
+	if d := time.Since(sent); d < 300*time.Millisecond {
+		t.Errorf("absent: 300ms fired after %v", d)
+	}
+	pub.Publish("beat/a", []byte("x"), 1, false)
+	sub.Expect(t, 5*time.Second, "out/absent", "beat/a back")
+
+	pub.Publish("state/x", []byte("on"), 1, false)
+	pub.Publish("state/x", []byte("on"), 1, false)
+	pub.Publish("state/x", []byte("off"), 1, false)
+	sub.Expect(t, 5*time.Second, "out/prev", "on -> off")
+}
