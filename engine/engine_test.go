@@ -264,3 +264,17 @@ func TestMessageTimeDefaultsToClock(t *testing.T) {
 type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+func TestHistogram(t *testing.T) {
+	var h Histogram
+	for _, v := range []float64{0.001, 0.005, 0.2, 3, 100} {
+		h.Observe(v)
+	}
+	cum, n, sum := h.Snapshot()
+	if n != 5 || cum[0] != 2 || cum[5] != 3 || cum[9] != 4 || cum[len(cum)-1] != 5 {
+		t.Errorf("cumulative %v, count %d", cum, n)
+	}
+	if sum < 103.2 || sum > 103.21 {
+		t.Errorf("sum = %v", sum)
+	}
+}

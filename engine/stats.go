@@ -15,6 +15,7 @@ type RuleStats struct {
 	Fires           atomic.Uint64
 	ConditionErrors atomic.Uint64
 	KeysEvicted     atomic.Uint64 // keys dropped because the rule tracked too many
+	LoopCutoffs     atomic.Uint64 // publishes not made because their chain reached --max-hops
 	lastFired       atomic.Int64  // unix nanoseconds; 0: never
 	// actions[kind][0] counts ok results, [1] errors.
 	actions [4][2]atomic.Uint64
@@ -67,8 +68,10 @@ func (s *RuleStats) actionResult(k actions.Kind, err error) {
 // implements actions.Reporter, so the executor reports into it; metrics and
 // the HTTP API read it. Safe for concurrent use.
 type Counters struct {
-	received atomic.Uint64
-	drops    dropCounters
+	received  atomic.Uint64
+	drops     dropCounters
+	durations [4]Histogram // action durations by actions.Kind
+	reloads   [2]atomic.Uint64
 
 	mu    sync.RWMutex
 	rules map[string]*RuleStats // by rule name; kept across reloads
@@ -101,6 +104,40 @@ func (c *Counters) Rule(name string) *RuleStats {
 // against its rule.
 func (c *Counters) ActionDone(rule string, kind actions.Kind, err error, took time.Duration) {
 	c.Rule(rule).actionResult(kind, err)
+	if int(kind) < len(c.durations) {
+		c.durations[kind].Observe(took.Seconds())
+	}
+}
+
+// ActionDurations returns the histogram of how long actions of a kind took.
+func (c *Counters) ActionDurations(k actions.Kind) *Histogram {
+	if int(k) >= len(c.durations) {
+		return nil
+	}
+	return &c.durations[k]
+}
+
+// Reloaded counts a reload attempt.
+func (c *Counters) Reloaded(ok bool) {
+	if ok {
+		c.reloads[0].Add(1)
+	} else {
+		c.reloads[1].Add(1)
+	}
+}
+
+// Reloads returns how many reload attempts succeeded and failed.
+func (c *Counters) Reloads() (ok, failed uint64) {
+	return c.reloads[0].Load(), c.reloads[1].Load()
+}
+
+// Rules calls fn for every rule that has counters, in no order.
+func (c *Counters) Rules(fn func(name string, s *RuleStats)) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for n, s := range c.rules {
+		fn(n, s)
+	}
 }
 
 // Dropped implements actions.Reporter: an action not run at all is counted
@@ -147,4 +184,35 @@ func (d *dropCounters) snapshot() map[string]uint64 {
 		return true
 	})
 	return out
+}
+
+// HistogramBuckets are the upper bounds (seconds) of Histogram's buckets:
+// Prometheus' default buckets.
+var HistogramBuckets = [...]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Histogram counts observations into HistogramBuckets without locks.
+type Histogram struct {
+	counts [len(HistogramBuckets) + 1]atomic.Uint64 // the last is +Inf
+	sumNs  atomic.Int64
+}
+
+// Observe adds one value in seconds.
+func (h *Histogram) Observe(v float64) {
+	i := 0
+	for i < len(HistogramBuckets) && v > HistogramBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(int64(v * 1e9))
+}
+
+// Snapshot returns the cumulative count per bucket (as Prometheus wants
+// them, the +Inf bucket last), the total count and the sum in seconds.
+func (h *Histogram) Snapshot() (cumulative []uint64, count uint64, sum float64) {
+	cumulative = make([]uint64, len(h.counts))
+	for i := range h.counts {
+		count += h.counts[i].Load()
+		cumulative[i] = count
+	}
+	return cumulative, count, float64(h.sumNs.Load()) / 1e9
 }

@@ -61,8 +61,9 @@ type App struct {
 	engine   *engine.Engine
 	counters *engine.Counters
 
-	reloadMu sync.Mutex
-	subs     []string // the subscriptions of the active rule set (reduced)
+	reloadMu   sync.Mutex
+	subs       []string // the subscriptions of the active rule set (reduced)
+	lastReload ReloadStatus
 
 	store      *statestore.Store // nil without --state
 	stopTimers context.CancelFunc
@@ -158,6 +159,7 @@ func Start(cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.client.Start()
+	a.lastReload = ReloadStatus{At: time.Now(), Rules: len(rs.Rules)}
 	a.log.Info("rules loaded", "rules", len(rs.Rules), "files", len(rs.Files), "subscriptions", len(a.subs))
 	return a, nil
 }
@@ -182,14 +184,38 @@ func (a *App) BrokerAddr() string {
 	return a.broker.Addr()
 }
 
+// ReloadStatus describes the last load of the rules.
+type ReloadStatus struct {
+	At     time.Time
+	Took   time.Duration
+	Err    error // nil when the set loaded; rules.Errors for a rejected set
+	Rules  int   // rules in the active set
+	Reload bool  // false for the load at start
+}
+
+// LastReload returns how the last load of the rules went.
+func (a *App) LastReload() ReloadStatus {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	return a.lastReload
+}
+
 // Reload loads the rule paths again and, when the set is valid, swaps it
 // in: filters the new set needs are subscribed before the swap, filters it
 // no longer needs are unsubscribed after, so no message is lost across it.
 // An invalid set changes nothing; its errors are returned (rules.Errors).
+// Every attempt is counted, also one that changes nothing.
 func (a *App) Reload(ctx context.Context) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	start := time.Now()
+	err := a.reload(ctx, start)
+	a.counters.Reloaded(err == nil)
+	a.lastReload = ReloadStatus{At: start, Took: time.Since(start), Err: err, Rules: len(a.engine.Rules().Rules), Reload: true}
+	return err
+}
+
+func (a *App) reload(ctx context.Context, start time.Time) error {
 	rs, err := a.loader.Load(a.cfg.Rules...)
 	if err != nil {
 		return err
