@@ -490,7 +490,33 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 		r.uses |= a.uses()
 	}
 	r.Fingerprint = fingerprint(r)
+	h := sha256.New()
+	hashNode(h, n)
+	r.Definition = hex.EncodeToString(h.Sum(nil)[:12])
 	return r
+}
+
+// hashNode writes a canonical form of a YAML tree: two rules written
+// differently (flow or block style, comments, anchors) but meaning the same
+// hash the same.
+func hashNode(w io.Writer, n *yaml.Node) {
+	n = resolve(n)
+	switch n.Kind {
+	case yaml.ScalarNode:
+		fmt.Fprintf(w, "s%d:%s;", len(n.Value), n.Value)
+	case yaml.SequenceNode:
+		fmt.Fprintf(w, "[%d", len(n.Content))
+		for _, c := range n.Content {
+			hashNode(w, c)
+		}
+		io.WriteString(w, "]")
+	case yaml.MappingNode:
+		fmt.Fprintf(w, "{%d", len(n.Content))
+		for _, c := range n.Content {
+			hashNode(w, c)
+		}
+		io.WriteString(w, "}")
+	}
 }
 
 func (fl *fileLoader) filters(r *Rule, v *yaml.Node, label string) {

@@ -38,6 +38,10 @@ type Rule struct {
 	// re-fire an alert that is already firing.
 	Fingerprint string
 
+	// Definition identifies the whole definition as written: it changes
+	// with any edit of the rule, actions included (reload logs use it).
+	Definition string
+
 	// Index is the rule's position in its RuleSet.
 	Index int
 

@@ -263,7 +263,7 @@ func ruleChanges(old, next *rules.RuleSet) (added, removed, changed []string) {
 		switch {
 		case o == nil:
 			added = append(added, r.Name)
-		case o.Fingerprint != r.Fingerprint || len(o.Actions) != len(r.Actions):
+		case o.Definition != r.Definition:
 			changed = append(changed, r.Name)
 		}
 	}
