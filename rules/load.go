@@ -961,8 +961,17 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// expandEnv replaces ${NAME} and ${NAME:-default} with the environment's
-// values; $${ is a literal ${. An unset NAME without a default is an error.
+// ExpandEnv replaces ${NAME} and ${NAME:-default} in s with the values
+// lookup gives (os.LookupEnv when nil); $${ is a literal ${. An unset NAME
+// without a default is an error naming it. Rule files and the config file
+// use it.
+func ExpandEnv(s string, lookup func(string) (string, bool)) (string, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	return expandEnv(s, lookup)
+}
+
 func expandEnv(s string, lookup func(string) (string, bool)) (string, error) {
 	if !strings.Contains(s, "${") {
 		return s, nil

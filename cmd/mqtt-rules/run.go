@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,17 +23,21 @@ import (
 // actions before exiting.
 const shutdownTimeout = 10 * time.Second
 
-// runCmd runs the engine until ctx ends (SIGINT/SIGTERM); SIGHUP reloads.
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", stderr, "run [flags]")
-	var (
-		cfg        app.Config
-		rulePaths  stringList
-		logFormat  string
-		logLevel   string
-		maxPayload string
-	)
-	fs.Var(&rulePaths, "rules", "rule file or directory, repeatable (default ./rules)")
+// runOptions are the flags of `mqtt-rules run`.
+type runOptions struct {
+	cfg        app.Config
+	rulePaths  stringList
+	logFormat  string
+	logLevel   string
+	maxPayload string
+	configFile string
+}
+
+// define registers the flags (SPEC §6) on fs.
+func (o *runOptions) define(fs *flag.FlagSet) {
+	cfg := &o.cfg
+	fs.StringVar(&o.configFile, "config", "", "YAML file with any of these flags' keys in snake_case (client_id, rules: [...]); flags win")
+	fs.Var(&o.rulePaths, "rules", "rule file or directory, repeatable (default ./rules)")
 	fs.StringVar(&cfg.Broker, "broker", "", "broker URL: tcp://, ssl://, mqtts://, ws://, wss:// (default: start an embedded broker)")
 	fs.StringVar(&cfg.EmbeddedBroker, "embedded-broker", app.DefaultEmbeddedBroker, "listen address of the embedded broker, used without --broker")
 	fs.StringVar(&cfg.ClientID, "client-id", "", "MQTT client id; keep it stable so the broker keeps the session (default mqtt-rules-HOSTNAME)")
@@ -42,28 +47,57 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.CertFile, "cert-file", "", "client certificate (PEM)")
 	fs.StringVar(&cfg.KeyFile, "key-file", "", "client key (PEM)")
 	fs.StringVar(&cfg.ShareGroup, "share-group", "", "subscribe as $share/NAME/<filter> so instances split the load")
-	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&maxPayload, "max-payload", "256KiB", "skip larger payloads (bytes, or with a KiB/MiB suffix)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.maxPayload, "max-payload", "256KiB", "skip larger payloads (bytes, or with a KiB/MiB suffix)")
 	fs.StringVar(&cfg.State, "state", "", "file that keeps rule state (for, cooldown, firing, absent, prev) across restarts; created if missing (default: memory only)")
 	fs.IntVar(&cfg.MaxKeys, "max-keys", engine.DefaultMaxKeys, "keys one stateful rule tracks; the least recently seen is evicted beyond it")
+}
+
+// parse reads the command line, then the config file for what the command
+// line left unset, and checks the values.
+func (o *runOptions) parse(fs *flag.FlagSet, args []string) error {
 	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	if o.configFile != "" {
+		if err := applyConfig(fs, o.configFile); err != nil {
+			return valueError{err}
+		}
+	}
+	if o.cfg.Password == "" {
+		o.cfg.Password = os.Getenv("MQTT_PASSWORD")
+	}
+	o.cfg.Rules = o.rulePaths
+	if len(o.cfg.Rules) == 0 {
+		o.cfg.Rules = []string{"./rules"}
+	}
+	var err error
+	if o.cfg.MaxPayload, err = parseSize(o.maxPayload); err != nil {
+		return valueError{fmt.Errorf("--max-payload: %w", err)}
+	}
+	return nil
+}
+
+// valueError is a usage error found after flag parsing, which the flag
+// package has not printed.
+type valueError struct{ error }
+
+// runCmd runs the engine until ctx ends (SIGINT/SIGTERM); SIGHUP reloads.
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", stderr, "run [flags]")
+	var o runOptions
+	o.define(fs)
+	if err := o.parse(fs, args); err != nil {
+		if ve := (valueError{}); errors.As(err, &ve) {
+			fmt.Fprintf(stderr, "mqtt-rules run: %v\n", ve.error)
+		}
 		return usageCode(err)
 	}
-	if cfg.Password == "" {
-		cfg.Password = os.Getenv("MQTT_PASSWORD")
-	}
-	cfg.Rules = rulePaths
-	if len(cfg.Rules) == 0 {
-		cfg.Rules = []string{"./rules"}
-	}
-	log, err := newLogger(stderr, logFormat, logLevel)
+	cfg := o.cfg
+	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "mqtt-rules run: %v\n", err)
-		return exitUsage
-	}
-	if cfg.MaxPayload, err = parseSize(maxPayload); err != nil {
-		fmt.Fprintf(stderr, "mqtt-rules run: --max-payload: %v\n", err)
 		return exitUsage
 	}
 	cfg.Logger = log

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func parseRun(t *testing.T, config string, args ...string) (*runOptions, error) {
+	t.Helper()
+	if config != "" {
+		path := filepath.Join(t.TempDir(), "mqtt-rules.yaml")
+		if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"--config", path}, args...)
+	}
+	fs := newFlagSet("run", &bytes.Buffer{}, "run")
+	var o runOptions
+	o.define(fs)
+	return &o, o.parse(fs, args)
+}
+
+func TestConfigFile(t *testing.T) {
+	t.Setenv("TEST_BROKER_HOST", "broker.lan")
+	o, err := parseRun(t, `
+# every key is a flag name in snake_case
+broker: tcp://${TEST_BROKER_HOST}:1883
+client_id: rules-1
+rules:
+  - /etc/mqtt-rules
+  - /srv/more-rules
+log_format: json
+max_payload: 1MiB
+state: /var/lib/mqtt-rules/state.db
+`, "--client-id", "from-flag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.cfg
+	if c.Broker != "tcp://broker.lan:1883" {
+		t.Errorf("broker = %q, want the env expanded", c.Broker)
+	}
+	if c.ClientID != "from-flag" {
+		t.Errorf("client id = %q, want the flag to win", c.ClientID)
+	}
+	if !slices.Equal(c.Rules, []string{"/etc/mqtt-rules", "/srv/more-rules"}) {
+		t.Errorf("rules = %q", c.Rules)
+	}
+	if o.logFormat != "json" || c.MaxPayload != 1<<20 || c.State != "/var/lib/mqtt-rules/state.db" {
+		t.Errorf("log format %q, max payload %d, state %q", o.logFormat, c.MaxPayload, c.State)
+	}
+}
+
+func TestConfigRulesFlagWins(t *testing.T) {
+	o, err := parseRun(t, "rules: [a, b]\n", "--rules", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.cfg.Rules, []string{"c"}) {
+		t.Errorf("rules = %q, want only the flag's", o.cfg.Rules)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct{ config, want string }{
+		{"client-id: x\n", `:1:1: unknown key "client-id"`},
+		{"brokr: x\n", `:1:1: unknown key "brokr"`},
+		{"broker: [a, b]\n", ":1:9: broker: want a single value"},
+		{"max_keys: lots\n", `:1:11: max_keys: "lots": parse error`},
+		{"broker: ${TEST_UNSET_VAR}\n", ":1:9: broker: environment variable TEST_UNSET_VAR is not set"},
+		{"- a\n", ":1:1: the config is a mapping"},
+	}
+	for _, tt := range tests {
+		_, err := parseRun(t, tt.config)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("config %q: error %v, want it to contain %q", tt.config, err, tt.want)
+		}
+	}
+}
+
+func TestExampleConfigParses(t *testing.T) {
+	t.Setenv("MQTT_PASSWORD", "pw")
+	src, err := os.ReadFile("../../docs/mqtt-rules.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseRun(t, string(src))
+	if err != nil {
+		t.Fatalf("docs/mqtt-rules.example.yaml: %v", err)
+	}
+	if o.cfg.Password != "pw" || o.cfg.ClientID != "mqtt-rules-house" || o.logFormat != "json" {
+		t.Errorf("parsed %+v", o.cfg)
+	}
+}
