@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -48,6 +49,10 @@ type Config struct {
 	// means no limit.
 	MaxPayload int
 
+	// MaxHops cuts chains of the engine's own publishes coming back to it
+	// (SPEC §9). 0: DefaultMaxHops.
+	MaxHops int
+
 	// MaxKeys caps the keys one stateful rule tracks; the least recently
 	// seen key is evicted beyond it (counted, logged). 0: DefaultMaxKeys.
 	MaxKeys int
@@ -65,7 +70,9 @@ type Engine struct {
 	clock      Clock
 	maxPayload int
 	maxKeys    int
+	maxHops    int
 	errEvery   time.Duration
+	loops      *loopGuard
 
 	active atomic.Pointer[active]
 	swapMu sync.Mutex // serialises SetRules
@@ -93,7 +100,8 @@ type ruleRuntime struct {
 	stats    *RuleStats
 	errLog   rateLimiter
 	evictLog rateLimiter
-	st       *ruleState // nil for a rule without state
+	loopLast atomic.Int64 // unix ns of the last loop cutoff: a new episode is logged
+	st       *ruleState   // nil for a rule without state
 }
 
 // New returns an engine with no rules: every message matches nothing until
@@ -105,12 +113,17 @@ func New(cfg Config) *Engine {
 		clock:      cfg.Clock,
 		maxPayload: cfg.MaxPayload,
 		maxKeys:    cfg.MaxKeys,
+		maxHops:    cfg.MaxHops,
 		errEvery:   cfg.ErrorLogInterval,
+		loops:      newLoopGuard(),
 		counters:   cfg.Counters,
 		wake:       make(chan struct{}, 1),
 	}
 	if e.maxKeys <= 0 {
 		e.maxKeys = DefaultMaxKeys
+	}
+	if e.maxHops <= 0 {
+		e.maxHops = DefaultMaxHops
 	}
 	if e.counters == nil {
 		e.counters = NewCounters()
@@ -216,6 +229,9 @@ func (e *Engine) Handle(msg Message) {
 	c := e.ctxs.Get().(*evalCtx)
 	defer e.ctxs.Put(c)
 	matches := c.begin(a.rs, &msg)
+	if a.rs.MayLoop() {
+		c.hop = e.loops.hop(msg.Topic, msg.Payload, msg.Time)
+	}
 	for _, m := range matches {
 		e.evaluate(c, a.rules[m.Rule.Index], m.Filter)
 	}
@@ -366,9 +382,41 @@ func (e *Engine) runActions(c *evalCtx, rt *ruleRuntime, acts []rules.Action) {
 		req.Rule = rt.rule.Name
 		req.Topic = c.msg.Topic
 		req.Key = c.key
+		if acts[i].Publish != nil && acts[i].Publish.MayLoop && !e.hopAllowed(c, rt, &req) {
+			continue
+		}
 		e.actions.Do(req)
 	}
 }
+
+// hopAllowed handles a publish that may come back to the engine: when its
+// topic reaches a rule of the set it is one hop further than the message
+// being handled; beyond --max-hops the chain is cut (counted, logged once
+// per episode), otherwise the engine remembers it to recognise it.
+func (e *Engine) hopAllowed(c *evalCtx, rt *ruleRuntime, req *actions.Request) bool {
+	p := req.Publish
+	c.pubLevels = topic.Split(p.Topic, c.pubLevels[:0])
+	if !c.rs.Reaches(c.pubLevels) {
+		return true
+	}
+	req.Hop = c.hop + 1
+	if req.Hop <= e.maxHops {
+		e.loops.record(p.Topic, p.Payload, req.Hop, c.msg.Time)
+		return true
+	}
+	rt.stats.LoopCutoffs.Add(1)
+	e.counters.Drop(DropLoop)
+	now := e.clock.Now()
+	if last := rt.loopLast.Swap(now.UnixNano()); now.Sub(time.Unix(0, last)) > loopEpisodeGap {
+		e.log.Warn("loop cut: the rule's publishes keep coming back to the engine", "rule", rt.rule.Name,
+			"topic", p.Topic, "hops", req.Hop, "max_hops", e.maxHops)
+	}
+	return false
+}
+
+// loopEpisodeGap is how long a rule must go without a loop cutoff for the
+// next one to be logged again.
+const loopEpisodeGap = time.Minute
 
 // evalError logs a rule's run-time error at a bounded rate.
 func (e *Engine) evalError(rt *ruleRuntime, topic string, err error) {

@@ -20,11 +20,14 @@ type evalCtx struct {
 	ev      *rules.Evaluator
 	matcher rules.Matcher
 
-	msg    *Message
-	levels []string
-	set    rules.Uses // message-wide names already in ev.Vars for msg
-	wild   []string
-	key    string
+	rs        *rules.RuleSet
+	msg       *Message
+	hop       int // loop hop of msg (SPEC §9)
+	levels    []string
+	pubLevels []string
+	set       rules.Uses // message-wide names already in ev.Vars for msg
+	wild      []string
+	key       string
 
 	payload    any
 	payloadSet bool
@@ -36,7 +39,9 @@ func newEvalCtx() *evalCtx {
 
 // begin starts a message: it finds the rules the topic reaches.
 func (c *evalCtx) begin(rs *rules.RuleSet, msg *Message) []rules.Match {
+	c.rs = rs
 	c.msg = msg
+	c.hop = 0
 	c.set = 0
 	c.payload, c.payloadSet = nil, false
 	matches, levels := c.matcher.Match(rs, msg.Topic)
@@ -47,6 +52,7 @@ func (c *evalCtx) begin(rs *rules.RuleSet, msg *Message) []rules.Match {
 // end drops references to the message so the pool does not keep it alive.
 func (c *evalCtx) end() {
 	c.msg = nil
+	c.rs = nil
 	c.payload = nil
 	clear(c.ev.Vars)
 }

@@ -96,7 +96,7 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 		}
 		c.end()
 	}()
-	c.load(&msg, ks.trigger)
+	c.load(e.active.Load().rs, &msg, ks.trigger)
 	if err := c.setRule(r, ks.trigger.filter); err != nil {
 		rt.stats.ConditionErrors.Add(1)
 		e.evalError(rt, msg.Topic, err)
@@ -113,7 +113,9 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 }
 
 // load prepares c for a message kept in state, outside of matching.
-func (c *evalCtx) load(msg *Message, s *snapshot) {
+func (c *evalCtx) load(rs *rules.RuleSet, msg *Message, s *snapshot) {
+	c.rs = rs
+	c.hop = 0
 	c.msg = msg
 	c.set = 0
 	c.payload, c.payloadSet = s.payloadValue(), true

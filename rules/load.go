@@ -131,6 +131,7 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 			rs.index.Add(f, ref{rule: int32(r.Index), filter: int32(i)})
 		}
 	}
+	rs.findLoops()
 	return rs, nil
 }
 

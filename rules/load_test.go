@@ -556,3 +556,46 @@ rules:
 		t.Errorf("webhook defaults = %+v", w)
 	}
 }
+
+func TestLoopAnalysis(t *testing.T) {
+	tests := []struct {
+		name, src string
+		mayLoop   bool
+		warnings  int
+	}{
+		{"alerts elsewhere", `
+rules:
+  - {name: a, topic: "sensors/+/t", actions: [{publish: {topic: "alerts/{{ wildcards[0] }}"}}]}
+`, false, 0},
+		{"self loop", `
+rules:
+  - {name: a, topic: "a/#", actions: [{publish: {topic: "a/{{ topic }}"}}]}
+`, true, 1},
+		{"through another rule", `
+rules:
+  - {name: a, topic: "in", actions: [{publish: {topic: "mid"}}]}
+  - {name: b, topic: "mid", actions: [{publish: {topic: "out"}}]}
+`, true, 0},
+		{"expression at the start may render anything", `
+rules:
+  - {name: a, topic: "x/y", actions: [{publish: {topic: "{{ payload.to }}"}}]}
+`, true, 1},
+		{"on_clear counts too", `
+rules:
+  - {name: a, topic: "s", when: "payload > 1", on_clear: [{publish: {topic: s}}], actions: [{log: x}]}
+`, true, 1},
+		{"$SYS is not matched by a leading wildcard", `
+rules:
+  - {name: a, topic: "#", actions: [{publish: {topic: "$SYS/x"}}]}
+`, false, 0},
+	}
+	for _, tt := range tests {
+		rs := mustLoad(t, tt.src)
+		if rs.MayLoop() != tt.mayLoop {
+			t.Errorf("%s: MayLoop = %v, want %v", tt.name, rs.MayLoop(), tt.mayLoop)
+		}
+		if w := rs.Warnings(); len(w) != tt.warnings {
+			t.Errorf("%s: warnings %v, want %d", tt.name, w, tt.warnings)
+		}
+	}
+}

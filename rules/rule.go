@@ -96,6 +96,10 @@ type PublishSpec struct {
 	Payload *Template // nil: the triggering message's payload
 	QoS     byte
 	Retain  bool
+
+	// MayLoop tells whether the topic can match a filter of the rule set,
+	// so the message may come back to the engine (see RuleSet.MayLoop).
+	MayLoop bool
 }
 
 // WebhookSpec is a compiled webhook action.
@@ -123,10 +127,11 @@ type LogSpec struct {
 // RuleSet is a compiled, indexed set of rules. It is immutable: a reload
 // builds a new one.
 type RuleSet struct {
-	Rules  []*Rule  // in load order: files sorted by path, rules in file order
-	Files  []string // the rule files loaded
-	index  topic.Index[ref]
-	byName map[string]*Rule
+	Rules   []*Rule  // in load order: files sorted by path, rules in file order
+	Files   []string // the rule files loaded
+	index   topic.Index[ref]
+	byName  map[string]*Rule
+	mayLoop bool
 }
 
 type ref struct {

@@ -44,7 +44,20 @@ type clientOptions struct {
 	DialTimeout time.Duration
 	// BufferSize is the size of the read and write buffers (default 32 KiB).
 	BufferSize int
+	// AckDelay lets PUBACKs for incoming QoS 1 messages wait up to this
+	// long in the write buffer, so one write carries many (at most
+	// ackBatch wait). 0 writes them as soon as the reader has drained
+	// what it received.
+	AckDelay time.Duration
+	// ReadDelay makes the reader pause this long whenever it has drained
+	// what it received, so one wake-up handles many packets. Use it where
+	// delivery latency does not matter: on a publisher, whose reader only
+	// sees PUBACKs.
+	ReadDelay time.Duration
 }
+
+// ackBatch is how many delayed PUBACKs are flushed without waiting.
+const ackBatch = 256
 
 // client is a minimal MQTT 3.1.1 client over one TCP connection: CONNECT,
 // PUBLISH at QoS 0 and 1 with a bounded window of unacknowledged packet
@@ -60,8 +73,13 @@ type client struct {
 	r         *bufio.Reader
 	onPublish func(m *publishMsg)
 
-	wmu sync.Mutex // guards w
-	w   *bufio.Writer
+	wmu        sync.Mutex // guards w and acksQueued
+	w          *bufio.Writer
+	acksQueued int // PUBACKs in w, not flushed yet
+
+	ackDelay  time.Duration
+	ackKick   chan struct{} // cap 1: acks wait for the delayed flush
+	readDelay time.Duration
 
 	lastWrite atomic.Int64 // unix ns of the last flush
 
@@ -148,6 +166,9 @@ func dialClient(ctx context.Context, broker string, o clientOptions) (*client, e
 		subWait:    make(map[uint16]chan []byte),
 		done:       make(chan struct{}),
 		stop:       make(chan struct{}),
+		ackDelay:   o.AckDelay,
+		ackKick:    make(chan struct{}, 1),
+		readDelay:  o.ReadDelay,
 	}
 	for id := 1; id <= o.Window; id++ {
 		c.window <- uint16(id)
@@ -161,6 +182,10 @@ func dialClient(ctx context.Context, broker string, o clientOptions) (*client, e
 	if keepAlive > 0 {
 		c.wg.Add(1)
 		go c.keepAlive(o.KeepAlive) // owner: c; exits on Close or when the reader exits
+	}
+	if o.AckDelay > 0 {
+		c.wg.Add(1)
+		go c.delayedFlush() // owner: c; exits on Close or when the reader exits
 	}
 	return c, nil
 }
@@ -189,30 +214,42 @@ func (c *client) connect(id string, clean bool, keepAliveSec uint16, timeout tim
 	return nil
 }
 
-// readLoop handles incoming packets until the connection ends. It flushes
-// the PUBACKs it queued whenever it has consumed all bytes received so
-// far, so a burst of messages is acknowledged with one write.
+// readLoop handles incoming packets until the connection ends. Whenever
+// it has consumed all bytes received so far it flushes the PUBACKs it
+// queued (or leaves them to delayedFlush), so a burst of messages is
+// acknowledged with one write.
 func (c *client) readLoop() {
 	defer close(c.done)
 	var (
-		buf     []byte
-		p       packet
-		err     error
-		pending bool // PUBACKs written but not flushed
+		buf   []byte
+		p     packet
+		err   error
+		pause *time.Timer
 	)
+	if c.readDelay > 0 {
+		pause = time.NewTimer(time.Hour)
+		pause.Stop()
+	}
 	for {
 		p, buf, err = readPacket(c.r, buf)
 		if err != nil {
 			break
 		}
-		if err = c.handle(p, &pending); err != nil {
+		if err = c.handle(p); err != nil {
 			break
 		}
-		if pending && c.r.Buffered() == 0 {
-			if err = c.Flush(); err != nil {
-				break
+		if c.r.Buffered() > 0 {
+			continue
+		}
+		if err = c.drained(); err != nil {
+			break
+		}
+		if pause != nil {
+			pause.Reset(c.readDelay)
+			select {
+			case <-pause.C:
+			case <-c.stop:
 			}
-			pending = false
 		}
 	}
 	if !c.closing.Load() {
@@ -227,8 +264,53 @@ func (c *client) readLoop() {
 	c.subMu.Unlock()
 }
 
+// drained is called when the reader has consumed every byte received:
+// queued PUBACKs are flushed now, or within ackDelay.
+func (c *client) drained() error {
+	c.wmu.Lock()
+	n := c.acksQueued
+	c.wmu.Unlock()
+	switch {
+	case n == 0:
+		return nil
+	case c.ackDelay == 0 || n >= ackBatch:
+		return c.Flush()
+	default:
+		select {
+		case c.ackKick <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+}
+
+// delayedFlush flushes the write buffer ackDelay after the reader asked.
+func (c *client) delayedFlush() {
+	defer c.wg.Done()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.done:
+			return
+		case <-c.ackKick:
+		}
+		t.Reset(c.ackDelay)
+		select {
+		case <-c.stop:
+			return
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		_ = c.Flush() // a failed write also ends the reader; Err reports it
+	}
+}
+
 // handle processes one incoming packet on the reader goroutine.
-func (c *client) handle(p packet, pending *bool) error {
+func (c *client) handle(p packet) error {
 	switch p.typ() {
 	case typePublish:
 		m := &c.msg
@@ -245,8 +327,8 @@ func (c *client) handle(p packet, pending *bool) error {
 		if m.QoS == 1 {
 			c.wmu.Lock()
 			writeAck(c.w, typePuback, m.ID)
+			c.acksQueued++
 			c.wmu.Unlock()
-			*pending = true
 		}
 	case typePuback:
 		id, err := decodeID(p)
@@ -376,6 +458,7 @@ func (c *client) Flush() error {
 	if err := c.w.Flush(); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
+	c.acksQueued = 0
 	c.lastWrite.Store(time.Now().UnixNano())
 	return nil
 }

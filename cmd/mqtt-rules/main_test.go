@@ -171,3 +171,18 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+func TestValidateWarnsAboutSelfLoop(t *testing.T) {
+	dir := t.TempDir()
+	src := "rules:\n  - name: echo\n    topic: a/#\n    actions:\n      - publish: {topic: a/b}\n"
+	if err := os.WriteFile(filepath.Join(dir, "loop.yaml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI(t, context.Background(), "validate", dir)
+	if code != exitOK {
+		t.Errorf("exit = %d, want 0 (a warning)", code)
+	}
+	if !strings.Contains(errs, `loop.yaml:5: rule "echo": publish topic "a/b" can match the rule's own topic filter`) {
+		t.Errorf("stderr = %q", errs)
+	}
+}

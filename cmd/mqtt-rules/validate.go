@@ -33,6 +33,9 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitInvalid
 	}
+	for _, w := range rs.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "ok: %d %s in %d %s\n", len(rs.Rules), plural(len(rs.Rules), "rule"), len(rs.Files), plural(len(rs.Files), "file"))
 	return exitOK
 }

@@ -38,6 +38,7 @@ type Config struct {
 
 	MaxPayload int // bytes; 0: no limit
 	MaxKeys    int // keys per stateful rule; 0: engine.DefaultMaxKeys
+	MaxHops    int // loop cutoff (SPEC §9); 0: engine.DefaultMaxHops
 
 	// State is the file that keeps rule state across restarts; "" keeps it
 	// in memory only.
@@ -124,6 +125,7 @@ func Start(cfg Config) (*App, error) {
 		Counters:   a.counters,
 		MaxPayload: cfg.MaxPayload,
 		MaxKeys:    cfg.MaxKeys,
+		MaxHops:    cfg.MaxHops,
 	})
 	a.engine.SetRules(rs)
 	if cfg.State != "" {
@@ -161,6 +163,9 @@ func Start(cfg Config) (*App, error) {
 	a.client.Start()
 	a.lastReload = ReloadStatus{At: time.Now(), Rules: len(rs.Rules)}
 	a.log.Info("rules loaded", "rules", len(rs.Rules), "files", len(rs.Files), "subscriptions", len(a.subs))
+	for _, w := range rs.Warnings() {
+		a.log.Warn("rule may loop", "file", w.File, "line", w.Line, "rule", w.Rule, "err", w.Msg)
+	}
 	return a, nil
 }
 

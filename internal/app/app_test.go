@@ -331,3 +331,31 @@ rules:
 	pub.Publish("state/x", []byte("off"), 1, false)
 	sub.Expect(t, 5*time.Second, "out/prev", "on -> off")
 }
+
+// TestLoopCutOnBroker feeds a rule that republishes into its own filter:
+// the chain stops at --max-hops and the other rules keep working.
+func TestLoopCutOnBroker(t *testing.T) {
+	url := testbroker.Mosquitto(t).URL()
+	dir := writeRules(t, `
+rules:
+  - name: echo
+    topic: loop/#
+    actions: [{publish: {topic: loop/again, qos: 1}}]
+  - name: relay
+    topic: in
+    actions: [{publish: {topic: out, qos: 1}}]
+`)
+	a := start(t, Config{Rules: []string{dir}, Broker: url, MaxHops: 5})
+	sub := testbroker.Subscribe(t, url, "loop/again", "out")
+	pub := testbroker.NewPublisher(t, url)
+	pub.Publish("loop/start", []byte("x"), 1, false)
+	for range 5 {
+		sub.Expect(t, 5*time.Second, "loop/again", "x")
+	}
+	waitFor(t, 5*time.Second, "the loop cutoff to be counted", func() bool {
+		return a.Engine().Counters().Rule("echo").LoopCutoffs.Load() == 1
+	})
+	pub.Publish("in", []byte("still here"), 1, false)
+	sub.Expect(t, 5*time.Second, "out", "still here")
+	sub.ExpectNone(t, 200*time.Millisecond)
+}

@@ -89,3 +89,30 @@ func (n *node[V]) match(levels []string, i int, dst []V) []V {
 	}
 	return dst
 }
+
+// Any reports whether any filter in the index matches the topic whose
+// levels are given, without collecting values.
+func (ix *Index[V]) Any(levels []string) bool {
+	if len(levels) == 0 {
+		return false
+	}
+	root := &ix.root
+	if strings.HasPrefix(levels[0], "$") {
+		c := root.children[levels[0]]
+		return c != nil && c.any(levels, 1)
+	}
+	return root.any(levels, 0)
+}
+
+func (n *node[V]) any(levels []string, i int) bool {
+	if len(n.hash) > 0 {
+		return true
+	}
+	if i == len(levels) {
+		return len(n.here) > 0
+	}
+	if c := n.children[levels[i]]; c != nil && c.any(levels, i+1) {
+		return true
+	}
+	return n.plus != nil && n.plus.any(levels, i+1)
+}

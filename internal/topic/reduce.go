@@ -240,3 +240,9 @@ func (n *node[V]) all(dst []V) []V {
 	}
 	return dst
 }
+
+// Overlaps reports whether some topic matches both the MQTT filter q and a
+// filter in the index.
+func (ix *Index[V]) Overlaps(q string) bool {
+	return len(ix.overlapping(strings.Split(q, "/"), nil)) > 0
+}
