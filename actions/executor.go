@@ -77,6 +77,11 @@ type Config struct {
 	RetryMax  time.Duration
 	// UserAgent is sent with webhooks that do not set one.
 	UserAgent string
+
+	// DeadLetterTopic, when set, receives every webhook that finally
+	// failed, as JSON with the rule, the error and the rendered request
+	// (secrets redacted), published at QoS 1 through Publisher.
+	DeadLetterTopic string
 }
 
 // Executor runs Requests: log actions at once, publish actions through the
@@ -95,6 +100,8 @@ type Executor struct {
 	retryBase time.Duration
 	retryMax  time.Duration
 	ua        string
+
+	deadLetterTopic string
 
 	// base is the parent of every webhook attempt and backoff wait; abort
 	// cancels it when Close stops waiting. It is the executor's lifetime,
@@ -143,6 +150,8 @@ func NewExecutor(cfg Config) *Executor {
 		retryMax:  orDefault(cfg.RetryMax, DefaultRetryMax),
 		ua:        cfg.UserAgent,
 		dests:     make(map[string]*destination),
+
+		deadLetterTopic: cfg.DeadLetterTopic,
 	}
 	if x.retryMax < x.retryBase {
 		x.retryMax = x.retryBase

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxResponseBody is how much of a webhook response is read before it is
@@ -131,6 +132,52 @@ func (x *Executor) runWebhook(r *Request) {
 	x.log.Warn("webhook failed", args...)
 	once.claim()
 	x.rep.ActionDone(r.Rule, KindWebhook, err, took)
+	x.deadLetter(r, m, redacted, res.status, attempts, err)
+}
+
+// deadLetter publishes a webhook that finally failed to the dead-letter
+// topic, when one is set (SPEC §9): the rule, the error and the rendered
+// request, with its secrets redacted as in logs.
+func (x *Executor) deadLetter(r *Request, method, redactedURL string, status, attempts int, failure error) {
+	if x.deadLetterTopic == "" || x.pub == nil {
+		return
+	}
+	w := r.Webhook
+	type request struct {
+		Method     string      `json:"method"`
+		URL        string      `json:"url"`
+		Headers    http.Header `json:"headers,omitempty"`
+		Body       string      `json:"body,omitempty"`
+		BodyBase64 []byte      `json:"body_base64,omitempty"`
+	}
+	rec := struct {
+		Rule     string    `json:"rule"`
+		Topic    string    `json:"topic,omitempty"`
+		Key      string    `json:"key,omitempty"`
+		Error    string    `json:"error"`
+		Status   int       `json:"status,omitempty"`
+		Attempts int       `json:"attempts"`
+		Time     time.Time `json:"time"`
+		Request  request   `json:"request"`
+	}{
+		Rule: r.Rule, Topic: r.Topic, Key: r.Key, Error: failure.Error(), Status: status, Attempts: attempts, Time: time.Now(),
+		Request: request{Method: method, URL: redactedURL, Headers: RedactHeader(w.Header)},
+	}
+	if utf8.Valid(w.Body) {
+		rec.Request.Body = string(w.Body)
+	} else {
+		rec.Request.BodyBase64 = w.Body
+	}
+	payload, err := json.Marshal(rec)
+	if err != nil {
+		x.log.Error("dead letter not published", "rule", r.Rule, "action", "webhook", "err", err)
+		return
+	}
+	x.pub.Publish(&Publish{Topic: x.deadLetterTopic, Payload: payload, QoS: 1}, func(err error) {
+		if err != nil {
+			x.log.Error("dead letter not published", "rule", r.Rule, "action", "webhook", "topic", x.deadLetterTopic, "err", err)
+		}
+	})
 }
 
 // attemptResult is the outcome of one HTTP exchange.

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -499,4 +500,54 @@ func (p *panicOnceReporter) ActionDone(rule string, kind Kind, err error, took t
 		panic("reporter broke")
 	}
 	p.recorder.ActionDone(rule, kind, err, took)
+}
+
+func TestDeadLetter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	pub := &fakePublisher{}
+	h := newHarness(t, Config{Publisher: pub, DeadLetterTopic: "mqtt-rules/dead-letter"})
+	req := webhook("notify", srv.URL+"/hook?token=abc", 1)
+	req.Key = "k1"
+	req.Webhook.Header = http.Header{"Authorization": {"Bearer s3cret"}, "X-Room": {"kitchen"}}
+	h.x.Do(req)
+	deadline := time.Now().Add(waitLimit)
+	for {
+		pub.mu.Lock()
+		n := len(pub.got)
+		pub.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no dead letter published")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p := pub.got[0]
+	if p.Topic != "mqtt-rules/dead-letter" || p.QoS != 1 {
+		t.Errorf("dead letter on %s qos %d", p.Topic, p.QoS)
+	}
+	var got struct {
+		Rule, Topic, Key, Error string
+		Status, Attempts        int
+		Request                 struct {
+			Method, URL, Body string
+			Headers           http.Header
+		}
+	}
+	if err := json.Unmarshal(p.Payload, &got); err != nil {
+		t.Fatalf("dead letter is not JSON: %v: %s", err, p.Payload)
+	}
+	if got.Rule != "notify" || got.Key != "k1" || got.Status != 503 || got.Attempts != 2 || got.Request.Body != `{"value":31}` {
+		t.Errorf("dead letter = %+v", got)
+	}
+	if strings.Contains(string(p.Payload), "s3cret") || strings.Contains(string(p.Payload), "token=abc") {
+		t.Errorf("dead letter leaks a secret: %s", p.Payload)
+	}
+	if got.Request.Headers.Get("X-Room") != "kitchen" || !strings.Contains(got.Error, "503") {
+		t.Errorf("dead letter = %s", p.Payload)
+	}
 }

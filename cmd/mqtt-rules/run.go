@@ -51,6 +51,7 @@ func (o *runOptions) define(fs *flag.FlagSet) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.maxPayload, "max-payload", "256KiB", "skip larger payloads (bytes, or with a KiB/MiB suffix)")
 	fs.StringVar(&cfg.State, "state", "", "file that keeps rule state (for, cooldown, firing, absent, prev) across restarts; created if missing (default: memory only)")
+	fs.StringVar(&cfg.DeadLetterTopic, "dead-letter-topic", "", "publish every webhook that finally failed (rule, error, request with secrets redacted) to this topic")
 	fs.IntVar(&cfg.MaxHops, "max-hops", engine.DefaultMaxHops, "longest chain of the engine's own publishes triggering its rules again; beyond it the publish is not made")
 	fs.IntVar(&cfg.MaxKeys, "max-keys", engine.DefaultMaxKeys, "keys one stateful rule tracks; the least recently seen is evicted beyond it")
 }

@@ -40,6 +40,9 @@ type Config struct {
 	MaxKeys    int // keys per stateful rule; 0: engine.DefaultMaxKeys
 	MaxHops    int // loop cutoff (SPEC §9); 0: engine.DefaultMaxHops
 
+	// DeadLetterTopic receives webhooks that finally failed; "" for none.
+	DeadLetterTopic string
+
 	// State is the file that keeps rule state across restarts; "" keeps it
 	// in memory only.
 	State string
@@ -115,9 +118,10 @@ func Start(cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.exec = actions.NewExecutor(actions.Config{
-		Publisher: a.client,
-		Logger:    a.log,
-		Reporter:  a.counters,
+		Publisher:       a.client,
+		Logger:          a.log,
+		Reporter:        a.counters,
+		DeadLetterTopic: cfg.DeadLetterTopic,
 	})
 	a.engine = engine.New(engine.Config{
 		Actions:    a.exec,
