@@ -117,7 +117,7 @@ func TestRunExamples(t *testing.T) {
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- cli(ctx, []string{"run", "--rules", "../../examples", "--embedded-broker", addr, "--client-id", "cmd-test"}, &bytes.Buffer{}, &syncWriter{w: &stderr})
+		done <- cli(ctx, []string{"run", "--rules", "../../examples", "--embedded-broker", addr, "--client-id", "cmd-test", "--http", "off"}, &bytes.Buffer{}, &syncWriter{w: &stderr})
 	}()
 	url := "tcp://" + addr
 	deadline := time.Now().Add(10 * time.Second)

@@ -47,6 +47,8 @@ func (o *runOptions) define(fs *flag.FlagSet) {
 	fs.StringVar(&cfg.CertFile, "cert-file", "", "client certificate (PEM)")
 	fs.StringVar(&cfg.KeyFile, "key-file", "", "client key (PEM)")
 	fs.StringVar(&cfg.ShareGroup, "share-group", "", "subscribe as $share/NAME/<filter> so instances split the load")
+	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:9464", "listen address of /metrics, /healthz, /readyz, /api and the status page; off disables")
+	fs.StringVar(&cfg.HTTPToken, "http-token", "", "require Authorization: Bearer TOKEN on every endpoint but /healthz and /readyz (env MQTT_RULES_HTTP_TOKEN)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.maxPayload, "max-payload", "256KiB", "skip larger payloads (bytes, or with a KiB/MiB suffix)")
@@ -69,6 +71,9 @@ func (o *runOptions) parse(fs *flag.FlagSet, args []string) error {
 	}
 	if o.cfg.Password == "" {
 		o.cfg.Password = os.Getenv("MQTT_PASSWORD")
+	}
+	if o.cfg.HTTPToken == "" {
+		o.cfg.HTTPToken = os.Getenv("MQTT_RULES_HTTP_TOKEN")
 	}
 	o.cfg.Rules = o.rulePaths
 	if len(o.cfg.Rules) == 0 {
@@ -97,6 +102,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageCode(err)
 	}
 	cfg := o.cfg
+	cfg.Version = versionString()
 	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "mqtt-rules run: %v\n", err)

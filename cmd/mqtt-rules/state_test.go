@@ -90,7 +90,7 @@ func TestStateSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(t.TempDir(), "state.db")
-	args := []string{"run", "--rules", dir, "--broker", url, "--state", state, "--log-level", "debug", "--client-id", "kill9-test"}
+	args := []string{"run", "--rules", dir, "--broker", url, "--state", state, "--log-level", "debug", "--client-id", "kill9-test", "--http", "off"}
 
 	sub := testbroker.Subscribe(t, url, "alert/#")
 	first := startProc(t, bin, args...)

@@ -16,6 +16,7 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/internal/broker"
+	"github.com/mqtt-rules/mqtt-rules/internal/httpapi"
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttc"
 	"github.com/mqtt-rules/mqtt-rules/internal/statestore"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
@@ -43,6 +44,13 @@ type Config struct {
 	// DeadLetterTopic receives webhooks that finally failed; "" for none.
 	DeadLetterTopic string
 
+	// HTTP is the listen address of the status endpoints (SPEC §8); "" or
+	// "off" serves none. HTTPToken, when set, protects all but /healthz
+	// and /readyz.
+	HTTP      string
+	HTTPToken string
+	Version   string
+
 	// State is the file that keeps rule state across restarts; "" keeps it
 	// in memory only.
 	State string
@@ -67,8 +75,11 @@ type App struct {
 
 	reloadMu   sync.Mutex
 	subs       []string // the subscriptions of the active rule set (reduced)
-	lastReload ReloadStatus
+	lastReload httpapi.Reload
 
+	url        string           // the broker URL in use
+	http       *httpapi.Running // nil without --http
+	stopHTTP   context.CancelFunc
 	store      *statestore.Store // nil without --state
 	stopTimers context.CancelFunc
 	timersDone chan struct{} // closed when the timer and state goroutines exited
@@ -99,6 +110,7 @@ func Start(cfg Config) (*App, error) {
 		url = a.broker.URL()
 		a.log.Info("embedded broker started", "addr", a.broker.Addr())
 	}
+	a.url = url
 
 	a.counters = engine.NewCounters()
 	a.client, err = mqttc.New(mqttc.Options{
@@ -164,8 +176,20 @@ func Start(cfg Config) (*App, error) {
 		a.closeBroker()
 		return nil, err
 	}
+	a.lastReload = httpapi.Reload{At: time.Now(), Rules: len(rs.Rules)}
+	if cfg.HTTP != "" && cfg.HTTP != "off" {
+		var hctx context.Context
+		hctx, a.stopHTTP = context.WithCancel(context.Background())
+		h := httpapi.NewHandler(a, httpapi.Options{Token: cfg.HTTPToken, Logger: a.log, Version: cfg.Version})
+		if a.http, err = httpapi.Start(hctx, cfg.HTTP, h, a.log); err != nil {
+			a.stopHTTP()
+			a.stopBackground()
+			a.closeBroker()
+			return nil, err
+		}
+		a.log.Info("http endpoints", "addr", a.http.Addr())
+	}
 	a.client.Start()
-	a.lastReload = ReloadStatus{At: time.Now(), Rules: len(rs.Rules)}
 	a.log.Info("rules loaded", "rules", len(rs.Rules), "files", len(rs.Files), "subscriptions", len(a.subs))
 	for _, w := range rs.Warnings() {
 		a.log.Warn("rule may loop", "file", w.File, "line", w.Line, "rule", w.Rule, "err", w.Msg)
@@ -180,6 +204,28 @@ func (a *App) onMessage(m mqttc.Message) {
 // Engine returns the engine, for status and tests.
 func (a *App) Engine() *engine.Engine { return a.engine }
 
+// Rules returns the active rule set.
+func (a *App) Rules() *rules.RuleSet { return a.engine.Rules() }
+
+// Counters returns the engine's counters.
+func (a *App) Counters() *engine.Counters { return a.counters }
+
+// Connected reports whether the broker connection is up.
+func (a *App) Connected() bool { return a.client.Connected() }
+
+// Broker returns the broker URL in use.
+func (a *App) Broker() string { return a.url }
+
+// HTTPAddr returns the address the HTTP endpoints listen on, or "".
+func (a *App) HTTPAddr() string {
+	if a.http == nil {
+		return ""
+	}
+	return a.http.Addr()
+}
+
+var _ httpapi.Status = (*App)(nil)
+
 // Ready reports whether the engine is connected and subscribed to every
 // filter of its rule set.
 func (a *App) Ready() bool { return a.client.Ready() }
@@ -193,17 +239,8 @@ func (a *App) BrokerAddr() string {
 	return a.broker.Addr()
 }
 
-// ReloadStatus describes the last load of the rules.
-type ReloadStatus struct {
-	At     time.Time
-	Took   time.Duration
-	Err    error // nil when the set loaded; rules.Errors for a rejected set
-	Rules  int   // rules in the active set
-	Reload bool  // false for the load at start
-}
-
 // LastReload returns how the last load of the rules went.
-func (a *App) LastReload() ReloadStatus {
+func (a *App) LastReload() httpapi.Reload {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	return a.lastReload
@@ -220,7 +257,7 @@ func (a *App) Reload(ctx context.Context) error {
 	start := time.Now()
 	err := a.reload(ctx, start)
 	a.counters.Reloaded(err == nil)
-	a.lastReload = ReloadStatus{At: start, Took: time.Since(start), Err: err, Rules: len(a.engine.Rules().Rules), Reload: true}
+	a.lastReload = httpapi.Reload{At: start, Took: time.Since(start), Err: err, Rules: len(a.engine.Rules().Rules), Reload: true}
 	return err
 }
 
@@ -290,6 +327,10 @@ func (a *App) Close(ctx context.Context) error {
 	errs := []error{a.client.Close(ctx)}
 	a.stopBackground()
 	errs = append(errs, a.exec.Close(ctx))
+	if a.http != nil {
+		a.stopHTTP()
+		<-a.http.Done()
+	}
 	a.closeBroker()
 	return errors.Join(errs...)
 }

@@ -1,0 +1,160 @@
+// Package httpapi serves the engine's HTTP endpoints (SPEC §8): Prometheus
+// metrics, liveness and readiness probes, and the JSON API a status page
+// reads. It only reads: everything it shows comes from a Status at request
+// time, so it needs no hooks in the engine.
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/engine"
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// Status is what the endpoints read. internal/app implements it. Its
+// methods are called concurrently, from request goroutines, and must not
+// block.
+type Status interface {
+	// Rules returns the active rule set, or nil before the first load.
+	Rules() *rules.RuleSet
+	// Counters returns the engine's counters.
+	Counters() *engine.Counters
+	// Connected reports whether the broker connection is up.
+	Connected() bool
+	// Ready reports whether the engine is connected and subscribed to
+	// every filter of the loaded set.
+	Ready() bool
+	// Broker returns the broker URL for display, without credentials.
+	Broker() string
+	// LastReload returns how the last load of the rules went.
+	LastReload() Reload
+}
+
+// Reload describes the last load of the rules.
+type Reload struct {
+	At    time.Time     // when it started; zero before the first load
+	Took  time.Duration // how long it took
+	Err   error         // nil when the set loaded; rules.Errors for a rejected set
+	Rules int           // rules in the active set afterwards
+	// Reload is false for the load at start, true for a hot reload.
+	Reload bool
+}
+
+// Options configure the handler.
+type Options struct {
+	// Token, when not empty, is required as `Authorization: Bearer TOKEN`
+	// on every endpoint but /healthz and /readyz (--http-token).
+	Token string
+	// Logger receives the handler's own problems; nil discards them.
+	Logger *slog.Logger
+	// Version is the build's version, shown by /api/status and
+	// mqtt_rules_build_info.
+	Version string
+}
+
+// Server is the handler of the HTTP endpoints: a mux with the built-in
+// routes, to which more can be added with Handle.
+type Server struct {
+	status  Status
+	opts    Options
+	log     *slog.Logger
+	mux     *http.ServeMux
+	token   [sha256.Size]byte // hash of Options.Token, when set
+	hasAuth bool
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// openPaths are served without the token: probes must work for an
+// orchestrator that does not know it.
+var openPaths = map[string]bool{"/healthz": true, "/readyz": true}
+
+// NewHandler returns the handler serving /metrics, /healthz, /readyz,
+// /api/rules and /api/status for s. Routes added later with Handle (such as
+// the status page on "/") are behind the same token.
+func NewHandler(s Status, opts Options) *Server {
+	srv := &Server{status: s, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	if srv.log == nil {
+		srv.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Token != "" {
+		srv.token = sha256.Sum256([]byte(opts.Token))
+		srv.hasAuth = true
+	}
+	srv.mux.Handle("GET /metrics", newMetricsHandler(s, opts.Version, srv.log))
+	srv.mux.HandleFunc("GET /healthz", srv.healthz)
+	srv.mux.HandleFunc("GET /readyz", srv.readyz)
+	srv.mux.HandleFunc("GET /api/rules", srv.apiRules)
+	srv.mux.HandleFunc("GET /api/status", srv.apiStatus)
+	return srv
+}
+
+// Handle registers h for pattern (http.ServeMux syntax, e.g. "GET /{$}").
+// It panics, as http.ServeMux does, when the pattern conflicts with one
+// already registered.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// HandleFunc registers f for pattern, like Handle.
+func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.mux.HandleFunc(pattern, f) }
+
+// ServeHTTP checks the token, when one is set, and dispatches the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.hasAuth && !openPaths[r.URL.Path] && !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mqtt-rules"`)
+		http.Error(w, "unauthorized: this endpoint needs the header Authorization: Bearer <--http-token>", http.StatusUnauthorized)
+		s.log.Debug("http: unauthorized request", "path", r.URL.Path, "remote", r.RemoteAddr)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// authorized reports whether r carries the bearer token. The comparison is
+// of hashes in constant time, so neither the token's content nor its length
+// leaks through timing.
+func (s *Server) authorized(r *http.Request) bool {
+	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
+	return subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	plain(w, http.StatusOK, "ok")
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if reason := notReady(s.status); reason != "" {
+		plain(w, http.StatusServiceUnavailable, reason)
+		return
+	}
+	plain(w, http.StatusOK, "ready")
+}
+
+// notReady returns why the engine is not ready, or "" when it is.
+func notReady(st Status) string {
+	switch {
+	case st.Rules() == nil:
+		return "no rules loaded"
+	case !st.Connected():
+		return "not connected to the broker"
+	case !st.Ready():
+		return "not yet subscribed to every filter"
+	}
+	return ""
+}
+
+// plain writes a one-line text/plain answer.
+func plain(w http.ResponseWriter, code int, line string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(line + "\n"))
+}
