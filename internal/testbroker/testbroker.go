@@ -56,7 +56,16 @@ type Broker struct {
 type Option func(*config)
 
 type config struct {
-	extra []string
+	extra    []string
+	preamble []string
+}
+
+// WithGlobalConfig puts lines before the default listener: for options
+// mosquitto wants first, like `per_listener_settings true` (then the
+// default listener stays anonymous and WithConfig's listeners carry their
+// own security settings).
+func WithGlobalConfig(lines string) Option {
+	return func(c *config) { c.preamble = append(c.preamble, lines) }
 }
 
 // WithConfig appends lines to the generated mosquitto.conf, after the
@@ -131,6 +140,12 @@ func (b *Broker) configText(cfg config) string {
 		// mosquitto drops root to user "mosquitto", who cannot write the
 		// test's private temp dir.
 		s.WriteString("user root\n")
+	}
+	for _, e := range cfg.preamble {
+		s.WriteString(e)
+		if !strings.HasSuffix(e, "\n") {
+			s.WriteString("\n")
+		}
 	}
 	fmt.Fprintf(&s, "listener %d 127.0.0.1\n", b.port)
 	s.WriteString("allow_anonymous true\n")
