@@ -49,6 +49,15 @@ type Config struct {
 	// means no limit.
 	MaxPayload int
 
+	// Observe, when set, is called with every evaluation, in order; the
+	// engine holds its state lock meanwhile, so it must be quick. `mqtt-rules
+	// test --explain` uses it.
+	Observe func(Evaluation)
+
+	// TraceLen is how many evaluations per rule Trace keeps: 0 means
+	// DefaultTraceLen, a negative value none.
+	TraceLen int
+
 	// MaxHops cuts chains of the engine's own publishes coming back to it
 	// (SPEC §9). 0: DefaultMaxHops.
 	MaxHops int
@@ -73,6 +82,8 @@ type Engine struct {
 	maxHops    int
 	errEvery   time.Duration
 	loops      *loopGuard
+	observe    func(Evaluation)
+	traceLen   int
 
 	active atomic.Pointer[active]
 	swapMu sync.Mutex // serialises SetRules
@@ -116,6 +127,8 @@ func New(cfg Config) *Engine {
 		maxHops:    cfg.MaxHops,
 		errEvery:   cfg.ErrorLogInterval,
 		loops:      newLoopGuard(),
+		observe:    cfg.Observe,
+		traceLen:   cfg.TraceLen,
 		counters:   cfg.Counters,
 		wake:       make(chan struct{}, 1),
 	}
@@ -124,6 +137,12 @@ func New(cfg Config) *Engine {
 	}
 	if e.maxHops <= 0 {
 		e.maxHops = DefaultMaxHops
+	}
+	switch {
+	case e.traceLen == 0:
+		e.traceLen = DefaultTraceLen
+	case e.traceLen < 0:
+		e.traceLen = 0
 	}
 	if e.counters == nil {
 		e.counters = NewCounters()
@@ -238,35 +257,46 @@ func (e *Engine) Handle(msg Message) {
 	c.end()
 }
 
-// evaluate runs one rule for the message in c; a panic is recovered and
-// counted as a condition error.
+// evaluate runs one rule for the message in c and records why it did or
+// did not fire; a panic is recovered and counted as a condition error.
 func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 	r := rt.rule
+	ev := Evaluation{Time: c.msg.Time, Rule: r.Name, Topic: c.msg.Topic}
 	defer func() {
 		if p := recover(); p != nil {
 			rt.stats.ConditionErrors.Add(1)
-			e.evalError(rt, c.msg.Topic, fmt.Errorf("panic: %v", p))
+			err := fmt.Errorf("panic: %v", p)
+			e.evalError(rt, c.msg.Topic, err)
+			ev.Outcome, ev.Err = OutcomeError, err.Error()
 		}
+		ev.setPayload(c.msg.Payload)
+		e.record(rt, &ev)
 	}()
 	if rt.st != nil {
 		e.stateMu.Lock()
 		defer e.stateMu.Unlock()
 	}
-	err := c.setRule(r, filter)
-	if err != nil {
+	fail := func(err error) {
 		rt.stats.ConditionErrors.Add(1)
 		e.evalError(rt, c.msg.Topic, err)
+		ev.Outcome, ev.Err = OutcomeError, err.Error()
+	}
+	if err := c.setRule(r, filter); err != nil {
+		fail(err)
 		return
 	}
+	ev.Key = c.key
 	if rt.st == nil {
 		ok, err := c.ev.Condition(r.When)
 		if err != nil {
-			rt.stats.ConditionErrors.Add(1)
-			e.evalError(rt, c.msg.Topic, err)
+			fail(err)
 			return
 		}
+		ev.Cond = condPtr(ok)
+		ev.Outcome = OutcomeFalse
 		if ok {
 			e.fire(c, rt, r.Actions, c.msg.Time)
+			ev.Outcome = OutcomeFired
 		}
 		return
 	}
@@ -284,10 +314,10 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 	}
 	snap := snapshotOf(c.msg, filter)
 	if ok, err := c.ev.Condition(r.When); err != nil {
-		rt.stats.ConditionErrors.Add(1)
-		e.evalError(rt, c.msg.Topic, err)
+		fail(err)
 	} else {
-		e.step(c, rt, ks, ok, snap)
+		ev.Cond = condPtr(ok)
+		ev.Outcome, ev.Until = e.step(c, rt, ks, ok, snap)
 	}
 	if usesPrev {
 		if ks.prev != nil && ks.prev.topic == snap.topic && ks.prev.filter == snap.filter {
@@ -299,22 +329,25 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 }
 
 // step advances the state of one key for a message whose condition
-// evaluated to ok (SPEC §5). Called with stateMu held.
-func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *snapshot) {
+// evaluated to ok (SPEC §5), and says what it did. Called with stateMu held.
+func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *snapshot) (Outcome, time.Time) {
 	r := rt.rule
 	now := snap.time
 	switch {
 	case r.Absent > 0:
 		// A heartbeat: `when` decides which messages count.
 		if !ok {
-			return
+			return OutcomeNotCounted, ks.timerAt
 		}
+		out := OutcomeHeartbeat
 		if ks.firing {
 			ks.firing = false
 			e.runActions(c, rt, r.OnClear)
+			out = OutcomeBack
 		}
 		ks.trigger, ks.triggerPrev = snap, ks.prev
 		e.schedule(ks, now.Add(r.Absent))
+		return out, ks.timerAt
 	case ks.firing:
 		// In an episode: only its end matters.
 		clear := !ok
@@ -323,35 +356,43 @@ func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *
 			if clear, err = c.ev.Condition(r.ClearWhen); err != nil {
 				rt.stats.ConditionErrors.Add(1)
 				e.evalError(rt, snap.topic, fmt.Errorf("clear_when: %w", err))
-				return
+				return OutcomeStillFiring, time.Time{}
 			}
 		}
-		if clear {
+		switch {
+		case clear:
 			ks.firing = false
 			e.runActions(c, rt, r.OnClear)
+			return OutcomeCleared, time.Time{}
+		case ok:
+			return OutcomeEpisode, time.Time{}
 		}
+		return OutcomeStillFiring, time.Time{}
 	case ok && r.For > 0:
 		ks.trigger, ks.triggerPrev = snap, ks.prev
 		if ks.pendingSince.IsZero() {
 			ks.pendingSince = now
 			e.schedule(ks, now.Add(r.For))
 		}
+		return OutcomePending, ks.timerAt
 	case ok:
-		e.tryFire(c, rt, ks, now)
+		return e.tryFire(c, rt, ks, now)
 	case !ks.pendingSince.IsZero():
 		// A false message cancels a pending for.
 		ks.pendingSince = time.Time{}
 		ks.trigger, ks.triggerPrev = nil, nil
 		e.unschedule(ks)
+		return OutcomeCancelled, time.Time{}
 	}
+	return OutcomeFalse, time.Time{}
 }
 
-// tryFire fires the rule for a key unless the key is in cooldown; it
-// reports whether it fired. Called with stateMu held.
-func (e *Engine) tryFire(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time) bool {
+// tryFire fires the rule for a key unless the key is in cooldown. Called
+// with stateMu held.
+func (e *Engine) tryFire(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time) (Outcome, time.Time) {
 	r := rt.rule
 	if at.Before(ks.cooldownUntil) {
-		return false
+		return OutcomeCooldown, ks.cooldownUntil
 	}
 	e.fire(c, rt, r.Actions, at)
 	if r.Episodic() || r.Absent > 0 {
@@ -360,7 +401,7 @@ func (e *Engine) tryFire(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time
 	if r.Cooldown > 0 {
 		ks.cooldownUntil = at.Add(r.Cooldown)
 	}
-	return true
+	return OutcomeFired, time.Time{}
 }
 
 // fire counts a firing of the rule at the given time and runs its actions.

@@ -332,3 +332,35 @@ rules:
 		t.Errorf("condition errors = %d, want 1", n)
 	}
 }
+
+func TestTraceExplainsEachEvaluation(t *testing.T) {
+	h := newHarness(t, `
+rules:
+  - name: r
+    topic: "#"
+    when: payload.v > 30
+    for: 10s
+    cooldown: 1m
+    actions: [{log: "fire"}]
+`)
+	h.run(`0 t={"v":31}`, `2 t={"v":1}`, `3 t={"v":31}`, `13`, `14 t={"v":32}`, `20 t=oops`)
+	var got []string
+	for _, ev := range h.e.Trace("r") {
+		got = append(got, fmt.Sprintf("%ds %s %s", int(ev.Time.Sub(t0)/time.Second), ev.Outcome, ev.Explain()))
+	}
+	want := []string{
+		"0s pending condition true: pending for, fires at 2026-11-25T12:00:10Z unless a false message comes first",
+		"2s cancelled condition false: cancelled the pending for",
+		"3s pending condition true: pending for, fires at 2026-11-25T12:00:13Z unless a false message comes first",
+		"13s fired fired by its timer",
+		"14s episode condition true: already fired in this episode, does not fire again until it clears",
+		"20s error condition failed: invalid operation: int(string)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("trace:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	last := h.e.Trace("r")[5]
+	if last.Payload != "oops" || last.Key != "t" || last.Cond != nil {
+		t.Errorf("last evaluation = %+v", last)
+	}
+}

@@ -19,6 +19,8 @@ type RuleStats struct {
 	lastFired       atomic.Int64  // unix nanoseconds; 0: never
 	// actions[kind][0] counts ok results, [1] errors.
 	actions [4][2]atomic.Uint64
+
+	trace atomic.Pointer[traceRing] // the last evaluations; nil until the first
 }
 
 // LastFired returns when the rule last fired, or the zero time.

@@ -89,17 +89,23 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 	c := e.ctxs.Get().(*evalCtx)
 	defer e.ctxs.Put(c)
 	msg := ks.trigger.message()
+	ev := Evaluation{Time: at, Rule: r.Name, Topic: msg.Topic, Key: ks.key, Timer: true}
 	defer func() {
 		if p := recover(); p != nil {
 			rt.stats.ConditionErrors.Add(1)
-			e.evalError(rt, msg.Topic, fmt.Errorf("panic: %v", p))
+			err := fmt.Errorf("panic: %v", p)
+			e.evalError(rt, msg.Topic, err)
+			ev.Outcome, ev.Err = OutcomeError, err.Error()
 		}
+		ev.setPayload(msg.Payload)
+		e.record(rt, &ev)
 		c.end()
 	}()
 	c.load(e.active.Load().rs, &msg, ks.trigger)
 	if err := c.setRule(r, ks.trigger.filter); err != nil {
 		rt.stats.ConditionErrors.Add(1)
 		e.evalError(rt, msg.Topic, err)
+		ev.Outcome, ev.Err = OutcomeError, err.Error()
 		return
 	}
 	c.key = ks.key
@@ -109,7 +115,7 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 	if r.Uses()&rules.UsesPrev != 0 {
 		c.ev.Vars[rules.VarPrev] = prevValue(ks.triggerPrev)
 	}
-	e.tryFire(c, rt, ks, at)
+	ev.Outcome, ev.Until = e.tryFire(c, rt, ks, at)
 }
 
 // load prepares c for a message kept in state, outside of matching.

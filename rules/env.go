@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"errors"
 	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 )
@@ -142,8 +144,18 @@ func (e *Evaluator) Condition(p *Program) (bool, error) {
 	}
 	out, err := e.vm.Run(p.prog, e.Vars)
 	if err != nil {
-		return false, err
+		return false, runError(err)
 	}
 	b, _ := out.(bool) // expr.AsBool at compile time makes this a bool
 	return b, nil
+}
+
+// runError drops expr's multi-line source snippet from a run-time error,
+// keeping one line fit for logs and traces.
+func runError(err error) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return errors.New(fe.Message)
+	}
+	return err
 }

@@ -45,7 +45,7 @@ func (e *Evaluator) Render(t *Template) (string, error) {
 	if len(t.parts) == 1 && t.parts[0].text == "" && t.parts[0].prog != nil {
 		out, err := e.vm.Run(t.parts[0].prog.prog, e.Vars)
 		if err != nil {
-			return "", err
+			return "", runError(err)
 		}
 		if s, ok := out.(string); ok {
 			return s, nil
@@ -74,7 +74,7 @@ func (e *Evaluator) Append(dst []byte, t *Template) ([]byte, error) {
 		}
 		out, err := e.vm.Run(p.prog.prog, e.Vars)
 		if err != nil {
-			return dst, fmt.Errorf("{{ %s }}: %w", p.prog.Source, err)
+			return dst, fmt.Errorf("{{ %s }}: %w", p.prog.Source, runError(err))
 		}
 		if dst, err = AppendValue(dst, out); err != nil {
 			return dst, fmt.Errorf("{{ %s }}: %w", p.prog.Source, err)

@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Outcome says what one evaluation of a rule did, and so why it did or did
+// not fire.
+type Outcome uint8
+
+// The outcomes of an evaluation.
+const (
+	OutcomeFalse       Outcome = iota + 1 // the condition is false: nothing to do
+	OutcomeError                          // the condition (or key) failed: see Err
+	OutcomeFired                          // the rule fired: its actions ran
+	OutcomePending                        // for: the condition holds; fires at Until unless a false message comes first
+	OutcomeCancelled                      // for: a false message cancelled the pending firing
+	OutcomeCooldown                       // the rule would fire but the key is in cooldown until Until
+	OutcomeEpisode                        // the condition holds but the key already fired in this episode
+	OutcomeCleared                        // the episode ended: on_clear ran
+	OutcomeStillFiring                    // the condition is false but clear_when does not hold: the episode goes on
+	OutcomeHeartbeat                      // absent: a counting message; fires at Until if none follows
+	OutcomeNotCounted                     // absent: the message does not count as a heartbeat
+	OutcomeBack                           // absent: a counting message after a silence: on_clear ran
+)
+
+var outcomeNames = [...]string{
+	OutcomeFalse:       "false",
+	OutcomeError:       "error",
+	OutcomeFired:       "fired",
+	OutcomePending:     "pending",
+	OutcomeCancelled:   "cancelled",
+	OutcomeCooldown:    "cooldown",
+	OutcomeEpisode:     "episode",
+	OutcomeCleared:     "cleared",
+	OutcomeStillFiring: "still_firing",
+	OutcomeHeartbeat:   "heartbeat",
+	OutcomeNotCounted:  "not_counted",
+	OutcomeBack:        "back",
+}
+
+// String returns the outcome's short name, as in JSON traces.
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) && outcomeNames[o] != "" {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// MarshalText makes outcomes readable in JSON.
+func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// Fired reports whether the rule's actions ran.
+func (o Outcome) Fired() bool { return o == OutcomeFired }
+
+// previewLen is how much of a payload a trace keeps.
+const previewLen = 96
+
+// Evaluation is one evaluation of one rule: for a message, or for a timer
+// (a for that held, an absence).
+type Evaluation struct {
+	Time    time.Time `json:"time"`
+	Rule    string    `json:"rule"`
+	Topic   string    `json:"topic"`
+	Key     string    `json:"key,omitempty"`
+	Timer   bool      `json:"timer,omitempty"`     // fired by a timer, not a message
+	Cond    *bool     `json:"condition,omitempty"` // the value of `when`, when it was evaluated
+	Outcome Outcome   `json:"outcome"`
+	Until   time.Time `json:"until,omitzero"` // the deadline of a pending for, a cooldown or an absence
+	Err     string    `json:"error,omitempty"`
+	Payload string    `json:"payload,omitempty"` // the start of the payload
+
+	preview [previewLen]byte
+	n       int
+}
+
+var (
+	condTrue  = true
+	condFalse = false
+)
+
+func condPtr(ok bool) *bool {
+	if ok {
+		return &condTrue
+	}
+	return &condFalse
+}
+
+// Explain says in a sentence why the rule did or did not fire.
+func (ev *Evaluation) Explain() string {
+	at := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	switch ev.Outcome {
+	case OutcomeFalse:
+		return "condition false: does not fire"
+	case OutcomeError:
+		return "condition failed: " + ev.Err
+	case OutcomeFired:
+		if ev.Timer {
+			return "fired by its timer"
+		}
+		return "condition true: fired"
+	case OutcomePending:
+		return "condition true: pending for, fires at " + at(ev.Until) + " unless a false message comes first"
+	case OutcomeCancelled:
+		return "condition false: cancelled the pending for"
+	case OutcomeCooldown:
+		return "condition true: in cooldown until " + at(ev.Until) + ", does not fire"
+	case OutcomeEpisode:
+		return "condition true: already fired in this episode, does not fire again until it clears"
+	case OutcomeCleared:
+		return "episode over: on_clear ran"
+	case OutcomeStillFiring:
+		return "condition false but clear_when does not hold: still firing"
+	case OutcomeHeartbeat:
+		return "heartbeat: fires at " + at(ev.Until) + " if no counting message comes before"
+	case OutcomeNotCounted:
+		return "condition false: not a heartbeat"
+	case OutcomeBack:
+		return "heartbeat after a silence: on_clear ran; fires at " + at(ev.Until) + " if silent again"
+	}
+	return fmt.Sprintf("outcome %d", ev.Outcome)
+}
+
+// setPayload keeps the start of the payload, cut at a rune boundary.
+func (ev *Evaluation) setPayload(p []byte) {
+	n := copy(ev.preview[:], p)
+	for n > 0 && n < len(p) && !utf8.Valid(ev.preview[:n]) {
+		n--
+	}
+	ev.n = n
+}
+
+// finish fills Payload from the preview; traces copy it out only when read.
+func (ev Evaluation) finish() Evaluation {
+	ev.Payload = string(ev.preview[:ev.n])
+	return ev
+}
+
+// DefaultTraceLen is how many evaluations per rule the engine keeps.
+const DefaultTraceLen = 32
+
+// traceRing keeps the last evaluations of one rule. It is allocated on the
+// rule's first evaluation, so a rule that never matched costs nothing.
+type traceRing struct {
+	mu   sync.Mutex
+	buf  []Evaluation
+	next int
+	full bool
+}
+
+func (r *traceRing) add(ev *Evaluation) {
+	r.mu.Lock()
+	r.buf[r.next] = *ev
+	r.next++
+	if r.next == len(r.buf) {
+		r.next, r.full = 0, true
+	}
+	r.mu.Unlock()
+}
+
+func (r *traceRing) list() []Evaluation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Evaluation
+	if r.full {
+		out = append(out, r.buf[r.next:]...)
+	}
+	out = append(out, r.buf[:r.next]...)
+	for i := range out {
+		out[i] = out[i].finish()
+	}
+	return out
+}
+
+// record keeps an evaluation in the rule's trace and hands it to the
+// observer, if any.
+func (e *Engine) record(rt *ruleRuntime, ev *Evaluation) {
+	if e.traceLen > 0 {
+		ring := rt.stats.trace.Load()
+		if ring == nil {
+			rt.stats.trace.CompareAndSwap(nil, &traceRing{buf: make([]Evaluation, e.traceLen)})
+			ring = rt.stats.trace.Load()
+		}
+		ring.add(ev)
+	}
+	if e.observe != nil {
+		e.observe(ev.finish())
+	}
+}
+
+// Trace returns the last evaluations of the rule with the given name, oldest
+// first.
+func (e *Engine) Trace(rule string) []Evaluation {
+	ring := e.counters.Rule(rule).trace.Load()
+	if ring == nil {
+		return nil
+	}
+	return ring.list()
+}
