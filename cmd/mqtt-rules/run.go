@@ -110,6 +110,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Logger = log
 
+	// Before Start: a SIGHUP from the moment the engine runs reloads, and
+	// never kills the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	a, err := app.Start(cfg)
 	if err != nil {
 		var es rules.Errors
@@ -125,15 +130,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("mqtt-rules running", "version", versionString())
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
-			if err := a.Reload(ctx); err != nil {
-				logReloadError(log, err)
-			}
+			log.Info("SIGHUP: reloading the rules")
+			a.Reload(ctx) // logs its outcome
 			continue
 		case <-ctx.Done():
 		}
@@ -146,20 +147,6 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("shutdown", "err", err)
 	}
 	return exitOK
-}
-
-// logReloadError logs a rejected reload: one line per problem, with its
-// location, then a summary.
-func logReloadError(log *slog.Logger, err error) {
-	var es rules.Errors
-	if errors.As(err, &es) {
-		for _, e := range es {
-			log.Error("rule error", "file", e.File, "line", e.Line, "col", e.Col, "rule", e.Rule, "err", e.Msg)
-		}
-		log.Error("reload rejected; the previous rules keep running", "errors", len(es))
-		return
-	}
-	log.Error("reload failed; the previous rules keep running", "err", err)
 }
 
 // newLogger returns a slog logger writing text or JSON lines to w.

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -13,15 +15,39 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/internal/testbroker"
 )
 
-// buildBinary builds mqtt-rules once per test binary run.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary builds mqtt-rules once per test run, into a directory that
+// TestMain removes.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mqtt-rules")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mqtt-rules-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "mqtt-rules")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
 
 // proc is a running mqtt-rules whose stderr lines are readable.
@@ -120,5 +146,31 @@ func TestStateSurvivesKill9(t *testing.T) {
 	}
 	if _, ok := sub.TryNext(500 * time.Millisecond); ok {
 		t.Error("fired twice")
+	}
+}
+
+// TestSIGHUPReloads sends SIGHUP to a running engine and watches the
+// reload counter move.
+func TestSIGHUPReloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	url := testbroker.Mosquitto(t).URL()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte("rules: [{name: r, topic: a, actions: [{log: x}]}]"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, bin, "run", "--rules", dir, "--broker", url, "--http", "off", "--client-id", "hup-test")
+	p.waitLog(t, "msg=subscribed", 10*time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, `msg="rules reloaded" rules=1`, 10*time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v, want status 0", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttc"
 	"github.com/mqtt-rules/mqtt-rules/internal/statestore"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/internal/watch"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -43,6 +44,10 @@ type Config struct {
 
 	// DeadLetterTopic receives webhooks that finally failed; "" for none.
 	DeadLetterTopic string
+
+	// NoWatch turns off watching the rules paths; reloads then come from
+	// Reload (SIGHUP) only.
+	NoWatch bool
 
 	// HTTP is the listen address of the status endpoints (SPEC §8); "" or
 	// "off" serves none. HTTPToken, when set, protects all but /healthz
@@ -94,6 +99,20 @@ func Start(cfg Config) (*App, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	// Watch before the first load: a change made while it loads is seen.
+	var w *watch.Watcher
+	if !cfg.NoWatch {
+		var err error
+		if w, err = watch.New(cfg.Rules, watch.Options{Logger: a.log}); err != nil {
+			return nil, err
+		}
+	}
+	watching := false // Run owns the watcher from then on
+	defer func() {
+		if w != nil && !watching {
+			w.Close()
+		}
+	}()
 	rs, err := a.loader.Load(cfg.Rules...)
 	if err != nil {
 		return nil, err
@@ -164,6 +183,12 @@ func Start(cfg Config) (*App, error) {
 	wg.Go(func() { a.engine.Run(bg) })
 	if a.store != nil {
 		wg.Go(func() { a.engine.Persist(bg, a.store, time.Second) })
+	}
+	if w != nil {
+		watching = true
+		wg.Go(func() {
+			w.Run(bg, func() { a.Reload(bg) })
+		})
 	}
 	go func() {
 		wg.Wait()
@@ -256,6 +281,9 @@ func (a *App) Reload(ctx context.Context) error {
 	defer a.reloadMu.Unlock()
 	start := time.Now()
 	err := a.reload(ctx, start)
+	if err != nil {
+		a.logReloadError(err)
+	}
 	a.counters.Reloaded(err == nil)
 	a.lastReload = httpapi.Reload{At: start, Took: time.Since(start), Err: err, Rules: len(a.engine.Rules().Rules), Reload: true}
 	return err
@@ -285,6 +313,20 @@ func (a *App) reload(ctx context.Context, start time.Time) error {
 	a.log.Info("rules reloaded", "rules", len(rs.Rules), "added", ra, "removed", rr, "changed", rc,
 		"subscribed", added, "unsubscribed", removed, "took", time.Since(start).Round(time.Microsecond))
 	return nil
+}
+
+// logReloadError logs a rejected reload: one line per problem, with its
+// location, then a summary.
+func (a *App) logReloadError(err error) {
+	var es rules.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			a.log.Error("rule error", "file", e.File, "line", e.Line, "col", e.Col, "rule", e.Rule, "err", e.Msg)
+		}
+		a.log.Error("reload rejected; the previous rules keep running", "errors", len(es))
+		return
+	}
+	a.log.Error("reload failed; the previous rules keep running", "err", err)
 }
 
 // diff returns what is in b but not a, and in a but not b; both sorted.
