@@ -15,7 +15,6 @@ const (
 	pollInterval  = 10 * time.Millisecond  // progress checks while waiting
 	warmupQuiet   = time.Second            // warm-up drain ends after this long without progress
 	flatChunk     = 1024                   // flat-out messages between context checks
-	minPace       = time.Millisecond       // paced sends are batched at least this far apart
 	pubReadDelay  = time.Millisecond       // the publisher's reader (PUBACKs only) wakes at most this often
 	subAckDelay   = time.Millisecond       // the subscriber's PUBACKs wait at most this long to share a write
 )
@@ -36,6 +35,8 @@ type config struct {
 	Window       int
 	Label        string
 	ReadyTimeout time.Duration
+	Pace         time.Duration
+	Idle         time.Duration
 }
 
 // result is the one JSON line a run prints.
@@ -77,6 +78,7 @@ type receiver struct {
 
 	warmupSeen atomic.Int64  // warm-up messages received (seq ≥ Count)
 	measured   atomic.Int64  // distinct measured messages received
+	lastAt     atomic.Int64  // unix ns of the last message of this run
 	allIn      chan struct{} // closed when all Count measured messages arrived
 }
 
@@ -92,6 +94,7 @@ func (r *receiver) onPublish(m *publishMsg) {
 		r.foreign++
 		return
 	}
+	r.lastAt.Store(now)
 	if seq >= r.tr.n {
 		r.warmupSeen.Add(1)
 		return
@@ -112,11 +115,11 @@ type sender struct {
 
 // send publishes messages first..first+n-1 at rate msg/s (0: flat out)
 // and returns when the last one is written to the connection, with the
-// time of the first send. Paced messages go out in batches at least
-// minPace apart (10 messages per write at 10,000 msg/s), each stamped
+// time of the first send. Paced messages go out in batches at least pace
+// apart (at 10,000 msg/s and 1 ms, 10 messages per write), each stamped
 // when it is written into the batch; flat out, the write buffer goes out
 // whenever it is full.
-func (s *sender) send(ctx context.Context, first, n int64, rate float64) (start time.Time, sent int64, err error) {
+func (s *sender) send(ctx context.Context, first, n int64, rate float64, pace time.Duration) (start time.Time, sent int64, err error) {
 	start = time.Now()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -146,7 +149,7 @@ func (s *sender) send(ctx context.Context, first, n int64, rate float64) (start 
 			break
 		}
 		next := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-		if d := max(time.Until(next), minPace); d > 0 {
+		if d := max(time.Until(next), pace); d > 0 {
 			timer.Reset(d)
 			select {
 			case <-ctx.Done():
@@ -167,7 +170,7 @@ func (s *sender) send(ctx context.Context, first, n int64, rate float64) (start 
 func warmup(ctx context.Context, cfg config, s *sender, sub *client, r *receiver) error {
 	next := cfg.Count // warm-up messages are numbered after the measured ones
 	if cfg.Warmup > 0 {
-		if _, _, err := s.send(ctx, next, cfg.Warmup, cfg.Rate); err != nil {
+		if _, _, err := s.send(ctx, next, cfg.Warmup, cfg.Rate, cfg.Pace); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 		next += cfg.Warmup
@@ -182,7 +185,7 @@ func warmup(ctx context.Context, cfg config, s *sender, sub *client, r *receiver
 			return fmt.Errorf("warm-up: nothing came back on %q within %v: is the engine running and subscribed, and does its rule fire?", cfg.Sub, cfg.ReadyTimeout)
 		}
 		if now.Sub(lastProbe) >= probeInterval {
-			if _, _, err := s.send(ctx, next, 1, 0); err != nil {
+			if _, _, err := s.send(ctx, next, 1, 0, 0); err != nil {
 				return fmt.Errorf("warm-up probe: %w", err)
 			}
 			next++
@@ -280,20 +283,13 @@ func run(ctx context.Context, cfg config) (res result, err error) {
 		}
 	}
 
-	start, sent, err := s.send(ctx, 0, cfg.Count, cfg.Rate)
+	start, sent, err := s.send(ctx, 0, cfg.Count, cfg.Rate, cfg.Pace)
 	lastSend := time.Now()
 	if err != nil {
 		return res, fmt.Errorf("send: %w", err)
 	}
-	timer := time.NewTimer(cfg.Timeout)
-	defer timer.Stop()
-	select {
-	case <-rcv.allIn:
-	case <-timer.C:
-	case <-ctx.Done():
-		return res, ctx.Err()
-	case <-sub.Done():
-		return res, fmt.Errorf("subscriber: %w", sub.err())
+	if err := awaitStragglers(ctx, cfg, rcv, sub, lastSend); err != nil {
+		return res, err
 	}
 
 	var after procSample
@@ -317,6 +313,37 @@ func run(ctx context.Context, cfg config) (res result, err error) {
 		}
 	}
 	return res, nil
+}
+
+// awaitStragglers returns when every measured message has arrived,
+// cfg.Timeout after lastSend, or, with cfg.Idle, once nothing arrived for
+// that long after lastSend.
+func awaitStragglers(ctx context.Context, cfg config, rcv *receiver, sub *client, lastSend time.Time) error {
+	timer := time.NewTimer(time.Until(lastSend.Add(cfg.Timeout)))
+	defer timer.Stop()
+	var idle <-chan time.Time
+	if cfg.Idle > 0 {
+		t := time.NewTicker(min(cfg.Idle/4, 100*time.Millisecond))
+		defer t.Stop()
+		idle = t.C
+	}
+	for {
+		select {
+		case <-rcv.allIn:
+			return nil
+		case <-timer.C:
+			return nil
+		case now := <-idle:
+			last := max(lastSend.UnixNano(), rcv.lastAt.Load())
+			if now.UnixNano()-last >= int64(cfg.Idle) {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sub.Done():
+			return fmt.Errorf("subscriber: %w", sub.err())
+		}
+	}
 }
 
 // summarize computes the result from the tracker (whose writer has

@@ -64,7 +64,8 @@ const ackBatch = 256
 // ids, SUBSCRIBE, keep-alive and DISCONNECT. Writes are buffered and
 // coalesced: publishes reach the socket when the buffer fills, on Flush, or
 // when the window is full; PUBACKs for incoming QoS 1 messages go out once
-// the reader has drained the bytes it had received.
+// the reader has drained the bytes it had received (or, with AckDelay,
+// shortly after).
 //
 // Publish, Flush and WaitAcks may be called from one goroutine while the
 // client's own reader goroutine handles incoming packets.
@@ -84,7 +85,7 @@ type client struct {
 	lastWrite atomic.Int64 // unix ns of the last flush
 
 	window     chan uint16   // free packet ids for QoS 1 publishes
-	windowSize int           //
+	windowSize int           // cap(window)
 	inflight   []atomic.Bool // by packet id: a QoS 1 publish awaits its PUBACK
 	acked      chan struct{} // cap 1: a PUBACK freed an id
 
@@ -99,7 +100,7 @@ type client struct {
 	done      chan struct{} // closed when the reader goroutine exits
 	readErr   error         // why the reader exited; read after done
 	closing   atomic.Bool
-	stop      chan struct{} // closed by Close: stops the pinger
+	stop      chan struct{} // closed by Close: stops the pinger, the delayed flush and a pausing reader
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -511,6 +512,8 @@ func (c *client) Subscribe(ctx context.Context, filters []string, qos byte) erro
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	select {
+	case <-c.done:
+		return fmt.Errorf("subscribe: %w", c.err())
 	case codes, ok := <-ch:
 		if !ok {
 			return fmt.Errorf("subscribe: %w", c.err())

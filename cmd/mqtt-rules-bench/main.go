@@ -96,10 +96,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.Sub, "sub", "alerts/#", `filter to subscribe to for the outputs ("sensors/+/temperature" for the direct baseline)`)
 	fs.Float64Var(&value, "value", 31, "the payload's value field (the threshold rule fires above 30)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "how long to wait for stragglers after the last send; ends early once all arrived")
+	fs.DurationVar(&cfg.Idle, "idle", 0, "also stop waiting once nothing arrived for this long after the last send (0 = off)")
 	fs.Int64Var(&cfg.Warmup, "warmup", 1000, "messages sent (and waited for) before the measured ones, not counted")
 	fs.IntVar(&cfg.EnginePID, "engine-pid", 0, "sample this process's CPU (/proc/PID/stat) and memory (/proc/PID/status) around the measured phase")
 	fs.IntVar(&cfg.Window, "window", defaultWindow, "QoS 1: most publishes awaiting PUBACK")
 	fs.StringVar(&cfg.Label, "label", "", "copied into the JSON line as \"label\"")
+	fs.DurationVar(&cfg.Pace, "pace", time.Millisecond, "with --rate: send in batches at least this far apart (fewer wake-ups for the tool); 0 = each message on its own")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 30*time.Second, "how long to probe for the first message to come back before giving up")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -126,6 +128,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.Timeout <= 0 || cfg.ReadyTimeout <= 0 {
 		errs = append(errs, errors.New("--timeout and --ready-timeout must be positive"))
+	}
+	if cfg.Idle < 0 {
+		errs = append(errs, fmt.Errorf("--idle %v: want 0 (off) or more", cfg.Idle))
+	}
+	if cfg.Pace < 0 {
+		errs = append(errs, fmt.Errorf("--pace %v: want 0 or more", cfg.Pace))
 	}
 	if cfg.Window < 1 || cfg.Window > maxWindow {
 		errs = append(errs, fmt.Errorf("--window %d: want 1..%d", cfg.Window, maxWindow))

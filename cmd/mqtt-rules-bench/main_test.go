@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/internal/testbroker"
 )
@@ -26,6 +27,7 @@ func TestParseFlags(t *testing.T) {
 		{"format with two verbs", []string{"--topic-format", "a/%d/%s"}, "--topic-format"},
 		{"tls broker", []string{"--broker", "ssl://h:8883"}, "--broker"},
 		{"window", []string{"--window", "0"}, "--window 0"},
+		{"negative pace", []string{"--pace", "-1ms"}, "--pace -1ms"},
 		{"stray argument", []string{"extra"}, "unexpected arguments"},
 		{"errors collected", []string{"--qos", "3", "--count", "-1"}, "--count -1"},
 	}
@@ -71,6 +73,7 @@ func TestRunBaseline(t *testing.T) {
 		{"qos0 flat out", []string{"--qos", "0", "--count", "5000"}},
 		{"qos1 flat out", []string{"--qos", "1", "--count", "5000", "--window", "64"}},
 		{"qos1 paced", []string{"--qos", "1", "--count", "300", "--rate", "3000", "--warmup", "10"}},
+		{"qos0 paced one by one", []string{"--qos", "0", "--count", "200", "--rate", "2000", "--pace", "0"}},
 		{"engine pid", []string{"--qos", "0", "--count", "1000", "--engine-pid", strconv.Itoa(os.Getpid())}},
 	}
 	for _, tt := range tests {
@@ -108,5 +111,20 @@ func TestRunNothingComesBack(t *testing.T) {
 	code := runMain(t.Context(), []string{"--broker", b.URL(), "--sub", "alerts/#", "--count", "10", "--ready-timeout", "300ms"}, &stdout, &stderr)
 	if code != exitError || !strings.Contains(stderr.String(), "nothing came back") || stdout.Len() != 0 {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and 'nothing came back'", code, stdout.String(), stderr.String())
+	}
+}
+
+func TestRunCountsLossAndStopsWhenIdle(t *testing.T) {
+	b := testbroker.Mosquitto(t)
+	// Two topics, one subscribed: every other message is "lost". --idle
+	// ends the wait long before --timeout.
+	start := time.Now()
+	res := runJSON(t, "--broker", b.URL(), "--topics", "2", "--sub", "sensors/0/temperature",
+		"--count", "1000", "--warmup", "10", "--timeout", "60s", "--idle", "300ms")
+	if res["sent"] != 1000.0 || res["received"] != 500.0 || res["lost"] != 500.0 || res["duplicates"] != 0.0 {
+		t.Errorf("sent %v received %v lost %v duplicates %v; want 1000 500 500 0", res["sent"], res["received"], res["lost"], res["duplicates"])
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("run took %v: --idle did not end the wait", d)
 	}
 }
