@@ -238,6 +238,9 @@ func (a *App) Counters() *engine.Counters { return a.counters }
 // Connected reports whether the broker connection is up.
 func (a *App) Connected() bool { return a.client.Connected() }
 
+// Trace returns the last evaluations of a rule, oldest first.
+func (a *App) Trace(rule string) []engine.Evaluation { return a.engine.Trace(rule) }
+
 // Broker returns the broker URL in use.
 func (a *App) Broker() string { return a.url }
 

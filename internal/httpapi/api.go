@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -241,4 +242,31 @@ func writeJSON(w http.ResponseWriter, v any) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// TraceResponse is the JSON of /api/rules/{name}/trace: the rule's last
+// evaluations, oldest first, each with why it did or did not fire.
+type TraceResponse struct {
+	Rule        string       `json:"rule"`
+	Evaluations []TraceEntry `json:"evaluations"`
+}
+
+// TraceEntry is one evaluation with its explanation.
+type TraceEntry struct {
+	engine.Evaluation
+	Explanation string `json:"explanation"`
+}
+
+func (s *Server) apiTrace(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	rs := s.status.Rules()
+	if rs == nil || rs.Rule(name) == nil {
+		http.Error(w, fmt.Sprintf("no rule %q in the loaded set", name), http.StatusNotFound)
+		return
+	}
+	resp := TraceResponse{Rule: name, Evaluations: []TraceEntry{}}
+	for _, ev := range s.status.Trace(name) {
+		resp.Evaluations = append(resp.Evaluations, TraceEntry{Evaluation: ev, Explanation: ev.Explain()})
+	}
+	writeJSON(w, resp)
 }

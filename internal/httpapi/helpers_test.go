@@ -27,6 +27,14 @@ type fakeStatus struct {
 	ready     bool
 	broker    string
 	reload    Reload
+	engine    *engine.Engine // traces; nil: none
+}
+
+func (f *fakeStatus) Trace(rule string) []engine.Evaluation {
+	if f.engine == nil {
+		return nil
+	}
+	return f.engine.Trace(rule)
 }
 
 func (f *fakeStatus) Rules() *rules.RuleSet {
@@ -174,6 +182,7 @@ func newFixture(t *testing.T) *fixture {
 			ready:     true,
 			broker:    "tcp://broker.example.com:1883",
 			reload:    Reload{At: firedAt.Add(-time.Hour), Took: 1234567 * time.Nanosecond, Rules: 3},
+			engine:    e,
 		},
 	}
 }

@@ -33,6 +33,8 @@ type Status interface {
 	Broker() string
 	// LastReload returns how the last load of the rules went.
 	LastReload() Reload
+	// Trace returns the last evaluations of a rule, oldest first.
+	Trace(rule string) []engine.Evaluation
 }
 
 // Reload describes the last load of the rules.
@@ -91,6 +93,7 @@ func NewHandler(s Status, opts Options) *Server {
 	srv.mux.HandleFunc("GET /readyz", srv.readyz)
 	srv.mux.HandleFunc("GET /api/rules", srv.apiRules)
 	srv.mux.HandleFunc("GET /api/status", srv.apiStatus)
+	srv.mux.HandleFunc("GET /api/rules/{name}/trace", srv.apiTrace)
 	return srv
 }
 

@@ -324,3 +324,44 @@ func TestMethodNotAllowed(t *testing.T) {
 		t.Errorf("POST /api/rules = %d, want 405", resp.StatusCode)
 	}
 }
+
+func TestAPITrace(t *testing.T) {
+	f := newFixture(t)
+	srv, _ := server(t, f.status, Options{})
+	resp, body := get(t, srv.URL+"/api/rules/hot/trace")
+	if resp.StatusCode != 200 {
+		t.Fatalf("trace: %d %s", resp.StatusCode, body)
+	}
+	var tr struct {
+		Rule        string `json:"rule"`
+		Evaluations []struct {
+			Topic       string `json:"topic"`
+			Outcome     string `json:"outcome"`
+			Condition   *bool  `json:"condition"`
+			Error       string `json:"error"`
+			Payload     string `json:"payload"`
+			Explanation string `json:"explanation"`
+		} `json:"evaluations"`
+	}
+	if err := json.Unmarshal([]byte(body), &tr); err != nil {
+		t.Fatalf("trace JSON: %v: %s", err, body)
+	}
+	var got []string
+	for _, ev := range tr.Evaluations {
+		got = append(got, ev.Outcome+": "+ev.Explanation+" ["+ev.Payload+"]")
+	}
+	want := []string{
+		`fired: condition true: fired [{"value": 31}]`,
+		`false: condition false: does not fire [{"value": 20}]`,
+		`error: condition failed: ` + tr.Evaluations[2].Error + ` [not json]`,
+	}
+	if tr.Rule != "hot" || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("trace of hot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if tr.Evaluations[2].Error == "" {
+		t.Error("a condition error without its message")
+	}
+	if resp, _ := get(t, srv.URL+"/api/rules/nope/trace"); resp.StatusCode != 404 {
+		t.Errorf("trace of an unknown rule: %d, want 404", resp.StatusCode)
+	}
+}
