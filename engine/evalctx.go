@@ -2,9 +2,9 @@ package engine
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"unsafe"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
@@ -29,8 +29,13 @@ type evalCtx struct {
 	wild      []string
 	key       string
 
+	// The payload as decoded so far for msg: whole (payloadSet), or as a
+	// map of the top-level fields the rules read so far (partial, keys).
 	payload    any
 	payloadSet bool
+	partial    map[string]any
+	keys       []string
+	spare      map[string]any // reused for partial: nothing keeps a payload past Handle
 }
 
 func newEvalCtx() *evalCtx {
@@ -44,17 +49,24 @@ func (c *evalCtx) begin(rs *rules.RuleSet, msg *Message) []rules.Match {
 	c.hop = 0
 	c.set = 0
 	c.payload, c.payloadSet = nil, false
+	c.partial, c.keys = nil, c.keys[:0]
 	matches, levels := c.matcher.Match(rs, msg.Topic)
 	c.levels = levels
 	return matches
 }
 
-// end drops references to the message so the pool does not keep it alive.
+// end drops references to the message. The environment keeps the last
+// message's values until the next one overwrites them: each name is set
+// before a rule that reads it runs, and clearing the map per message
+// would cost more than it saves.
 func (c *evalCtx) end() {
 	c.msg = nil
 	c.rs = nil
 	c.payload = nil
-	clear(c.ev.Vars)
+	if c.partial != nil {
+		c.spare = c.partial
+		c.partial = nil
+	}
 }
 
 // setRule puts into the environment what rule r reads for the current
@@ -71,9 +83,6 @@ func (c *evalCtx) setRule(r *rules.Rule, filter int) error {
 		if need&rules.UsesSegments != 0 {
 			vars[rules.VarSegments] = c.levels
 		}
-		if need&rules.UsesPayload != 0 {
-			vars[rules.VarPayload] = c.decoded()
-		}
 		if need&rules.UsesRaw != 0 {
 			vars[rules.VarRaw] = rawString(msg.Payload)
 		}
@@ -86,8 +95,12 @@ func (c *evalCtx) setRule(r *rules.Rule, filter int) error {
 		if need&rules.UsesNow != 0 {
 			vars[rules.VarNow] = msg.Time
 		}
-		c.set |= need & (rules.UsesTopic | rules.UsesSegments | rules.UsesPayload | rules.UsesRaw |
+		c.set |= need & (rules.UsesTopic | rules.UsesSegments | rules.UsesRaw |
 			rules.UsesQoS | rules.UsesRetained | rules.UsesNow)
+	}
+	if u&rules.UsesPayload != 0 {
+		// Per rule: a later rule may read fields an earlier one did not.
+		vars[rules.VarPayload] = c.payloadFor(r)
 	}
 	if u&rules.UsesRule != 0 {
 		vars[rules.VarRule] = r.NameValue
@@ -121,8 +134,8 @@ func (c *evalCtx) setRule(r *rules.Rule, filter int) error {
 	return nil
 }
 
-// decoded returns the message payload decoded as SPEC §4 says, decoding it
-// at most once per message.
+// decoded returns the message payload decoded whole, as SPEC §4 says,
+// decoding it at most once per message.
 func (c *evalCtx) decoded() any {
 	if !c.payloadSet {
 		c.payload, c.payloadSet = DecodePayload(c.msg.Payload), true
@@ -130,18 +143,54 @@ func (c *evalCtx) decoded() any {
 	return c.payload
 }
 
+// payloadFor returns the payload as rule r reads it. A rule that reads
+// only some top-level fields of a JSON object gets a map of those (and of
+// the fields earlier rules read), decoded without building the rest; what
+// it cannot tell from its fields alone — a payload that is not an object,
+// or not JSON — is the same as decoding it whole.
+func (c *evalCtx) payloadFor(r *rules.Rule) any {
+	fields, all := r.PayloadFields()
+	if c.payloadSet || all {
+		return c.decoded()
+	}
+	var missing []string
+	for _, f := range fields {
+		if !slices.Contains(c.keys, f) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 && c.partial != nil {
+		return c.partial
+	}
+	if !looksLikeJSON(c.msg.Payload) {
+		return c.decoded()
+	}
+	dst := c.partial
+	if dst == nil && c.spare != nil {
+		dst = c.spare
+		clear(dst)
+	}
+	m, object, ok := decodeFields(c.msg.Payload, missing, dst)
+	if !ok || !object {
+		return c.decoded()
+	}
+	c.partial = m
+	c.keys = append(c.keys, missing...)
+	return m
+}
+
 // DecodePayload returns the payload as JSON when it is valid JSON (objects
 // as map[string]any, numbers as float64), otherwise as a string. JSON that
-// cannot be represented (a number beyond float64, nesting deeper than the
-// decoder allows) is kept as the string too.
+// cannot be represented (a number beyond float64, nesting deeper than
+// 10,000) is kept as the string too. Strings in the result may share b's
+// bytes: b must not change afterwards.
 func DecodePayload(b []byte) any {
 	if looksLikeJSON(b) {
-		var v any
-		if err := json.Unmarshal(b, &v); err == nil {
+		if v, ok := decodeJSON(b); ok {
 			return v
 		}
 	}
-	return string(b)
+	return rawString(b)
 }
 
 // looksLikeJSON rejects most text payloads (ON, off, hello) without running

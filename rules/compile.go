@@ -77,7 +77,7 @@ func (c *compiler) program(src string, captures []string, asBool bool) (*Program
 	if err != nil {
 		return nil, exprError(src, err)
 	}
-	p := &Program{Source: src, prog: prog, uses: u.uses}
+	p := &Program{Source: src, prog: prog, uses: u.uses, payload: u.payload()}
 	c.programs[key] = p
 	return p, nil
 }
@@ -103,6 +103,7 @@ func (c *compiler) template(src string, captures []string) (*Template, error) {
 		}
 		t.parts = append(t.parts, part{text: lits[i], prog: p})
 		t.uses |= p.uses
+		t.payload.add(p.payload)
 	}
 	if last := lits[len(lits)-1]; last != "" {
 		t.parts = append(t.parts, part{text: last})

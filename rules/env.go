@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -106,12 +107,32 @@ var toJSONOption = expr.Function("toJSON", func(params ...any) (any, error) {
 type usage struct {
 	uses     Uses
 	captures map[string]bool
+
+	// payload reads: how often `payload` appears, and the constant
+	// top-level fields read from it (payload.value, payload["value"]).
+	payloadIdents int
+	fieldReads    int
+	fields        []string
 }
 
 func (u *usage) Visit(node *ast.Node) {
+	if m, ok := (*node).(*ast.MemberNode); ok {
+		if id, ok := m.Node.(*ast.IdentifierNode); ok && id.Value == VarPayload {
+			if s, ok := m.Property.(*ast.StringNode); ok {
+				u.fieldReads++
+				if !slices.Contains(u.fields, s.Value) {
+					u.fields = append(u.fields, s.Value)
+				}
+			}
+		}
+		return
+	}
 	id, ok := (*node).(*ast.IdentifierNode)
 	if !ok {
 		return
+	}
+	if id.Value == VarPayload {
+		u.payloadIdents++
 	}
 	if b, ok := varUses[id.Value]; ok {
 		u.uses |= b
@@ -119,6 +140,37 @@ func (u *usage) Visit(node *ast.Node) {
 		u.uses |= UsesAll
 	} else if u.captures[id.Value] {
 		u.uses |= UsesCaptures
+	}
+}
+
+// payloadNeed says what of the payload some expressions read: nothing, a
+// few top-level fields of a JSON object, or all of it.
+type payloadNeed struct {
+	all    bool
+	fields []string
+}
+
+func (u *usage) payload() payloadNeed {
+	switch {
+	case u.uses == UsesAll: // $env
+		return payloadNeed{all: true}
+	case u.payloadIdents == 0:
+		return payloadNeed{}
+	case u.payloadIdents > u.fieldReads:
+		return payloadNeed{all: true}
+	}
+	return payloadNeed{fields: u.fields}
+}
+
+func (p *payloadNeed) add(q payloadNeed) {
+	if p.all = p.all || q.all; p.all {
+		p.fields = nil
+		return
+	}
+	for _, f := range q.fields {
+		if !slices.Contains(p.fields, f) {
+			p.fields = append(p.fields, f)
+		}
 	}
 }
 

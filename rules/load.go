@@ -482,13 +482,12 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 	for _, p := range []*Program{r.When, r.ClearWhen} {
 		if p != nil {
 			r.uses |= p.uses
+			r.payload.add(p.payload)
 		}
 	}
-	if r.Key != nil {
-		r.uses |= r.Key.uses
-	}
-	for _, a := range slices.Concat(r.Actions, r.OnClear) {
-		r.uses |= a.uses()
+	for _, t := range r.templates() {
+		r.uses |= t.uses
+		r.payload.add(t.payload)
 	}
 	r.Fingerprint = fingerprint(r)
 	h := sha256.New()
@@ -881,27 +880,31 @@ func CheckURL(s string) error {
 	return nil
 }
 
-func (a *Action) uses() Uses {
-	var u Uses
+// templates returns every template of the rule: key and actions.
+func (r *Rule) templates() []*Template {
+	var out []*Template
 	add := func(t *Template) {
 		if t != nil {
-			u |= t.uses
+			out = append(out, t)
 		}
 	}
-	switch {
-	case a.Publish != nil:
-		add(a.Publish.Topic)
-		add(a.Publish.Payload)
-	case a.Webhook != nil:
-		add(a.Webhook.URL)
-		add(a.Webhook.Body)
-		for _, h := range a.Webhook.Headers {
-			add(h.Value)
+	add(r.Key)
+	for _, a := range slices.Concat(r.Actions, r.OnClear) {
+		switch {
+		case a.Publish != nil:
+			add(a.Publish.Topic)
+			add(a.Publish.Payload)
+		case a.Webhook != nil:
+			add(a.Webhook.URL)
+			add(a.Webhook.Body)
+			for _, h := range a.Webhook.Headers {
+				add(h.Value)
+			}
+		case a.Log != nil:
+			add(a.Log.Message)
 		}
-	case a.Log != nil:
-		add(a.Log.Message)
 	}
-	return u
+	return out
 }
 
 func fingerprint(r *Rule) string {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -596,6 +597,31 @@ rules:
 		}
 		if w := rs.Warnings(); len(w) != tt.warnings {
 			t.Errorf("%s: warnings %v, want %d", tt.name, w, tt.warnings)
+		}
+	}
+}
+
+func TestPayloadFields(t *testing.T) {
+	tests := []struct {
+		when, log string
+		fields    []string
+		all       bool
+	}{
+		{"payload.value > 30", "x", []string{"value"}, false},
+		{"payload.value > 30", "{{ payload.unit }} {{ payload['value'] }}", []string{"value", "unit"}, false},
+		{"payload?.ENERGY?.Power > 1", "x", []string{"ENERGY"}, false},
+		{"payload.value > 30", "{{ toJSON(payload) }}", nil, true},
+		{`type(payload) == "map"`, "x", nil, true},
+		{"payload[topic] == 1", "x", nil, true},
+		{"true", "{{ $env.payload }}", nil, true},
+		{"raw != ''", "x", nil, false},
+		{"prev?.payload.value > 1", "x", nil, false},
+	}
+	for _, tt := range tests {
+		rs := mustLoad(t, fmt.Sprintf("rules: [{name: r, topic: t, when: %q, actions: [{log: %q}]}]", tt.when, tt.log))
+		fields, all := rs.Rule("r").PayloadFields()
+		if all != tt.all || !slices.Equal(fields, tt.fields) {
+			t.Errorf("when %q, log %q: fields %q all=%v; want %q all=%v", tt.when, tt.log, fields, all, tt.fields, tt.all)
 		}
 	}
 }

@@ -50,12 +50,21 @@ type Rule struct {
 
 	nameLine    int
 	nameCol     int
-	uses        Uses    // names read by When, Key, ClearWhen and the actions
-	captureWild [][]int // per filter, per capture: index into that filter's wildcards, or -1
+	payload     payloadNeed // what of the payload the expressions read
+	uses        Uses        // names read by When, Key, ClearWhen and the actions
+	captureWild [][]int     // per filter, per capture: index into that filter's wildcards, or -1
 }
 
 // Uses returns the environment names the rule's expressions read.
 func (r *Rule) Uses() Uses { return r.uses }
+
+// PayloadFields says what of the payload the rule's expressions read: when
+// all is false, only the listed top-level fields of a JSON object payload
+// (payload.value, payload["unit"]), so the engine may decode just those;
+// otherwise the whole payload.
+func (r *Rule) PayloadFields() (fields []string, all bool) {
+	return r.payload.fields, r.payload.all
+}
 
 // Stateful reports whether the rule keeps state per key (SPEC §5).
 func (r *Rule) Stateful() bool {

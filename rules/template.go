@@ -15,16 +15,18 @@ import (
 
 // Program is a compiled expression.
 type Program struct {
-	Source string
-	prog   *vm.Program
-	uses   Uses
+	Source  string
+	prog    *vm.Program
+	uses    Uses
+	payload payloadNeed
 }
 
 // Template is a compiled string with {{ expr }} parts (SPEC §4).
 type Template struct {
-	Source string
-	parts  []part // literal text and expressions, alternating; empty for a literal template
-	uses   Uses
+	Source  string
+	parts   []part // literal text and expressions, alternating; empty for a literal template
+	uses    Uses
+	payload payloadNeed
 }
 
 type part struct {

@@ -155,14 +155,26 @@ func (f *Filter) Wildcards(topic string, levels []string, dst []string) []string
 }
 
 // ValidateName checks a topic name that is to be published: not empty, no
-// wildcards, no NUL, valid UTF-8, at most MaxLen bytes.
+// wildcards, no NUL, valid UTF-8, at most MaxLen bytes. It runs for every
+// publish with a templated topic, so it makes one pass over the bytes.
 func ValidateName(name string) error {
-	if err := validateString(name); err != nil {
-		return err
+	if name == "" || len(name) > MaxLen {
+		return validateString(name)
 	}
-	// [MQTT-4.7.1-1] wildcards are not allowed in topic names.
-	if strings.ContainsAny(name, "+#") {
-		return fmt.Errorf("topic %q holds a wildcard (+ or #)", name)
+	ascii := true
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '+' || c == '#':
+			// [MQTT-4.7.1-1] wildcards are not allowed in topic names.
+			return fmt.Errorf("topic %q holds a wildcard (+ or #)", name)
+		case c == 0:
+			return validateString(name)
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.ValidString(name) {
+		return validateString(name)
 	}
 	return nil
 }
