@@ -625,3 +625,34 @@ func TestPayloadFields(t *testing.T) {
 		}
 	}
 }
+
+func FuzzLoad(f *testing.F) {
+	for _, s := range []string{
+		"rules: [{name: r, topic: a/+, when: payload.v > 1, actions: [{log: '{{ topic }}'}]}]",
+		"rules:\n  - name: r\n    topic: [\"a/{x}\", b/#]\n    for: 1m\n    on_clear: [{log: x}]\n    actions: [{publish: {topic: 'o/{{ x }}', qos: 1}}]\n",
+		"x-a: &a {topic: t}\nrules: [{<<: *a, name: r, actions: [{webhook: {url: 'http://h/{{ raw }}'}}]}]",
+		"rules: [{name: r, topic: '${HOME}', actions: [{log: x}]}]",
+		"rules: {}", "- a", "", "rules: [{name: r}]",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rs, err := NewLoader().LoadSources(Source{Name: "f.yaml", Data: b})
+		if err == nil {
+			if rs == nil {
+				t.Fatal("nil set without an error")
+			}
+			rs.Warnings()
+			return
+		}
+		var es Errors
+		if !errors.As(err, &es) || len(es) == 0 {
+			t.Fatalf("error %v is not a non-empty Errors", err)
+		}
+		for _, e := range es {
+			if e.File != "f.yaml" || e.Msg == "" {
+				t.Fatalf("error without its file or message: %#v", e)
+			}
+		}
+	})
+}
