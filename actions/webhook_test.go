@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -549,5 +550,32 @@ func TestDeadLetter(t *testing.T) {
 	}
 	if got.Request.Headers.Get("X-Room") != "kitchen" || !strings.Contains(got.Error, "503") {
 		t.Errorf("dead letter = %s", p.Payload)
+	}
+}
+
+// TestWebhookConnectionResetRetried: a server that accepts the request and
+// then resets the connection (RST, not a clean close) on the first two
+// attempts; the third is answered.
+func TestWebhookConnectionResetRetried(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) <= 2 {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conn.(*net.TCPConn).SetLinger(0) // close with RST
+			conn.Close()
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	h := newHarness(t, Config{})
+	h.x.Do(webhook("reset", srv.URL, 3))
+	done := h.rec.waitRule(t, "reset", 1)[0]
+	if done.err != nil || n.Load() != 3 {
+		t.Errorf("outcome %v after %d attempts, want success on the 3rd", done.err, n.Load())
 	}
 }

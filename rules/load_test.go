@@ -656,3 +656,35 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestTopicPattern(t *testing.T) {
+	rs := mustLoad(t, `
+rules:
+  - name: r
+    topic: ["zigbee2mqtt/{room}/motion", "x/+/{rest...}"]
+    actions:
+      - publish: {topic: "zigbee2mqtt/{{ room }}/light/set"}
+      - publish: {topic: "a/{{ wildcards[0] }}/b"}
+      - publish: {topic: "a/{{ wildcards[1] }}/b"}
+      - publish: {topic: "a/{{ segments[2] }}-x/b"}
+      - publish: {topic: "a/{{ rest }}/b"}
+      - publish: {topic: "a/{{ payload.to }}/b"}
+      - publish: {topic: "{{ room }}"}
+      - publish: {topic: "plain/topic"}
+`)
+	r := rs.Rule("r")
+	want := []string{"zigbee2mqtt/+/light/set", "a/+/b", "a/#", "a/+/b", "a/#", "a/#", "+", "plain/topic"}
+	for i, a := range r.Actions {
+		if got := TopicPattern(a.Publish.Topic, r); got != want[i] {
+			t.Errorf("%s: pattern %q, want %q", a.Publish.Topic.Source, got, want[i])
+		}
+	}
+	if w := mustLoad(t, `
+rules:
+  - name: light
+    topic: "zigbee2mqtt/{room}/motion"
+    actions: [{publish: {topic: "zigbee2mqtt/{{ room }}/light/set"}}]
+`).Warnings(); len(w) != 0 {
+		t.Errorf("false loop warning: %v", w)
+	}
+}

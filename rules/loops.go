@@ -2,22 +2,86 @@ package rules
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 )
 
-// TopicPattern returns an MQTT filter that covers every topic the template
-// can render: the template itself when it is literal, else its literal
-// levels before the first {{ }} followed by # (an expression may render
-// any text, slashes included). It errs on the side of matching more.
-func TopicPattern(t *Template) string {
+// TopicPattern returns an MQTT filter that covers every topic the
+// template of rule r can render: a literal template is itself; a level
+// holding an expression that renders one level — a {name} capture,
+// wildcards[N] of a +, segments[N] — becomes +; from the first expression
+// that may render several levels (any other one: it may hold "/") on, #.
+// It errs on the side of matching more.
+func TopicPattern(t *Template, r *Rule) string {
 	if t.IsLiteral() {
 		return t.Source
 	}
-	prefix := t.parts[0].text
-	full := prefix[:strings.LastIndexByte(prefix, '/')+1] // whole levels only
-	return full + "#"
+	const one, many = "\x00", "\x01" // cannot occur in a valid topic
+	var b strings.Builder
+	for _, p := range t.parts {
+		b.WriteString(p.text)
+		if p.prog != nil {
+			if singleLevel(strings.TrimSpace(p.prog.Source), r) {
+				b.WriteString(one)
+			} else {
+				b.WriteString(many)
+			}
+		}
+	}
+	levels := strings.Split(b.String(), "/")
+	for i, l := range levels {
+		switch {
+		case strings.Contains(l, many):
+			return strings.Join(append(levels[:i:i], "#"), "/")
+		case strings.Contains(l, one):
+			levels[i] = "+"
+		}
+	}
+	return strings.Join(levels, "/")
+}
+
+var indexExpr = regexp.MustCompile(`^(wildcards|segments)\[\s*(\d+)\s*\]$`)
+
+// singleLevel reports whether an expression of rule r renders at most one
+// topic level whatever the message: a capture bound to a + level in every
+// filter that defines it, wildcards[N] where the Nth wildcard of every
+// filter is a +, or segments[N].
+func singleLevel(src string, r *Rule) bool {
+	if slices.Contains(r.Captures, src) {
+		for _, f := range r.Filters {
+			for _, l := range f.Levels {
+				if l.Name == src && l.Kind == topic.Hash {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	m := indexExpr.FindStringSubmatch(src)
+	if m == nil {
+		return false
+	}
+	if m[1] == "segments" {
+		return true
+	}
+	n, _ := strconv.Atoi(m[2])
+	for _, f := range r.Filters {
+		w := 0
+		for _, l := range f.Levels {
+			if l.Kind == topic.Literal {
+				continue
+			}
+			if w == n && l.Kind == topic.Hash {
+				return false
+			}
+			w++
+		}
+	}
+	return true
 }
 
 // findLoops decides, for every publish action of the set, whether its topic
@@ -32,7 +96,7 @@ func (rs *RuleSet) findLoops() {
 				if p == nil {
 					continue
 				}
-				p.MayLoop = rs.index.Overlaps(TopicPattern(p.Topic))
+				p.MayLoop = rs.index.Overlaps(TopicPattern(p.Topic, r))
 				rs.mayLoop = rs.mayLoop || p.MayLoop
 			}
 		}
@@ -70,7 +134,7 @@ func (rs *RuleSet) Warnings() []Warning {
 				if a.Publish == nil {
 					continue
 				}
-				pat := TopicPattern(a.Publish.Topic)
+				pat := TopicPattern(a.Publish.Topic, r)
 				if own.Overlaps(pat) {
 					out = append(out, Warning{File: r.File, Line: a.Line, Rule: r.Name,
 						Msg: fmt.Sprintf("publish topic %q can match the rule's own topic filter: a loop (cut at --max-hops)", a.Publish.Topic.Source)})

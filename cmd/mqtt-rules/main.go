@@ -6,6 +6,9 @@
 //
 //	mqtt-rules run [--rules PATH]... [--broker URL] [flags]
 //	mqtt-rules validate PATH...
+//	mqtt-rules test PATH... [--message 'TOPIC=PAYLOAD']...
+//	mqtt-rules record --broker URL --topic FILTER... [--out FILE]
+//	mqtt-rules replay FILE --rules PATH [--against PATH]
 //	mqtt-rules version
 package main
 
@@ -44,6 +47,10 @@ const usage = `mqtt-rules: a rules engine for MQTT
 Usage:
   mqtt-rules run [--rules PATH]... [--broker URL] [flags]   run the engine
   mqtt-rules validate PATH...                               check rule files
+  mqtt-rules test PATH...                                   run the rule tests (*_test.yaml)
+  mqtt-rules test PATH... --message 'TOPIC=PAYLOAD'         dry-run messages: what would fire, and why
+  mqtt-rules record --broker URL --topic FILTER [--out F]   capture messages as JSON lines
+  mqtt-rules replay FILE --rules PATH [--against PATH]      run a capture through rules, or diff two sets
   mqtt-rules version                                        print the version
 
 Run "mqtt-rules COMMAND -h" for a command's flags.
@@ -61,6 +68,12 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCmd(ctx, args, stdout, stderr)
 	case "validate":
 		return validateCmd(args, stdout, stderr)
+	case "test":
+		return testCmd(args, stdout, stderr)
+	case "record":
+		return recordCmd(ctx, args, stdout, stderr)
+	case "replay":
+		return replayCmd(args, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "mqtt-rules %s (%s %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

@@ -1,0 +1,278 @@
+package dryrun
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/engine"
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// Line renders an action on one line, secrets redacted:
+//
+//	publish alerts/kitchen/hot qos=1 retain=false payload={"value":31}
+//	webhook POST https://hooks.example.com/notify headers={Authorization: [REDACTED]} body={"value":31}
+//	log warn: kitchen at 31
+//
+// The free text (payload, body, message) comes last and is shown as it is
+// unless it holds control characters or is not UTF-8: then it is quoted
+// as a Go string.
+func Line(req actions.Request) string {
+	switch req.Kind {
+	case actions.KindPublish:
+		p := req.Publish
+		return fmt.Sprintf("publish %s qos=%d retain=%t payload=%s", p.Topic, p.QoS, p.Retain, Text(p.Payload))
+	case actions.KindWebhook:
+		w := req.Webhook
+		var b strings.Builder
+		fmt.Fprintf(&b, "webhook %s %s", w.Method, actions.RedactURL(w.URL))
+		if len(w.Header) > 0 {
+			fmt.Fprintf(&b, " headers={%s}", strings.Join(headerLines(w.Header), ", "))
+		}
+		fmt.Fprintf(&b, " body=%s", Text(w.Body))
+		return b.String()
+	case actions.KindLog:
+		return fmt.Sprintf("log %s: %s", levelName(req.Log.Level), Text([]byte(req.Log.Message)))
+	}
+	return req.Kind.String()
+}
+
+// Full writes an action over several lines, every field shown and secrets
+// redacted, each line starting with indent:
+//
+//	publish  alerts/kitchen/hot  qos 1  retain false
+//	         {"room":"kitchen","value":31}
+//	webhook  POST https://hooks.example.com/notify  timeout 5s  retries 3
+//	         Authorization: [REDACTED]
+//	         {"value":31}
+//	log      warn  kitchen at 31
+func Full(w io.Writer, indent string, req actions.Request) {
+	const pad = "         "
+	body := func(b []byte) {
+		if len(b) == 0 {
+			fmt.Fprintf(w, "%s%s(empty)\n", indent, pad)
+			return
+		}
+		for _, l := range blockLines(b) {
+			fmt.Fprintf(w, "%s%s%s\n", indent, pad, l)
+		}
+	}
+	switch req.Kind {
+	case actions.KindPublish:
+		p := req.Publish
+		fmt.Fprintf(w, "%spublish  %s  qos %d  retain %t\n", indent, p.Topic, p.QoS, p.Retain)
+		body(p.Payload)
+	case actions.KindWebhook:
+		h := req.Webhook
+		fmt.Fprintf(w, "%swebhook  %s %s  timeout %s  retries %d\n", indent, h.Method, actions.RedactURL(h.URL), FormatDuration(h.Timeout), h.Retries)
+		for _, l := range headerLines(h.Header) {
+			fmt.Fprintf(w, "%s%s%s\n", indent, pad, l)
+		}
+		body(h.Body)
+	case actions.KindLog:
+		fmt.Fprintf(w, "%slog      %s  %s\n", indent, levelName(req.Log.Level), Text([]byte(req.Log.Message)))
+	}
+}
+
+// Text shows a payload, a body or a message on one line: as it is when it
+// is printable UTF-8 (a final line break shown as ⏎), as a quoted Go
+// string otherwise; "" when empty.
+func Text(b []byte) string {
+	if len(b) == 0 {
+		return `""`
+	}
+	s := string(b)
+	body, nl := strings.CutSuffix(s, "\n")
+	if !printable(body, false) {
+		return strconv.Quote(s)
+	}
+	if nl {
+		return body + "⏎"
+	}
+	return body
+}
+
+// blockLines splits a payload into the lines Full shows: its own lines
+// when it is printable UTF-8, else one quoted line.
+func blockLines(b []byte) []string {
+	s := strings.TrimSuffix(string(b), "\n")
+	if !printable(s, true) {
+		return []string{strconv.Quote(string(b))}
+	}
+	return strings.Split(s, "\n")
+}
+
+// printable reports whether s is valid UTF-8 without control characters
+// (but line breaks, where multiline is true).
+func printable(s string, multiline bool) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r == '\n' && multiline {
+			continue
+		}
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// headerLines renders headers as "Name: value", sorted, secrets redacted.
+func headerLines(h http.Header) []string {
+	h = actions.RedactHeader(h)
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	var out []string
+	for _, k := range names {
+		for _, v := range h[k] {
+			out = append(out, k+": "+v)
+		}
+	}
+	return out
+}
+
+func levelName(l slog.Level) string { return strings.ToLower(l.String()) }
+
+// FormatDuration writes a duration the way rule files do: 5m, 1h30m, 30s,
+// 1.5s, 0s (Go's String without the trailing zero units).
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Offset formats the time t as an offset from start: "5m", "1h30m", "0s".
+func Offset(start, t time.Time) string { return FormatDuration(t.Sub(start)) }
+
+// Printer writes steps as readable text: for each message or timer, the
+// rules it reached, the value of their condition, what they did, and the
+// actions of those that fired, fully rendered.
+type Printer struct {
+	W     io.Writer
+	Rules *rules.RuleSet
+	// Start, when set, makes every step start with its time as an offset
+	// from Start ("+5m"); otherwise steps show no time.
+	Start time.Time
+	// Explain adds, under each rule, why it did or did not fire.
+	Explain bool
+	// Indent starts every line.
+	Indent string
+}
+
+// Step writes one step.
+func (p *Printer) Step(s Step) {
+	in := p.Indent
+	at := ""
+	if !p.Start.IsZero() {
+		at = "+" + Offset(p.Start, s.Time) + "  "
+	}
+	switch s.Trigger {
+	case TriggerTimer:
+		fmt.Fprintf(p.W, "%s%stimers due\n", in, at)
+	default:
+		var flags []string
+		if s.Message.QoS > 0 {
+			flags = append(flags, fmt.Sprintf("qos %d", s.Message.QoS))
+		}
+		if s.Message.Retained {
+			flags = append(flags, "retained")
+		}
+		if s.Trigger == TriggerFeedback {
+			flags = append(flags, "published by "+s.From)
+		}
+		extra := ""
+		if len(flags) > 0 {
+			extra = "  (" + strings.Join(flags, ", ") + ")"
+		}
+		fmt.Fprintf(p.W, "%s%smessage %s %s%s\n", in, at, s.Message.Topic, Text(s.Message.Payload), extra)
+	}
+	if len(s.Events) == 0 {
+		fmt.Fprintf(p.W, "%s    no rule matches this topic\n", in)
+		return
+	}
+	width := 0
+	for _, ev := range s.Events {
+		width = max(width, len(ev.Rule))
+	}
+	for _, ev := range s.Events {
+		fmt.Fprintf(p.W, "%s    %-*s  %-10s  %s\n", in, width, ev.Rule, p.condition(ev), Outcome(ev))
+		if p.Explain || ev.Outcome == engine.OutcomeError {
+			fmt.Fprintf(p.W, "%s      why: %s\n", in, ev.Explain())
+		}
+		for _, n := range ev.Notes {
+			fmt.Fprintf(p.W, "%s      error: %s\n", in, n)
+		}
+		for _, a := range ev.Actions {
+			Full(p.W, in+"      ", a)
+		}
+	}
+}
+
+// condition shows the value of a rule's `when` for an evaluation.
+func (p *Printer) condition(ev Event) string {
+	switch {
+	case ev.Timer:
+		return "(timer)"
+	case ev.Outcome == engine.OutcomeError:
+		return "when error"
+	case ev.Cond == nil:
+		return "-"
+	}
+	if p.Rules != nil {
+		if r := p.Rules.Rule(ev.Rule); r != nil && r.When == nil {
+			return "always"
+		}
+	}
+	return fmt.Sprintf("when %t", *ev.Cond)
+}
+
+// Outcome says in a word or two what an evaluation did: "fired",
+// "on_clear ran", "pending until +2m"...
+func Outcome(ev Event) string {
+	switch ev.Outcome {
+	case engine.OutcomeFired:
+		return "fired"
+	case engine.OutcomeFalse:
+		return "does not fire"
+	case engine.OutcomeError:
+		return "does not fire (error)"
+	case engine.OutcomeCleared:
+		return "cleared: on_clear ran"
+	case engine.OutcomeBack:
+		return "back after a silence: on_clear ran"
+	case engine.OutcomePending:
+		return "pending (for)"
+	case engine.OutcomeCancelled:
+		return "pending for cancelled"
+	case engine.OutcomeCooldown:
+		return "in cooldown"
+	case engine.OutcomeEpisode:
+		return "already firing"
+	case engine.OutcomeStillFiring:
+		return "still firing (clear_when does not hold)"
+	case engine.OutcomeHeartbeat:
+		return "heartbeat"
+	case engine.OutcomeNotCounted:
+		return "not a heartbeat"
+	}
+	return ev.Outcome.String()
+}

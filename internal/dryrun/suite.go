@@ -1,0 +1,252 @@
+package dryrun
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// ErrNoTests is returned by RunTests when the paths hold no test file.
+var ErrNoTests = errors.New("no rule test files (*_test.yaml)")
+
+// ErrNoCases is returned by RunTests when no case matches SuiteOptions.Run.
+var ErrNoCases = errors.New("no test case matches --run")
+
+// SuiteOptions configures RunTests.
+type SuiteOptions struct {
+	// Verbose shows every case, with every message and why each rule did
+	// or did not fire.
+	Verbose bool
+	// Run, when set, runs only the cases whose name it matches.
+	Run *regexp.Regexp
+	// LookupEnv resolves ${NAME} in rule and test files (nil: the process
+	// environment).
+	LookupEnv func(string) (string, bool)
+}
+
+// Summary counts the cases of a RunTests.
+type Summary struct {
+	Passed, Failed int
+	Files          int // test files run
+	Broken         int // test files or rule sets that did not load (their cases count as failed)
+}
+
+// OK reports whether every case passed and everything loaded.
+func (s Summary) OK() bool { return s.Failed == 0 && s.Broken == 0 }
+
+// RunTests finds the rule test files (*_test.yaml, *_test.yml) under paths
+// and runs every case, writing a report to w. Each test file runs against
+// the rule files its rule_files: key names (relative to it) when it has
+// one; otherwise against every rule file under paths, loaded as one set as
+// `mqtt-rules run --rules` would; and when paths hold no rule file at all
+// (only test files were named), against the rule files of the test file's
+// own folder.
+//
+// The report has a block for every failing case (see WriteResult), a line
+// per file, and a last line "N passed, M failed". The error is ErrNoTests
+// or a path that cannot be read; failures are in the Summary.
+func RunTests(w io.Writer, paths []string, opts SuiteOptions) (Summary, error) {
+	var sum Summary
+	tests, err := TestFiles(paths...)
+	if err != nil {
+		return sum, err
+	}
+	if len(tests) == 0 {
+		return sum, fmt.Errorf("%w under %s", ErrNoTests, strings.Join(paths, ", "))
+	}
+	ruleFiles, err := rules.Files(paths...)
+	if err != nil {
+		return sum, err
+	}
+	sets := &ruleSets{lookup: opts.LookupEnv, byKey: map[string]*loaded{}}
+	width := 0
+	for _, t := range tests {
+		width = max(width, len(t))
+	}
+	for _, path := range tests {
+		sum.Files++
+		tf, err := LoadTestFile(path, opts.LookupEnv)
+		if err != nil {
+			sum.Broken++
+			writeLoadError(w, "test file "+path, err)
+			fmt.Fprintf(w, "FAIL  %-*s  does not load\n", width, path)
+			continue
+		}
+		src := ruleFiles
+		switch {
+		case len(tf.RuleFiles) > 0:
+			src = tf.RuleFiles
+		case len(src) == 0:
+			src = []string{filepath.Dir(path)}
+		}
+		set := sets.load(src)
+		if set.err != nil {
+			if !set.reported {
+				set.reported = true
+				sum.Broken++
+				writeLoadError(w, "rules "+strings.Join(src, ", "), set.err)
+			}
+			fmt.Fprintf(w, "FAIL  %-*s  its rules do not load\n", width, path)
+			continue
+		}
+		passed, failed := 0, 0
+		for _, c := range tf.Cases {
+			if opts.Run != nil && !opts.Run.MatchString(c.Name) {
+				continue
+			}
+			res := RunCase(set.rs, c)
+			WriteResult(w, set.rs, res, opts.Verbose)
+			if res.Passed {
+				passed++
+			} else {
+				failed++
+			}
+		}
+		sum.Passed += passed
+		sum.Failed += failed
+		switch {
+		case passed+failed == 0 && opts.Run != nil:
+			// No case of this file matches --run.
+		case failed > 0:
+			fmt.Fprintf(w, "FAIL  %-*s  %d of %d %s failed\n", width, path, failed, passed+failed, plural(passed+failed, "case"))
+		default:
+			fmt.Fprintf(w, "ok    %-*s  %d %s\n", width, path, passed, plural(passed, "case"))
+		}
+	}
+	if opts.Run != nil && sum.Passed+sum.Failed+sum.Broken == 0 {
+		return sum, fmt.Errorf("%w %q", ErrNoCases, opts.Run)
+	}
+	if sum.Broken > 0 {
+		fmt.Fprintf(w, "%d test or rule %s did not load (counted as failed)\n", sum.Broken, plural(sum.Broken, "file"))
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", sum.Passed, sum.Failed+sum.Broken)
+	return sum, nil
+}
+
+func writeLoadError(w io.Writer, what string, err error) {
+	fmt.Fprintf(w, "--- ERROR: %s\n", what)
+	for _, l := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "    %s\n", l)
+	}
+}
+
+// loaded is a rule set loaded for test files, or why it did not load.
+type loaded struct {
+	rs       *rules.RuleSet
+	err      error
+	reported bool
+}
+
+// ruleSets loads each distinct set of rule paths once.
+type ruleSets struct {
+	lookup func(string) (string, bool)
+	byKey  map[string]*loaded
+}
+
+func (s *ruleSets) load(paths []string) *loaded {
+	key := strings.Join(paths, "\x00")
+	if l, ok := s.byKey[key]; ok {
+		return l
+	}
+	l := &loaded{}
+	ld := rules.NewLoader()
+	ld.LookupEnv = s.lookup
+	l.rs, l.err = ld.Load(paths...)
+	if l.err == nil && len(l.rs.Files) == 0 {
+		l.err = fmt.Errorf("no rule files under %s", strings.Join(paths, ", "))
+	}
+	s.byKey[key] = l
+	return l
+}
+
+// TestFiles lists the rule test files under paths (files named directly,
+// or found in directories searched recursively, following symlinks and
+// skipping names that start with "."), sorted, each once.
+func TestFiles(paths ...string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			real = p
+		}
+		if !seen[real] {
+			seen[real] = true
+			out = append(out, p)
+		}
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("test path %s: %w", p, unwrapPath(err))
+		}
+		if !st.IsDir() {
+			if rules.IsTestFile(p) {
+				add(p)
+			}
+			continue
+		}
+		var files []string
+		if err := walkTests(p, map[string]bool{}, &files); err != nil {
+			return nil, err
+		}
+		slices.Sort(files)
+		for _, f := range files {
+			add(f)
+		}
+	}
+	return out, nil
+}
+
+func walkTests(dir string, visited map[string]bool, files *[]string) error {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("test path %s: %w", dir, unwrapPath(err))
+	}
+	if visited[real] {
+		return nil
+	}
+	visited[real] = true
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("test path %s: %w", dir, unwrapPath(err))
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		st, err := os.Stat(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return fmt.Errorf("test path %s: %w", p, unwrapPath(err))
+		}
+		switch {
+		case st.IsDir():
+			if err := walkTests(p, visited, files); err != nil {
+				return err
+			}
+		case rules.IsTestFile(e.Name()):
+			*files = append(*files, p)
+		}
+	}
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

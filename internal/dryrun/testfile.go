@@ -1,0 +1,815 @@
+package dryrun
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// TestFile is a rule test file (*_test.yaml, SPEC §7), parsed.
+type TestFile struct {
+	Path string
+	// RuleFiles are the paths of its rule_files: key, resolved against the
+	// test file's folder; empty when it has none (it then runs against the
+	// rule set the command line names).
+	RuleFiles []string
+	Cases     []*Case
+}
+
+// Case is one test case: messages fed at offsets from Start, and the
+// actions expected, in order.
+type Case struct {
+	Name     string
+	File     string
+	Line     int
+	Start    time.Time // when the virtual clock starts; zero: DefaultStart
+	Messages []Message
+	// Until is how long after Start the clock runs: the timers due by then
+	// fire. Default: the last message's At.
+	Until  time.Duration
+	Expect []Expectation
+}
+
+// Message is one message of a case.
+type Message struct {
+	Line    int
+	Topic   string
+	Payload []byte
+	At      time.Duration // offset from the case's start
+	QoS     byte
+	Retain  bool
+}
+
+// Expectation is one entry of a case's expect: list. Only the fields it
+// gives (non-nil, non-empty) are compared.
+type Expectation struct {
+	Line, Col int
+	Rule      string         // "": any rule
+	At        *time.Duration // when the action runs, as an offset from the start
+	OnClear   *bool          // whether it is an on_clear action
+	Kind      actions.Kind
+
+	Topic   *string // publish
+	QoS     *byte   // publish
+	Retain  *bool   // publish
+	Method  *string // webhook
+	URL     *string // webhook
+	Headers []HeaderValue
+	Body    *Value      // publish payload, webhook body
+	Message *string     // log
+	Level   *slog.Level // log
+}
+
+// HeaderValue is an expected webhook header.
+type HeaderValue struct {
+	Name, Value string
+}
+
+// Value is an expected payload or body: text compared byte for byte, or,
+// when the test file gives a mapping or a list, JSON compared by value
+// (key order and spacing do not matter).
+type Value struct {
+	Text   string
+	JSON   any
+	IsJSON bool
+}
+
+// Error is a problem in a rule test file, at the place it was found.
+type Error struct {
+	File string
+	Line int
+	Col  int
+	Test string // the case's name, when known
+	Msg  string
+}
+
+// Error formats as file:line:col: test "name": msg.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
+		}
+	}
+	b.WriteString(": ")
+	if e.Test != "" {
+		fmt.Fprintf(&b, "test %q: ", e.Test)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in a test file, in file order.
+type Errors []*Error
+
+// Error returns one line per problem.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// LoadTestFile reads and parses a rule test file; see ParseTestFile.
+func LoadTestFile(path string, lookup func(string) (string, bool)) (*TestFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read test file: %w", err)
+	}
+	return ParseTestFile(path, b, lookup)
+}
+
+// ParseTestFile parses a rule test file. ${NAME} references in its values
+// are expanded as in rule files, with lookup (nil: the process
+// environment). Unknown keys and wrong values are errors; it returns an
+// Errors holding every problem, each at its file:line:col.
+func ParseTestFile(name string, data []byte, lookup func(string) (string, bool)) (*TestFile, error) {
+	p := &parser{name: name, lookup: lookup}
+	if p.lookup == nil {
+		p.lookup = os.LookupEnv
+	}
+	tf := &TestFile{Path: name}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	docs := 0
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			e := &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+				e.Line, _ = strconv.Atoi(m[1])
+				e.Msg = m[2]
+			}
+			p.errs = append(p.errs, e)
+			break
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		docs++
+		p.document(tf, resolve(doc.Content[0]))
+	}
+	if docs == 0 && len(p.errs) == 0 {
+		p.errs = append(p.errs, &Error{File: name, Msg: "empty test file: want a tests: list"})
+	}
+	if len(p.errs) > 0 {
+		slices.SortStableFunc(p.errs, func(a, b *Error) int {
+			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+		})
+		return nil, p.errs
+	}
+	return tf, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+type parser struct {
+	name   string
+	lookup func(string) (string, bool)
+	errs   Errors
+}
+
+func (p *parser) errorf(n *yaml.Node, test, format string, args ...any) {
+	e := &Error{File: p.name, Test: test, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Col = n.Line, n.Column
+	}
+	p.errs = append(p.errs, e)
+}
+
+var (
+	fileKeys    = []string{"tests", "rule_files"}
+	caseKeys    = []string{"name", "messages", "expect", "until", "start"}
+	messageKeys = []string{"topic", "payload", "at", "qos", "retain"}
+	expectKeys  = []string{"rule", "at", "on_clear", "publish", "webhook", "log"}
+	publishKeys = []string{"topic", "payload", "qos", "retain"}
+	webhookKeys = []string{"method", "url", "body", "headers"}
+	logKeys     = []string{"message", "level"}
+)
+
+func (p *parser) document(tf *TestFile, root *yaml.Node) {
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return
+	}
+	if root.Kind != yaml.MappingNode {
+		p.errorf(root, "", "a test file is a mapping with a tests: list, not %s", kindName(root))
+		return
+	}
+	found := false
+	for _, kv := range p.pairs(root, "") {
+		switch k := kv.key.Value; {
+		case k == "tests":
+			found = true
+			if kv.value.Kind != yaml.SequenceNode {
+				p.errorf(kv.value, "", "tests: must be a list of test cases (- name: …, messages: …, expect: …), not %s", kindName(kv.value))
+				continue
+			}
+			seen := map[string]int{}
+			for i, n := range kv.value.Content {
+				c := p.testCase(resolve(n), i)
+				if c == nil {
+					continue
+				}
+				if line, ok := seen[c.Name]; ok {
+					p.errorf(n, c.Name, "name: already used by the test at line %d", line)
+					continue
+				}
+				seen[c.Name] = c.Line
+				tf.Cases = append(tf.Cases, c)
+			}
+		case k == "rule_files":
+			for _, n := range p.stringList(kv.value, "", "rule_files") {
+				s, ok := p.str(n, "", "rule_files")
+				if !ok {
+					continue
+				}
+				if !filepath.IsAbs(s) {
+					s = filepath.Join(filepath.Dir(p.name), s)
+				}
+				tf.RuleFiles = append(tf.RuleFiles, s)
+			}
+		case strings.HasPrefix(k, "x-"):
+			// An extension field, for YAML anchors the cases share.
+		default:
+			p.errorf(kv.key, "", "unknown key %q%s", k, suggest(k, fileKeys))
+		}
+	}
+	if !found {
+		p.errorf(root, "", "no tests: list")
+	}
+}
+
+// testCase parses the i-th case; nil when it has errors (recorded).
+func (p *parser) testCase(n *yaml.Node, i int) *Case {
+	before := len(p.errs)
+	label := fmt.Sprintf("#%d", i+1)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "", "tests[%d]: a test is a mapping with name, messages and expect, not %s", i, kindName(n))
+		return nil
+	}
+	c := &Case{File: p.name, Line: n.Line}
+	// The name first, so every other error can say which case it is about.
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == "name" {
+			if s, ok := p.str(resolve(n.Content[j+1]), label, "name"); ok {
+				c.Name, label = s, s
+			}
+			break
+		}
+	}
+	kvs := p.pairs(n, label)
+	if c.Name == "" && len(p.errs) == before {
+		p.errorf(n, label, "name: missing (every test needs a name, shown when it fails)")
+	}
+	var until *yaml.Node
+	for _, kv := range kvs {
+		switch kv.key.Value {
+		case "name":
+		case "messages":
+			if kv.value.Kind != yaml.SequenceNode || len(kv.value.Content) == 0 {
+				p.errorf(kv.value, label, "messages: must be a list of at least one message ({topic: …, payload: …, at: …}), not %s", kindName(kv.value))
+				continue
+			}
+			var last time.Duration
+			for j, mn := range kv.value.Content {
+				if m, ok := p.message(resolve(mn), label, j, last); ok {
+					c.Messages = append(c.Messages, m)
+					last = m.At
+				}
+			}
+		case "expect":
+			if kv.value.Kind == yaml.ScalarNode && kv.value.Tag == "!!null" {
+				continue // expect: with nothing: no action
+			}
+			if kv.value.Kind != yaml.SequenceNode {
+				p.errorf(kv.value, label, "expect: must be a list of expected actions ({rule: …, publish: {…}}), not %s", kindName(kv.value))
+				continue
+			}
+			for j, en := range kv.value.Content {
+				if e, ok := p.expectation(resolve(en), label, j); ok {
+					c.Expect = append(c.Expect, e)
+				}
+			}
+		case "until":
+			until = kv.value
+			c.Until, _ = p.duration(kv.value, label, "until")
+		case "start":
+			if s, ok := p.str(kv.value, label, "start"); ok {
+				t, err := time.Parse(time.RFC3339Nano, s)
+				if err != nil {
+					p.errorf(kv.value, label, "start: %q is not an RFC 3339 time (write 2026-01-01T23:30:00+01:00)", s)
+				}
+				c.Start = t
+			}
+		default:
+			p.errorf(kv.key, label, "unknown key %q%s", kv.key.Value, suggest(kv.key.Value, caseKeys))
+		}
+	}
+	if !hasKey(kvs, "messages") {
+		p.errorf(n, label, "messages: missing (the messages to feed, in order)")
+	}
+	if len(p.errs) > before {
+		return nil
+	}
+	last := c.Messages[len(c.Messages)-1].At
+	switch {
+	case until == nil:
+		c.Until = last
+	case c.Until < last:
+		p.errorf(until, label, "until: %s is before the last message (at: %s)", FormatDuration(c.Until), FormatDuration(last))
+		return nil
+	}
+	return c
+}
+
+func (p *parser) message(n *yaml.Node, test string, j int, last time.Duration) (Message, bool) {
+	before := len(p.errs)
+	m := Message{Line: n.Line, At: last}
+	where := fmt.Sprintf("messages[%d]", j)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, test, "%s: a message is a mapping with topic and payload (and at, qos, retain), not %s", where, kindName(n))
+		return m, false
+	}
+	kvs := p.pairs(n, test)
+	for _, kv := range kvs {
+		switch kv.key.Value {
+		case "topic":
+			if s, ok := p.str(kv.value, test, where+".topic"); ok {
+				if err := topic.ValidateName(s); err != nil {
+					p.errorf(kv.value, test, "%s.topic: %v", where, err)
+				}
+				m.Topic = s
+			}
+		case "payload":
+			if v, ok := p.value(kv.value, test, where+".payload"); ok {
+				m.Payload = []byte(v.Text) // a mapping or a list is sent as compact JSON
+			}
+		case "at":
+			if d, ok := p.duration(kv.value, test, where+".at"); ok {
+				if d < last {
+					p.errorf(kv.value, test, "%s.at: %s is before the previous message (at: %s); messages are fed in order", where, FormatDuration(d), FormatDuration(last))
+				}
+				m.At = d
+			}
+		case "qos":
+			q, _ := p.integer(kv.value, test, where+".qos", 0, 2)
+			m.QoS = byte(q)
+		case "retain":
+			m.Retain, _ = p.boolean(kv.value, test, where+".retain")
+		default:
+			p.errorf(kv.key, test, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, messageKeys))
+		}
+	}
+	if !hasKey(kvs, "topic") {
+		p.errorf(n, test, "%s: topic missing", where)
+	}
+	return m, len(p.errs) == before
+}
+
+func (p *parser) expectation(n *yaml.Node, test string, j int) (Expectation, bool) {
+	before := len(p.errs)
+	e := Expectation{Line: n.Line, Col: n.Column}
+	where := fmt.Sprintf("expect[%d]", j)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, test, "%s: an expected action is a mapping with rule and one of publish, webhook, log, not %s", where, kindName(n))
+		return e, false
+	}
+	kinds := 0
+	for _, kv := range p.pairs(n, test) {
+		switch k := kv.key.Value; k {
+		case "rule":
+			e.Rule, _ = p.str(kv.value, test, where+".rule")
+		case "at":
+			if d, ok := p.duration(kv.value, test, where+".at"); ok {
+				e.At = &d
+			}
+		case "on_clear":
+			if b, ok := p.boolean(kv.value, test, where+".on_clear"); ok {
+				e.OnClear = &b
+			}
+		case "publish":
+			kinds++
+			e.Kind = actions.KindPublish
+			p.expectPublish(&e, kv.value, test, where+".publish")
+		case "webhook":
+			kinds++
+			e.Kind = actions.KindWebhook
+			p.expectWebhook(&e, kv.value, test, where+".webhook")
+		case "log":
+			kinds++
+			e.Kind = actions.KindLog
+			p.expectLog(&e, kv.value, test, where+".log")
+		default:
+			p.errorf(kv.key, test, "%s: unknown key %q%s", where, k, suggest(k, expectKeys))
+		}
+	}
+	if kinds != 1 {
+		p.errorf(n, test, "%s: give exactly one of publish, webhook and log (found %d)", where, kinds)
+	}
+	return e, len(p.errs) == before
+}
+
+func (p *parser) expectPublish(e *Expectation, v *yaml.Node, test, where string) {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return // publish: with nothing: any publish
+	}
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v, test, "%s: must be a mapping of topic, payload, qos, retain (the fields to compare), not %s", where, kindName(v))
+		return
+	}
+	for _, kv := range p.pairs(v, test) {
+		switch kv.key.Value {
+		case "topic":
+			if s, ok := p.str(kv.value, test, where+".topic"); ok {
+				e.Topic = &s
+			}
+		case "payload":
+			if val, ok := p.value(kv.value, test, where+".payload"); ok {
+				e.Body = &val
+			}
+		case "qos":
+			if q, ok := p.integer(kv.value, test, where+".qos", 0, 2); ok {
+				b := byte(q)
+				e.QoS = &b
+			}
+		case "retain":
+			if b, ok := p.boolean(kv.value, test, where+".retain"); ok {
+				e.Retain = &b
+			}
+		default:
+			p.errorf(kv.key, test, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, publishKeys))
+		}
+	}
+}
+
+func (p *parser) expectWebhook(e *Expectation, v *yaml.Node, test, where string) {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return
+	}
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v, test, "%s: must be a mapping of method, url, body, headers (the fields to compare), not %s", where, kindName(v))
+		return
+	}
+	for _, kv := range p.pairs(v, test) {
+		switch kv.key.Value {
+		case "method":
+			if s, ok := p.str(kv.value, test, where+".method"); ok {
+				s = strings.ToUpper(s)
+				e.Method = &s
+			}
+		case "url":
+			if s, ok := p.str(kv.value, test, where+".url"); ok {
+				e.URL = &s
+			}
+		case "body":
+			if val, ok := p.value(kv.value, test, where+".body"); ok {
+				e.Body = &val
+			}
+		case "headers":
+			if kv.value.Kind != yaml.MappingNode {
+				p.errorf(kv.value, test, "%s.headers: must be a mapping of header names to values, not %s", where, kindName(kv.value))
+				continue
+			}
+			for _, h := range p.pairs(kv.value, test) {
+				if s, ok := p.str(h.value, test, where+".headers."+h.key.Value); ok {
+					e.Headers = append(e.Headers, HeaderValue{Name: h.key.Value, Value: s})
+				}
+			}
+		default:
+			p.errorf(kv.key, test, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, webhookKeys))
+		}
+	}
+}
+
+func (p *parser) expectLog(e *Expectation, v *yaml.Node, test, where string) {
+	if v.Kind == yaml.ScalarNode {
+		if v.Tag == "!!null" {
+			return
+		}
+		if s, ok := p.str(v, test, where); ok {
+			e.Message = &s
+		}
+		return
+	}
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v, test, "%s: must be the message, or a mapping of message and level, not %s", where, kindName(v))
+		return
+	}
+	for _, kv := range p.pairs(v, test) {
+		switch kv.key.Value {
+		case "message":
+			if s, ok := p.str(kv.value, test, where+".message"); ok {
+				e.Message = &s
+			}
+		case "level":
+			if s, ok := p.str(kv.value, test, where+".level"); ok {
+				var l slog.Level
+				if err := l.UnmarshalText([]byte(s)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s)) {
+					p.errorf(kv.value, test, "%s.level: %q is not debug, info, warn or error", where, s)
+					continue
+				}
+				e.Level = &l
+			}
+		default:
+			p.errorf(kv.key, test, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, logKeys))
+		}
+	}
+}
+
+// value parses a payload or body: a scalar is its text (empty for null); a
+// mapping or a list is JSON.
+func (p *parser) value(n *yaml.Node, test, key string) (Value, bool) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return Value{}, true
+		}
+		s, ok := p.str(n, test, key)
+		return Value{Text: s}, ok
+	case yaml.MappingNode, yaml.SequenceNode:
+		var buf bytes.Buffer
+		if !p.appendJSON(&buf, n, test, key) {
+			return Value{}, false
+		}
+		var v any
+		if err := json.Unmarshal(buf.Bytes(), &v); err != nil {
+			p.errorf(n, test, "%s: %v", key, err)
+			return Value{}, false
+		}
+		return Value{Text: buf.String(), JSON: v, IsJSON: true}, true
+	}
+	p.errorf(n, test, "%s: must be text, a mapping or a list, not %s", key, kindName(n))
+	return Value{}, false
+}
+
+// appendJSON writes a YAML node as compact JSON, mapping keys in written
+// order.
+func (p *parser) appendJSON(buf *bytes.Buffer, n *yaml.Node, test, key string) bool {
+	n = resolve(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		buf.WriteByte('{')
+		for i, kv := range p.pairs(n, test) {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			k, _ := json.Marshal(kv.key.Value)
+			buf.Write(k)
+			buf.WriteByte(':')
+			if !p.appendJSON(buf, kv.value, test, key) {
+				return false
+			}
+		}
+		buf.WriteByte('}')
+	case yaml.SequenceNode:
+		buf.WriteByte('[')
+		for i, c := range n.Content {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if !p.appendJSON(buf, c, test, key) {
+				return false
+			}
+		}
+		buf.WriteByte(']')
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			buf.WriteString("null")
+		case "!!bool":
+			var b bool
+			if err := n.Decode(&b); err != nil {
+				p.errorf(n, test, "%s: %v", key, err)
+				return false
+			}
+			buf.WriteString(strconv.FormatBool(b))
+		case "!!int", "!!float":
+			var f float64
+			if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+				p.errorf(n, test, "%s: %q is not a JSON number", key, n.Value)
+				return false
+			}
+			b, _ := json.Marshal(f)
+			buf.Write(b)
+		default:
+			s, ok := p.str(n, test, key)
+			if !ok {
+				return false
+			}
+			b, _ := json.Marshal(s)
+			buf.Write(b)
+		}
+	default:
+		p.errorf(n, test, "%s: cannot be written as JSON", key)
+		return false
+	}
+	return true
+}
+
+// str returns a scalar's text with ${ENV} references expanded.
+func (p *parser) str(n *yaml.Node, test, key string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		p.errorf(n, test, "%s: must be a string, not %s", key, kindName(n))
+		return "", false
+	}
+	if n.Tag == "!!null" {
+		p.errorf(n, test, "%s: empty", key)
+		return "", false
+	}
+	s, err := rules.ExpandEnv(n.Value, p.lookup)
+	if err != nil {
+		p.errorf(n, test, "%s: %v", key, err)
+		return "", false
+	}
+	return s, true
+}
+
+func (p *parser) stringList(n *yaml.Node, test, key string) []*yaml.Node {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		var out []*yaml.Node
+		for _, c := range n.Content {
+			out = append(out, resolve(c))
+		}
+		return out
+	case yaml.ScalarNode:
+		return []*yaml.Node{n}
+	}
+	p.errorf(n, test, "%s: must be a path or a list of paths, not %s", key, kindName(n))
+	return nil
+}
+
+func (p *parser) duration(n *yaml.Node, test, key string) (time.Duration, bool) {
+	s, ok := p.str(n, test, key)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		p.errorf(n, test, "%s: %q is not a duration (write 0s, 30s, 5m, 1h30m)", key, s)
+		return 0, false
+	case d < 0:
+		p.errorf(n, test, "%s: must not be negative, not %s", key, s)
+		return 0, false
+	}
+	return d, true
+}
+
+func (p *parser) boolean(n *yaml.Node, test, key string) (bool, bool) {
+	s, ok := p.str(n, test, key)
+	if !ok {
+		return false, false
+	}
+	switch strings.ToLower(s) {
+	case "true", "yes", "on":
+		return true, true
+	case "false", "no", "off":
+		return false, true
+	}
+	p.errorf(n, test, "%s: %q is not true or false", key, s)
+	return false, false
+}
+
+func (p *parser) integer(n *yaml.Node, test, key string, lo, hi int) (int, bool) {
+	s, ok := p.str(n, test, key)
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(s)
+	if err != nil || i < lo || i > hi {
+		p.errorf(n, test, "%s: %q is not a whole number from %d to %d", key, s, lo, hi)
+		return 0, false
+	}
+	return i, true
+}
+
+type pair struct{ key, value *yaml.Node }
+
+// pairs returns a mapping's key/value pairs with aliases resolved and merge
+// keys (<<: *anchor) applied, reporting duplicate keys.
+func (p *parser) pairs(m *yaml.Node, test string) []pair {
+	var out, merged []pair
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], resolve(m.Content[i+1])
+		if k.Value == "<<" && k.Tag == "!!merge" {
+			srcs := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				srcs = v.Content
+			}
+			for _, s := range srcs {
+				s = resolve(s)
+				if s.Kind != yaml.MappingNode {
+					p.errorf(s, test, "<<: merges mappings only, not %s", kindName(s))
+					continue
+				}
+				merged = append(merged, p.pairs(s, test)...)
+			}
+			continue
+		}
+		if seen[k.Value] {
+			p.errorf(k, test, "%s: key given twice", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		out = append(out, pair{k, v})
+	}
+	for _, kv := range merged {
+		if !seen[kv.key.Value] {
+			seen[kv.key.Value] = true
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func hasKey(kvs []pair, key string) bool {
+	for _, kv := range kvs {
+		if kv.key.Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "empty"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "this"
+}
+
+// suggest returns ` (did you mean "x"?)` for a key one or two edits away
+// from a known one.
+func suggest(got string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(got, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
