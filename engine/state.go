@@ -169,3 +169,52 @@ func (e *Engine) unschedule(ks *keyState) {
 	}
 	ks.timerAt = time.Time{}
 }
+
+// KeyState is what a stateful rule remembers about one key, for display.
+type KeyState struct {
+	Key           string    `json:"key"`
+	Pending       bool      `json:"pending,omitempty"` // a for is running
+	Firing        bool      `json:"firing,omitempty"`  // fired in this episode (or absence), not cleared
+	Deadline      time.Time `json:"deadline,omitzero"` // when its timer fires: the for's end or the absence
+	CooldownUntil time.Time `json:"cooldown_until,omitzero"`
+	LastSeen      time.Time `json:"last_seen,omitzero"` // the last message for the key
+}
+
+// Keys returns the state of the keys of a rule that are pending, firing,
+// in cooldown or waiting for an absence, at most limit of them (0: all),
+// most recently seen first, and how many keys the rule tracks in all.
+func (e *Engine) Keys(rule string, limit int) (keys []KeyState, tracked int) {
+	a := e.active.Load()
+	rt := a.runtime(rule)
+	if rt == nil || rt.st == nil {
+		return nil, 0
+	}
+	now := e.clock.Now()
+	e.stateMu.Lock()
+	defer e.stateMu.Unlock()
+	st := rt.st
+	for ks := st.lru.lruNext; ks != &st.lru; ks = ks.lruNext {
+		k := KeyState{
+			Key:      ks.key,
+			Pending:  !ks.pendingSince.IsZero(),
+			Firing:   ks.firing,
+			Deadline: ks.timerAt,
+		}
+		if ks.cooldownUntil.After(now) {
+			k.CooldownUntil = ks.cooldownUntil
+		}
+		if ks.prev != nil {
+			k.LastSeen = ks.prev.time
+		} else if ks.trigger != nil {
+			k.LastSeen = ks.trigger.time
+		}
+		if !k.Pending && !k.Firing && k.Deadline.IsZero() && k.CooldownUntil.IsZero() {
+			continue
+		}
+		if limit > 0 && len(keys) == limit {
+			break
+		}
+		keys = append(keys, k)
+	}
+	return keys, len(st.keys)
+}

@@ -364,3 +364,28 @@ rules:
 		t.Errorf("last evaluation = %+v", last)
 	}
 }
+
+func TestKeys(t *testing.T) {
+	h := newHarness(t, `
+rules:
+  - name: r
+    topic: "#"
+    when: payload > 30
+    for: 10s
+    cooldown: 1m
+    actions: [{log: "fire"}]
+`)
+	h.run("0 a=31", "1 b=31", "2 c=1", "10")
+	keys, tracked := h.e.Keys("r", 0)
+	if tracked != 3 {
+		t.Errorf("tracked %d keys, want 3", tracked)
+	}
+	var got []string
+	for _, k := range keys {
+		got = append(got, fmt.Sprintf("%s pending=%v firing=%v deadline=%v cooldown=%v", k.Key, k.Pending, k.Firing,
+			k.Deadline.Sub(t0), k.CooldownUntil.Sub(t0)))
+	}
+	if len(keys) != 2 || keys[0].Key != "b" || !keys[0].Pending || keys[1].Key != "a" || !keys[1].Firing || keys[1].CooldownUntil != t0.Add(70*time.Second) {
+		t.Errorf("keys:\n%s", strings.Join(got, "\n"))
+	}
+}
