@@ -188,6 +188,21 @@ func (w *Watcher) Run(ctx context.Context, changed func()) error {
 			dirty("error: " + err.Error())
 		case <-due:
 			due = nil
+			if time.Since(since) < w.maxDelay {
+				// An event already waiting means the files were not left
+				// alone (Run was slow to get here): not quiet yet.
+				select {
+				case ev, ok := <-w.fsw.Events:
+					if !ok {
+						return errors.New("watch: watcher closed")
+					}
+					if w.relevant(ev.Name) {
+						dirty(ev.Name)
+						continue
+					}
+				default:
+				}
+			}
 			w.check(changed, events, triggers)
 			events, triggers = 0, nil
 		}
