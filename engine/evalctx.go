@@ -21,8 +21,9 @@ type evalCtx struct {
 	matcher rules.Matcher
 
 	rs        *rules.RuleSet
-	msg       *Message
-	hop       int // loop hop of msg (SPEC §9)
+	msg       *Message // &m while a message is handled, nil otherwise
+	m         Message  // the message, copied: Handle's argument does not escape
+	hop       int      // loop hop of msg (SPEC §9)
 	levels    []string
 	pubLevels []string
 	set       rules.Uses // message-wide names already in ev.Vars for msg
@@ -45,7 +46,8 @@ func newEvalCtx() *evalCtx {
 // begin starts a message: it finds the rules the topic reaches.
 func (c *evalCtx) begin(rs *rules.RuleSet, msg *Message) []rules.Match {
 	c.rs = rs
-	c.msg = msg
+	c.m = *msg
+	c.msg = &c.m
 	c.hop = 0
 	c.set = 0
 	c.payload, c.payloadSet = nil, false
@@ -61,6 +63,7 @@ func (c *evalCtx) begin(rs *rules.RuleSet, msg *Message) []rules.Match {
 // would cost more than it saves.
 func (c *evalCtx) end() {
 	c.msg = nil
+	c.m = Message{}
 	c.rs = nil
 	c.payload = nil
 	if c.partial != nil {
@@ -196,7 +199,9 @@ func DecodePayload(b []byte) any {
 // looksLikeJSON rejects most text payloads (ON, off, hello) without running
 // the JSON decoder.
 func looksLikeJSON(b []byte) bool {
-	b = bytes.TrimLeft(b, " \t\r\n")
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
 	if len(b) == 0 {
 		return false
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"unicode/utf16"
@@ -400,9 +401,14 @@ func (d *jsonDecoder) skip() error {
 		if err := d.scanNumber(); err != nil {
 			return err
 		}
-		// Out of range is invalid, as when decoded.
-		if _, err := strconv.ParseFloat(view(d.b[start:d.i]), 64); err != nil {
-			return errSyntax
+		// Out of range is invalid, as when decoded. Only an exponent or
+		// more than 300 digits can leave float64's range: skip parsing
+		// the common case.
+		num := d.b[start:d.i]
+		if len(num) > 300 || bytes.IndexAny(num, "eE") >= 0 {
+			if _, err := strconv.ParseFloat(view(num), 64); err != nil {
+				return errSyntax
+			}
 		}
 		return nil
 	}

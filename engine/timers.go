@@ -122,7 +122,8 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 func (c *evalCtx) load(rs *rules.RuleSet, msg *Message, s *snapshot) {
 	c.rs = rs
 	c.hop = 0
-	c.msg = msg
+	c.m = *msg
+	c.msg = &c.m
 	c.set = 0
 	c.payload, c.payloadSet = s.payloadValue(), true
 	c.levels = topic.Split(msg.Topic, c.levels[:0])
