@@ -1,0 +1,3 @@
+.PHONY: bench
+bench:
+	bash bench/run.sh
