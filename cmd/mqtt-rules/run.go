@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -129,6 +130,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	log.Info("mqtt-rules running", "version", versionString())
+	if path := os.Getenv("MQTT_RULES_CPU_PROFILE"); path != "" {
+		// For BENCHMARKS.md: a CPU profile of the whole run, written at exit.
+		if stop, err := startCPUProfile(path); err != nil {
+			log.Warn("cpu profile", "err", err)
+		} else {
+			defer stop()
+		}
+	}
 
 	for {
 		select {
@@ -184,4 +193,20 @@ func parseSize(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a size (write 262144, 256KiB or 1MiB)", s)
 	}
 	return n * mult, nil
+}
+
+// startCPUProfile writes a CPU profile to path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
