@@ -389,3 +389,25 @@ rules:
 		t.Errorf("keys:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+func TestTraceKeepsTheLastN(t *testing.T) {
+	rs, err := rules.NewLoader().LoadSources(rules.Source{Name: "t.yaml", Data: []byte("rules: [{name: r, topic: t, actions: [{log: x}]}]")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Config{Actions: &recorder{}, TraceLen: 3})
+	e.SetRules(rs)
+	for i := range 5 {
+		e.Handle(Message{Topic: "t", Payload: []byte(fmt.Sprint(i))})
+		if got := len(e.Trace("r")); got != min(i+1, 3) {
+			t.Fatalf("after %d messages the trace holds %d", i+1, got)
+		}
+	}
+	var got []string
+	for _, ev := range e.Trace("r") {
+		got = append(got, ev.Payload)
+	}
+	if strings.Join(got, ",") != "2,3,4" {
+		t.Errorf("trace = %v, want the last 3 in order", got)
+	}
+}

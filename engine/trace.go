@@ -57,7 +57,7 @@ func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil 
 func (o Outcome) Fired() bool { return o == OutcomeFired }
 
 // previewLen is how much of a payload a trace keeps.
-const previewLen = 96
+const previewLen = 64
 
 // Evaluation is one evaluation of one rule: for a message, or for a timer
 // (a for that held, an absence).
@@ -143,20 +143,23 @@ func (ev Evaluation) finish() Evaluation {
 const DefaultTraceLen = 32
 
 // traceRing keeps the last evaluations of one rule. It is allocated on the
-// rule's first evaluation, so a rule that never matched costs nothing.
+// rule's first evaluation and grows with use up to its size, so a rule that
+// never matched costs nothing and one that matched once costs one entry:
+// 10,000 rules that each saw a message do not hold 10,000 full rings.
 type traceRing struct {
 	mu   sync.Mutex
+	size int
 	buf  []Evaluation
-	next int
-	full bool
+	next int // once len(buf) == size: where the next one goes
 }
 
 func (r *traceRing) add(ev *Evaluation) {
 	r.mu.Lock()
-	r.buf[r.next] = *ev
-	r.next++
-	if r.next == len(r.buf) {
-		r.next, r.full = 0, true
+	if len(r.buf) < r.size {
+		r.buf = append(r.buf, *ev)
+	} else {
+		r.buf[r.next] = *ev
+		r.next = (r.next + 1) % r.size
 	}
 	r.mu.Unlock()
 }
@@ -164,10 +167,8 @@ func (r *traceRing) add(ev *Evaluation) {
 func (r *traceRing) list() []Evaluation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []Evaluation
-	if r.full {
-		out = append(out, r.buf[r.next:]...)
-	}
+	out := make([]Evaluation, 0, len(r.buf))
+	out = append(out, r.buf[r.next:]...)
 	out = append(out, r.buf[:r.next]...)
 	for i := range out {
 		out[i] = out[i].finish()
@@ -181,7 +182,7 @@ func (e *Engine) record(rt *ruleRuntime, ev *Evaluation) {
 	if e.traceLen > 0 {
 		ring := rt.stats.trace.Load()
 		if ring == nil {
-			rt.stats.trace.CompareAndSwap(nil, &traceRing{buf: make([]Evaluation, e.traceLen)})
+			rt.stats.trace.CompareAndSwap(nil, &traceRing{size: e.traceLen, buf: make([]Evaluation, 0, 1)})
 			ring = rt.stats.trace.Load()
 		}
 		ring.add(ev)
