@@ -22,6 +22,7 @@ import (
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 )
 
 // Defaults of optional keys (SPEC §2).
@@ -105,7 +106,8 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 	var errs Errors
 	seen := map[string]string{} // rule name -> where first defined
 	for _, src := range sources {
-		fl := &fileLoader{name: src.Name, src: src.Data, lookup: lookup, c: l.c, errs: &errs}
+		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs}
+		fl.yr = yamlnode.Reader{LookupEnv: lookup, Report: fl.report}
 		for _, r := range fl.load() {
 			if prev, ok := seen[r.Name]; ok {
 				errs = append(errs, &Error{File: r.File, Line: r.nameLine, Col: r.nameCol, Rule: r.Name,
@@ -143,8 +145,27 @@ func readError(err error) string {
 	return err.Error()
 }
 
-// Files lists the rule files under paths, sorted, each once.
+// Files lists the rule files under paths, sorted, each once: files named
+// directly (whatever their extension, unless they are test files), and the
+// *.yaml / *.yml files found in directories (see FindFiles).
 func Files(paths ...string) ([]string, error) {
+	return FindFiles("rules path", paths, func(name string, named bool) bool {
+		if named {
+			return !IsTestFile(name)
+		}
+		return IsRuleFile(name)
+	})
+}
+
+// FindFiles lists the files under paths that keep accepts, sorted within
+// each path, each file once even when reached twice. A path that is a file
+// is kept when keep(name, true) says so; a directory is searched
+// recursively, following symlinks (a cycle is walked once) and skipping
+// entries whose name starts with "." — which also keeps a Kubernetes
+// ConfigMap's ..data and ..2026_… folders from counting twice — and its
+// files are kept when keep(name, false) says so. what names the paths in
+// errors ("rules path").
+func FindFiles(what string, paths []string, keep func(name string, named bool) bool) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
 	add := func(p string) {
@@ -160,41 +181,45 @@ func Files(paths ...string) ([]string, error) {
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, fmt.Errorf("rules path %s: %s", p, readError(err))
+			return nil, fmt.Errorf("%s %s: %s", what, p, readError(err))
 		}
 		if !st.IsDir() {
-			if !IsTestFile(p) {
-				add(p) // named explicitly: loaded whatever its extension
+			if keep(filepath.Base(p), true) {
+				add(p)
 			}
 			continue
 		}
-		var files []string
-		if err := walk(p, map[string]bool{}, &files); err != nil {
+		w := walker{what: what, keep: keep, visited: map[string]bool{}}
+		if err := w.walk(p); err != nil {
 			return nil, err
 		}
-		slices.Sort(files)
-		for _, f := range files {
+		slices.Sort(w.files)
+		for _, f := range w.files {
 			add(f)
 		}
 	}
 	return out, nil
 }
 
-// walk collects rule files under dir, following symlinks and skipping
-// entries whose name starts with "." (which also skips a Kubernetes
-// ConfigMap's ..data and ..2026_… folders). visited breaks symlink cycles.
-func walk(dir string, visited map[string]bool, files *[]string) error {
+type walker struct {
+	what    string
+	keep    func(name string, named bool) bool
+	visited map[string]bool // real paths of directories walked: breaks symlink cycles
+	files   []string
+}
+
+func (w *walker) walk(dir string) error {
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return fmt.Errorf("rules path %s: %s", dir, readError(err))
+		return fmt.Errorf("%s %s: %s", w.what, dir, readError(err))
 	}
-	if visited[real] {
+	if w.visited[real] {
 		return nil
 	}
-	visited[real] = true
+	w.visited[real] = true
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("rules path %s: %s", dir, readError(err))
+		return fmt.Errorf("%s %s: %s", w.what, dir, readError(err))
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -207,15 +232,15 @@ func walk(dir string, visited map[string]bool, files *[]string) error {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // a dangling symlink, or a file removed meanwhile
 			}
-			return fmt.Errorf("rules path %s: %s", p, readError(err))
+			return fmt.Errorf("%s %s: %s", w.what, p, readError(err))
 		}
 		switch {
 		case st.IsDir():
-			if err := walk(p, visited, files); err != nil {
+			if err := w.walk(p); err != nil {
 				return err
 			}
-		case IsRuleFile(name):
-			*files = append(*files, p)
+		case w.keep(name, false):
+			w.files = append(w.files, p)
 		}
 	}
 	return nil
@@ -235,12 +260,12 @@ func IsTestFile(name string) bool {
 
 // fileLoader walks the YAML nodes of one file.
 type fileLoader struct {
-	name   string
-	src    []byte
-	lines  []string
-	lookup func(string) (string, bool)
-	c      *compiler
-	errs   *Errors
+	name  string
+	src   []byte
+	lines []string
+	c     *compiler
+	errs  *Errors
+	yr    yamlnode.Reader
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -266,12 +291,16 @@ func (fl *fileLoader) load() []*Rule {
 		if len(doc.Content) == 0 {
 			continue
 		}
-		out = append(out, fl.document(resolve(doc.Content[0]))...)
+		out = append(out, fl.document(yamlnode.Resolve(doc.Content[0]))...)
 	}
 }
 
 func (fl *fileLoader) errorf(n *yaml.Node, rule, format string, args ...any) {
-	e := &Error{File: fl.name, Rule: rule, Msg: fmt.Sprintf(format, args...)}
+	fl.report(n, rule, fmt.Sprintf(format, args...))
+}
+
+func (fl *fileLoader) report(n *yaml.Node, rule, msg string) {
+	e := &Error{File: fl.name, Rule: rule, Msg: msg}
 	if n != nil {
 		e.Line, e.Col = n.Line, n.Column
 	}
@@ -283,101 +312,38 @@ func (fl *fileLoader) document(root *yaml.Node) []*Rule {
 		return nil // an empty document
 	}
 	if root.Kind != yaml.MappingNode {
-		fl.errorf(root, "", "a rule file is a mapping with a rules: list, not %s", kindName(root))
+		fl.errorf(root, "", "a rule file is a mapping with a rules: list, not %s", yamlnode.KindName(root))
 		return nil
 	}
 	var out []*Rule
 	found := false
-	for _, kv := range fl.pairs(root, "") {
-		switch kv.key.Value {
+	for _, kv := range fl.yr.Pairs(root, "") {
+		switch kv.Key.Value {
 		case "rules":
 			found = true
-			if kv.value.Kind == yaml.ScalarNode && kv.value.Tag == "!!null" {
+			if kv.Value.Kind == yaml.ScalarNode && kv.Value.Tag == "!!null" {
 				continue // rules: with nothing yet
 			}
-			if kv.value.Kind != yaml.SequenceNode {
-				fl.errorf(kv.value, "", "rules: must be a list of rules, not %s", kindName(kv.value))
+			if kv.Value.Kind != yaml.SequenceNode {
+				fl.errorf(kv.Value, "", "rules: must be a list of rules, not %s", yamlnode.KindName(kv.Value))
 				continue
 			}
-			for i, n := range kv.value.Content {
-				if r := fl.rule(resolve(n), i); r != nil {
+			for i, n := range kv.Value.Content {
+				if r := fl.rule(yamlnode.Resolve(n), i); r != nil {
 					out = append(out, r)
 				}
 			}
 		default:
-			if strings.HasPrefix(kv.key.Value, "x-") {
+			if strings.HasPrefix(kv.Key.Value, "x-") {
 				continue // an extension field, for YAML anchors shared by rules
 			}
-			fl.errorf(kv.key, "", "unknown key %q%s", kv.key.Value, suggest(kv.key.Value, []string{"rules"}))
+			fl.errorf(kv.Key, "", "unknown key %q%s", kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"rules"}))
 		}
 	}
 	if !found {
 		fl.errorf(root, "", "no rules: list")
 	}
 	return out
-}
-
-type pair struct{ key, value *yaml.Node }
-
-// pairs returns a mapping's key/value pairs with aliases resolved and merge
-// keys (<<: *anchor) applied, reporting duplicate keys.
-func (fl *fileLoader) pairs(m *yaml.Node, rule string) []pair {
-	var out []pair
-	seen := map[string]bool{}
-	var merged []pair
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := m.Content[i], resolve(m.Content[i+1])
-		if k.Value == "<<" && k.Tag == "!!merge" {
-			srcs := []*yaml.Node{v}
-			if v.Kind == yaml.SequenceNode {
-				srcs = v.Content
-			}
-			for _, s := range srcs {
-				s = resolve(s)
-				if s.Kind != yaml.MappingNode {
-					fl.errorf(s, rule, "<<: merges mappings only, not %s", kindName(s))
-					continue
-				}
-				merged = append(merged, fl.pairs(s, rule)...)
-			}
-			continue
-		}
-		if seen[k.Value] {
-			fl.errorf(k, rule, "%s: key given twice", k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		out = append(out, pair{k, v})
-	}
-	for _, kv := range merged {
-		if !seen[kv.key.Value] {
-			seen[kv.key.Value] = true
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "empty"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "this"
 }
 
 var ruleKeys = []string{"name", "description", "topic", "when", "key", "clear_when", "for", "cooldown", "absent", "enabled", "actions", "on_clear"}
@@ -388,7 +354,7 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 	before := len(*fl.errs)
 	if n.Kind != yaml.MappingNode {
-		fl.errorf(n, "", "rules[%d]: a rule is a mapping with name, topic and actions, not %s", i, kindName(n))
+		fl.errorf(n, "", "rules[%d]: a rule is a mapping with name, topic and actions, not %s", i, yamlnode.KindName(n))
 		return nil
 	}
 	r := &Rule{File: fl.name, Line: n.Line, Enabled: true}
@@ -396,8 +362,8 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 	label := fmt.Sprintf("#%d", i+1)
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		if n.Content[j].Value == "name" {
-			v := resolve(n.Content[j+1])
-			if s, ok := fl.str(v, label, "name"); ok {
+			v := yamlnode.Resolve(n.Content[j+1])
+			if s, ok := fl.yr.Str(v, label, "name"); ok {
 				if !validName.MatchString(s) {
 					fl.errorf(v, label, "name: %q may hold only letters, digits, _, . and -", s)
 				} else {
@@ -408,7 +374,7 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 			break
 		}
 	}
-	kvs := fl.pairs(n, label)
+	kvs := fl.yr.Pairs(n, label)
 	if r.Name == "" && len(*fl.errs) == before {
 		fl.errorf(n, label, "name: missing (every rule needs a unique name)")
 	}
@@ -416,18 +382,18 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 
 	byKey := map[string]*yaml.Node{}
 	for _, kv := range kvs {
-		if !slices.Contains(ruleKeys, kv.key.Value) {
-			fl.errorf(kv.key, label, "unknown key %q%s", kv.key.Value, suggest(kv.key.Value, ruleKeys))
+		if !slices.Contains(ruleKeys, kv.Key.Value) {
+			fl.errorf(kv.Key, label, "unknown key %q%s", kv.Key.Value, yamlnode.Suggest(kv.Key.Value, ruleKeys))
 			continue
 		}
-		byKey[kv.key.Value] = kv.value
+		byKey[kv.Key.Value] = kv.Value
 	}
 
 	if v := byKey["description"]; v != nil {
-		r.Description, _ = fl.str(v, label, "description")
+		r.Description, _ = fl.yr.Str(v, label, "description")
 	}
 	if v := byKey["enabled"]; v != nil {
-		r.Enabled, _ = fl.boolean(v, label, "enabled")
+		r.Enabled, _ = fl.yr.Bool(v, label, "enabled")
 	}
 
 	// Filters and their captures.
@@ -442,7 +408,7 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 		dst *time.Duration
 	}{{"for", &r.For}, {"cooldown", &r.Cooldown}, {"absent", &r.Absent}} {
 		if v := byKey[d.key]; v != nil {
-			*d.dst, _ = fl.duration(v, label, d.key)
+			*d.dst, _ = fl.yr.Duration(v, label, d.key, false)
 		}
 	}
 	if r.Absent > 0 {
@@ -500,7 +466,7 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 // differently (flow or block style, comments, anchors) but meaning the same
 // hash the same.
 func hashNode(w io.Writer, n *yaml.Node) {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	switch n.Kind {
 	case yaml.ScalarNode:
 		fmt.Fprintf(w, "s%d:%s;", len(n.Value), n.Value)
@@ -527,14 +493,14 @@ func (fl *fileLoader) filters(r *Rule, v *yaml.Node, label string) {
 			fl.errorf(v, label, "topic: empty list")
 		}
 		for _, c := range v.Content {
-			nodes = append(nodes, resolve(c))
+			nodes = append(nodes, yamlnode.Resolve(c))
 		}
 	default:
 		nodes = []*yaml.Node{v}
 	}
 	seenCap := map[string]bool{}
 	for _, fn := range nodes {
-		s, ok := fl.str(fn, label, "topic")
+		s, ok := fl.yr.Str(fn, label, "topic")
 		if !ok {
 			continue
 		}
@@ -575,71 +541,8 @@ func (fl *fileLoader) filters(r *Rule, v *yaml.Node, label string) {
 	}
 }
 
-// str returns a scalar's text with ${ENV} references expanded.
-func (fl *fileLoader) str(n *yaml.Node, rule, key string) (string, bool) {
-	if n.Kind != yaml.ScalarNode {
-		fl.errorf(n, rule, "%s: must be a string, not %s", key, kindName(n))
-		return "", false
-	}
-	if n.Tag == "!!null" {
-		fl.errorf(n, rule, "%s: empty", key)
-		return "", false
-	}
-	s, err := expandEnv(n.Value, fl.lookup)
-	if err != nil {
-		fl.errorf(n, rule, "%s: %v", key, err)
-		return "", false
-	}
-	return s, true
-}
-
-func (fl *fileLoader) duration(n *yaml.Node, rule, key string) (time.Duration, bool) {
-	s, ok := fl.str(n, rule, key)
-	if !ok {
-		return 0, false
-	}
-	d, err := time.ParseDuration(s)
-	switch {
-	case err != nil:
-		fl.errorf(n, rule, "%s: %q is not a duration (write 500ms, 30s, 5m, 1h30m)", key, s)
-		return 0, false
-	case d <= 0:
-		fl.errorf(n, rule, "%s: must be positive, not %s", key, s)
-		return 0, false
-	}
-	return d, true
-}
-
-func (fl *fileLoader) boolean(n *yaml.Node, rule, key string) (bool, bool) {
-	s, ok := fl.str(n, rule, key)
-	if !ok {
-		return false, false
-	}
-	switch strings.ToLower(s) {
-	case "true", "yes", "on":
-		return true, true
-	case "false", "no", "off":
-		return false, true
-	}
-	fl.errorf(n, rule, "%s: %q is not true or false", key, s)
-	return false, false
-}
-
-func (fl *fileLoader) integer(n *yaml.Node, rule, key string, lo, hi int) (int, bool) {
-	s, ok := fl.str(n, rule, key)
-	if !ok {
-		return 0, false
-	}
-	i, err := strconv.Atoi(s)
-	if err != nil || i < lo || i > hi {
-		fl.errorf(n, rule, "%s: %q is not a whole number from %d to %d", key, s, lo, hi)
-		return 0, false
-	}
-	return i, true
-}
-
 func (fl *fileLoader) program(n *yaml.Node, r *Rule, rule, key string) *Program {
-	s, ok := fl.str(n, rule, key)
+	s, ok := fl.yr.Str(n, rule, key)
 	if !ok {
 		return nil
 	}
@@ -652,7 +555,7 @@ func (fl *fileLoader) program(n *yaml.Node, r *Rule, rule, key string) *Program 
 }
 
 func (fl *fileLoader) template(n *yaml.Node, r *Rule, rule, key string) *Template {
-	s, ok := fl.str(n, rule, key)
+	s, ok := fl.yr.Str(n, rule, key)
 	if !ok {
 		return nil
 	}
@@ -712,7 +615,7 @@ func (fl *fileLoader) indent(line int) int {
 
 func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action {
 	if v.Kind != yaml.SequenceNode {
-		fl.errorf(v, rule, "%s: must be a list of actions (- log: …, - publish: …, - webhook: …), not %s", key, kindName(v))
+		fl.errorf(v, rule, "%s: must be a list of actions (- log: …, - publish: …, - webhook: …), not %s", key, yamlnode.KindName(v))
 		return nil
 	}
 	if len(v.Content) == 0 {
@@ -721,18 +624,18 @@ func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action 
 	}
 	var out []Action
 	for i, an := range v.Content {
-		an = resolve(an)
+		an = yamlnode.Resolve(an)
 		where := fmt.Sprintf("%s[%d]", key, i)
 		if an.Kind != yaml.MappingNode {
-			fl.errorf(an, rule, "%s: an action is a mapping with one key, log, publish or webhook, not %s", where, kindName(an))
+			fl.errorf(an, rule, "%s: an action is a mapping with one key, log, publish or webhook, not %s", where, yamlnode.KindName(an))
 			continue
 		}
-		kvs := fl.pairs(an, rule)
+		kvs := fl.yr.Pairs(an, rule)
 		if len(kvs) != 1 {
 			fl.errorf(an, rule, "%s: an action has exactly one key (log, publish or webhook), found %d", where, len(kvs))
 			continue
 		}
-		k, val := kvs[0].key, kvs[0].value
+		k, val := kvs[0].Key, kvs[0].Value
 		a := Action{Line: k.Line}
 		switch k.Value {
 		case "log":
@@ -742,7 +645,7 @@ func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action 
 		case "webhook":
 			a.Kind, a.Webhook = actions.KindWebhook, fl.webhookAction(val, r, rule, where+".webhook")
 		default:
-			fl.errorf(k, rule, "%s: unknown action %q (want log, publish or webhook)%s", where, k.Value, suggest(k.Value, []string{"log", "publish", "webhook"}))
+			fl.errorf(k, rule, "%s: unknown action %q (want log, publish or webhook)%s", where, k.Value, yamlnode.Suggest(k.Value, []string{"log", "publish", "webhook"}))
 			continue
 		}
 		out = append(out, a)
@@ -756,18 +659,18 @@ func (fl *fileLoader) logAction(v *yaml.Node, r *Rule, rule, where string) *LogS
 		spec.Message = fl.template(v, r, rule, where)
 		return spec
 	}
-	for _, kv := range fl.pairs(v, rule) {
-		switch kv.key.Value {
+	for _, kv := range fl.yr.Pairs(v, rule) {
+		switch kv.Key.Value {
 		case "message":
-			spec.Message = fl.template(kv.value, r, rule, where+".message")
+			spec.Message = fl.template(kv.Value, r, rule, where+".message")
 		case "level":
-			if s, ok := fl.str(kv.value, rule, where+".level"); ok {
+			if s, ok := fl.yr.Str(kv.Value, rule, where+".level"); ok {
 				if err := spec.Level.UnmarshalText([]byte(s)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s)) {
-					fl.errorf(kv.value, rule, "%s.level: %q is not debug, info, warn or error", where, s)
+					fl.errorf(kv.Value, rule, "%s.level: %q is not debug, info, warn or error", where, s)
 				}
 			}
 		default:
-			fl.errorf(kv.key, rule, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, []string{"message", "level"}))
+			fl.errorf(kv.Key, rule, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"message", "level"}))
 		}
 	}
 	if spec.Message == nil {
@@ -778,28 +681,28 @@ func (fl *fileLoader) logAction(v *yaml.Node, r *Rule, rule, where string) *LogS
 
 func (fl *fileLoader) publishAction(v *yaml.Node, r *Rule, rule, where string) *PublishSpec {
 	if v.Kind != yaml.MappingNode {
-		fl.errorf(v, rule, "%s: must be a mapping with topic (and payload, qos, retain), not %s", where, kindName(v))
+		fl.errorf(v, rule, "%s: must be a mapping with topic (and payload, qos, retain), not %s", where, yamlnode.KindName(v))
 		return nil
 	}
 	spec := &PublishSpec{}
-	for _, kv := range fl.pairs(v, rule) {
-		switch kv.key.Value {
+	for _, kv := range fl.yr.Pairs(v, rule) {
+		switch kv.Key.Value {
 		case "topic":
-			spec.Topic = fl.template(kv.value, r, rule, where+".topic")
+			spec.Topic = fl.template(kv.Value, r, rule, where+".topic")
 			if spec.Topic != nil && spec.Topic.IsLiteral() {
 				if err := topic.ValidateName(spec.Topic.Source); err != nil {
-					fl.errorf(kv.value, rule, "%s.topic: %v", where, err)
+					fl.errorf(kv.Value, rule, "%s.topic: %v", where, err)
 				}
 			}
 		case "payload":
-			spec.Payload = fl.template(kv.value, r, rule, where+".payload")
+			spec.Payload = fl.template(kv.Value, r, rule, where+".payload")
 		case "qos":
-			q, _ := fl.integer(kv.value, rule, where+".qos", 0, 2)
+			q, _ := fl.yr.Int(kv.Value, rule, where+".qos", 0, 2)
 			spec.QoS = byte(q)
 		case "retain":
-			spec.Retain, _ = fl.boolean(kv.value, rule, where+".retain")
+			spec.Retain, _ = fl.yr.Bool(kv.Value, rule, where+".retain")
 		default:
-			fl.errorf(kv.key, rule, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, []string{"topic", "payload", "qos", "retain"}))
+			fl.errorf(kv.Key, rule, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"topic", "payload", "qos", "retain"}))
 		}
 	}
 	if spec.Topic == nil {
@@ -815,48 +718,48 @@ var (
 
 func (fl *fileLoader) webhookAction(v *yaml.Node, r *Rule, rule, where string) *WebhookSpec {
 	if v.Kind != yaml.MappingNode {
-		fl.errorf(v, rule, "%s: must be a mapping with url (and method, headers, body, timeout, retries), not %s", where, kindName(v))
+		fl.errorf(v, rule, "%s: must be a mapping with url (and method, headers, body, timeout, retries), not %s", where, yamlnode.KindName(v))
 		return nil
 	}
 	spec := &WebhookSpec{Method: "POST", Timeout: DefaultWebhookTimeout, Retries: DefaultWebhookRetries}
-	for _, kv := range fl.pairs(v, rule) {
-		switch kv.key.Value {
+	for _, kv := range fl.yr.Pairs(v, rule) {
+		switch kv.Key.Value {
 		case "url":
-			spec.URL = fl.template(kv.value, r, rule, where+".url")
+			spec.URL = fl.template(kv.Value, r, rule, where+".url")
 			if spec.URL != nil && spec.URL.IsLiteral() {
 				if err := CheckURL(spec.URL.Source); err != nil {
-					fl.errorf(kv.value, rule, "%s.url: %v", where, err)
+					fl.errorf(kv.Value, rule, "%s.url: %v", where, err)
 				}
 			}
 		case "method":
-			if s, ok := fl.str(kv.value, rule, where+".method"); ok {
+			if s, ok := fl.yr.Str(kv.Value, rule, where+".method"); ok {
 				if !httpMethod.MatchString(s) {
-					fl.errorf(kv.value, rule, "%s.method: %q is not an HTTP method", where, s)
+					fl.errorf(kv.Value, rule, "%s.method: %q is not an HTTP method", where, s)
 				}
 				spec.Method = strings.ToUpper(s)
 			}
 		case "headers":
-			if kv.value.Kind != yaml.MappingNode {
-				fl.errorf(kv.value, rule, "%s.headers: must be a mapping of header names to values, not %s", where, kindName(kv.value))
+			if kv.Value.Kind != yaml.MappingNode {
+				fl.errorf(kv.Value, rule, "%s.headers: must be a mapping of header names to values, not %s", where, yamlnode.KindName(kv.Value))
 				continue
 			}
-			for _, h := range fl.pairs(kv.value, rule) {
-				if !headerName.MatchString(h.key.Value) {
-					fl.errorf(h.key, rule, "%s.headers: %q is not a header name", where, h.key.Value)
+			for _, h := range fl.yr.Pairs(kv.Value, rule) {
+				if !headerName.MatchString(h.Key.Value) {
+					fl.errorf(h.Key, rule, "%s.headers: %q is not a header name", where, h.Key.Value)
 					continue
 				}
-				if t := fl.template(h.value, r, rule, where+".headers."+h.key.Value); t != nil {
-					spec.Headers = append(spec.Headers, Header{Name: h.key.Value, Value: t})
+				if t := fl.template(h.Value, r, rule, where+".headers."+h.Key.Value); t != nil {
+					spec.Headers = append(spec.Headers, Header{Name: h.Key.Value, Value: t})
 				}
 			}
 		case "body":
-			spec.Body = fl.template(kv.value, r, rule, where+".body")
+			spec.Body = fl.template(kv.Value, r, rule, where+".body")
 		case "timeout":
-			spec.Timeout, _ = fl.duration(kv.value, rule, where+".timeout")
+			spec.Timeout, _ = fl.yr.Duration(kv.Value, rule, where+".timeout", false)
 		case "retries":
-			spec.Retries, _ = fl.integer(kv.value, rule, where+".retries", 0, MaxWebhookRetries)
+			spec.Retries, _ = fl.yr.Int(kv.Value, rule, where+".retries", 0, MaxWebhookRetries)
 		default:
-			fl.errorf(kv.key, rule, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, []string{"url", "method", "headers", "body", "timeout", "retries"}))
+			fl.errorf(kv.Key, rule, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"url", "method", "headers", "body", "timeout", "retries"}))
 		}
 	}
 	if spec.URL == nil {
@@ -930,41 +833,6 @@ func fingerprint(r *Rule) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// suggest returns ` (did you mean "x"?)` for a key one or two edits away from
-// a known one.
-func suggest(got string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := editDistance(got, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
 // ExpandEnv replaces ${NAME} and ${NAME:-default} in s with the values
 // lookup gives (os.LookupEnv when nil); $${ is a literal ${. An unset NAME
 // without a default is an error naming it. Rule files and the config file
@@ -973,60 +841,5 @@ func ExpandEnv(s string, lookup func(string) (string, bool)) (string, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	return expandEnv(s, lookup)
-}
-
-func expandEnv(s string, lookup func(string) (string, bool)) (string, error) {
-	if !strings.Contains(s, "${") {
-		return s, nil
-	}
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		if i > 0 && s[i-1] == '$' {
-			b.WriteString(s[:i-1])
-			b.WriteString("${")
-			s = s[i+2:]
-			continue
-		}
-		b.WriteString(s[:i])
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return "", fmt.Errorf("${ without a closing } (write $${ for a literal ${)")
-		}
-		ref := s[i+2 : i+end]
-		name, def, hasDef := strings.Cut(ref, ":-")
-		if !isEnvName(name) {
-			return "", fmt.Errorf("${%s}: %q is not an environment variable name", ref, name)
-		}
-		val, ok := lookup(name)
-		switch {
-		case ok && (val != "" || !hasDef):
-			b.WriteString(val)
-		case hasDef:
-			b.WriteString(def)
-		default:
-			return "", fmt.Errorf("environment variable %s is not set (write ${%s:-default} for a default)", name, name)
-		}
-		s = s[i+end+1:]
-	}
-}
-
-func isEnvName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
+	return yamlnode.ExpandEnv(s, lookup)
 }

@@ -332,7 +332,7 @@ func TestEnvExpansion(t *testing.T) {
 	}
 	lookup := func(k string) (string, bool) { v, ok := testEnv[k]; return v, ok }
 	for _, tt := range tests {
-		got, err := expandEnv(tt.in, lookup)
+		got, err := ExpandEnv(tt.in, lookup)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Errorf("expandEnv(%q) error = %v, want %q", tt.in, err, tt.err)

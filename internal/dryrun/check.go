@@ -3,6 +3,7 @@ package dryrun
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 	"io"
 	"net/http"
 	"reflect"
@@ -77,7 +78,7 @@ func RunCase(rs *rules.RuleSet, c *Case) *Result {
 	for _, e := range c.Expect {
 		if e.Rule != "" && rs.Rule(e.Rule) == nil {
 			res.Errors = append(res.Errors, fmt.Sprintf("%s:%d:%d: rule %q: no rule of that name in the rule set%s",
-				c.File, e.Line, e.Col, e.Rule, suggest(e.Rule, ruleNames(rs))))
+				c.File, e.Line, e.Col, e.Rule, yamlnode.Suggest(e.Rule, ruleNames(rs))))
 		}
 	}
 	r := New(rs, Options{Start: start, Feedback: true})

@@ -4,11 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/mqtt-rules/mqtt-rules/rules"
@@ -171,82 +168,7 @@ func (s *ruleSets) load(paths []string) *loaded {
 // or found in directories searched recursively, following symlinks and
 // skipping names that start with "."), sorted, each once.
 func TestFiles(paths ...string) ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
-	add := func(p string) {
-		real, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			real = p
-		}
-		if !seen[real] {
-			seen[real] = true
-			out = append(out, p)
-		}
-	}
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("test path %s: %w", p, unwrapPath(err))
-		}
-		if !st.IsDir() {
-			if rules.IsTestFile(p) {
-				add(p)
-			}
-			continue
-		}
-		var files []string
-		if err := walkTests(p, map[string]bool{}, &files); err != nil {
-			return nil, err
-		}
-		slices.Sort(files)
-		for _, f := range files {
-			add(f)
-		}
-	}
-	return out, nil
-}
-
-func walkTests(dir string, visited map[string]bool, files *[]string) error {
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return fmt.Errorf("test path %s: %w", dir, unwrapPath(err))
-	}
-	if visited[real] {
-		return nil
-	}
-	visited[real] = true
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("test path %s: %w", dir, unwrapPath(err))
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		st, err := os.Stat(p)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return fmt.Errorf("test path %s: %w", p, unwrapPath(err))
-		}
-		switch {
-		case st.IsDir():
-			if err := walkTests(p, visited, files); err != nil {
-				return err
-			}
-		case rules.IsTestFile(e.Name()):
-			*files = append(*files, p)
-		}
-	}
-	return nil
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
+	return rules.FindFiles("test path", paths, func(name string, _ bool) bool {
+		return rules.IsTestFile(name)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 	"io"
 	"log/slog"
 	"math"
@@ -21,7 +22,6 @@ import (
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
-	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
 // TestFile is a rule test file (*_test.yaml, SPEC §7), parsed.
@@ -145,10 +145,8 @@ func LoadTestFile(path string, lookup func(string) (string, bool)) (*TestFile, e
 // environment). Unknown keys and wrong values are errors; it returns an
 // Errors holding every problem, each at its file:line:col.
 func ParseTestFile(name string, data []byte, lookup func(string) (string, bool)) (*TestFile, error) {
-	p := &parser{name: name, lookup: lookup}
-	if p.lookup == nil {
-		p.lookup = os.LookupEnv
-	}
+	p := &parser{name: name}
+	p.yr = yamlnode.Reader{LookupEnv: lookup, Report: p.report} // nil lookup: the process environment
 	tf := &TestFile{Path: name}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	docs := 0
@@ -171,7 +169,7 @@ func ParseTestFile(name string, data []byte, lookup func(string) (string, bool))
 			continue
 		}
 		docs++
-		p.document(tf, resolve(doc.Content[0]))
+		p.document(tf, yamlnode.Resolve(doc.Content[0]))
 	}
 	if docs == 0 && len(p.errs) == 0 {
 		p.errs = append(p.errs, &Error{File: name, Msg: "empty test file: want a tests: list"})
@@ -188,13 +186,17 @@ func ParseTestFile(name string, data []byte, lookup func(string) (string, bool))
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 type parser struct {
-	name   string
-	lookup func(string) (string, bool)
-	errs   Errors
+	name string
+	errs Errors
+	yr   yamlnode.Reader
 }
 
 func (p *parser) errorf(n *yaml.Node, test, format string, args ...any) {
-	e := &Error{File: p.name, Test: test, Msg: fmt.Sprintf(format, args...)}
+	p.report(n, test, fmt.Sprintf(format, args...))
+}
+
+func (p *parser) report(n *yaml.Node, test, msg string) {
+	e := &Error{File: p.name, Test: test, Msg: msg}
 	if n != nil {
 		e.Line, e.Col = n.Line, n.Column
 	}
@@ -216,21 +218,21 @@ func (p *parser) document(tf *TestFile, root *yaml.Node) {
 		return
 	}
 	if root.Kind != yaml.MappingNode {
-		p.errorf(root, "", "a test file is a mapping with a tests: list, not %s", kindName(root))
+		p.errorf(root, "", "a test file is a mapping with a tests: list, not %s", yamlnode.KindName(root))
 		return
 	}
 	found := false
-	for _, kv := range p.pairs(root, "") {
-		switch k := kv.key.Value; {
+	for _, kv := range p.yr.Pairs(root, "") {
+		switch k := kv.Key.Value; {
 		case k == "tests":
 			found = true
-			if kv.value.Kind != yaml.SequenceNode {
-				p.errorf(kv.value, "", "tests: must be a list of test cases (- name: …, messages: …, expect: …), not %s", kindName(kv.value))
+			if kv.Value.Kind != yaml.SequenceNode {
+				p.errorf(kv.Value, "", "tests: must be a list of test cases (- name: …, messages: …, expect: …), not %s", yamlnode.KindName(kv.Value))
 				continue
 			}
 			seen := map[string]int{}
-			for i, n := range kv.value.Content {
-				c := p.testCase(resolve(n), i)
+			for i, n := range kv.Value.Content {
+				c := p.testCase(yamlnode.Resolve(n), i)
 				if c == nil {
 					continue
 				}
@@ -242,8 +244,8 @@ func (p *parser) document(tf *TestFile, root *yaml.Node) {
 				tf.Cases = append(tf.Cases, c)
 			}
 		case k == "rule_files":
-			for _, n := range p.stringList(kv.value, "", "rule_files") {
-				s, ok := p.str(n, "", "rule_files")
+			for _, n := range p.stringList(kv.Value, "", "rule_files") {
+				s, ok := p.yr.Str(n, "", "rule_files")
 				if !ok {
 					continue
 				}
@@ -255,7 +257,7 @@ func (p *parser) document(tf *TestFile, root *yaml.Node) {
 		case strings.HasPrefix(k, "x-"):
 			// An extension field, for YAML anchors the cases share.
 		default:
-			p.errorf(kv.key, "", "unknown key %q%s", k, suggest(k, fileKeys))
+			p.errorf(kv.Key, "", "unknown key %q%s", k, yamlnode.Suggest(k, fileKeys))
 		}
 	}
 	if !found {
@@ -268,65 +270,65 @@ func (p *parser) testCase(n *yaml.Node, i int) *Case {
 	before := len(p.errs)
 	label := fmt.Sprintf("#%d", i+1)
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, "", "tests[%d]: a test is a mapping with name, messages and expect, not %s", i, kindName(n))
+		p.errorf(n, "", "tests[%d]: a test is a mapping with name, messages and expect, not %s", i, yamlnode.KindName(n))
 		return nil
 	}
 	c := &Case{File: p.name, Line: n.Line}
 	// The name first, so every other error can say which case it is about.
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		if n.Content[j].Value == "name" {
-			if s, ok := p.str(resolve(n.Content[j+1]), label, "name"); ok {
+			if s, ok := p.yr.Str(yamlnode.Resolve(n.Content[j+1]), label, "name"); ok {
 				c.Name, label = s, s
 			}
 			break
 		}
 	}
-	kvs := p.pairs(n, label)
+	kvs := p.yr.Pairs(n, label)
 	if c.Name == "" && len(p.errs) == before {
 		p.errorf(n, label, "name: missing (every test needs a name, shown when it fails)")
 	}
 	var until *yaml.Node
 	for _, kv := range kvs {
-		switch kv.key.Value {
+		switch kv.Key.Value {
 		case "name":
 		case "messages":
-			if kv.value.Kind != yaml.SequenceNode || len(kv.value.Content) == 0 {
-				p.errorf(kv.value, label, "messages: must be a list of at least one message ({topic: …, payload: …, at: …}), not %s", kindName(kv.value))
+			if kv.Value.Kind != yaml.SequenceNode || len(kv.Value.Content) == 0 {
+				p.errorf(kv.Value, label, "messages: must be a list of at least one message ({topic: …, payload: …, at: …}), not %s", yamlnode.KindName(kv.Value))
 				continue
 			}
 			var last time.Duration
-			for j, mn := range kv.value.Content {
-				if m, ok := p.message(resolve(mn), label, j, last); ok {
+			for j, mn := range kv.Value.Content {
+				if m, ok := p.message(yamlnode.Resolve(mn), label, j, last); ok {
 					c.Messages = append(c.Messages, m)
 					last = m.At
 				}
 			}
 		case "expect":
-			if kv.value.Kind == yaml.ScalarNode && kv.value.Tag == "!!null" {
+			if kv.Value.Kind == yaml.ScalarNode && kv.Value.Tag == "!!null" {
 				continue // expect: with nothing: no action
 			}
-			if kv.value.Kind != yaml.SequenceNode {
-				p.errorf(kv.value, label, "expect: must be a list of expected actions ({rule: …, publish: {…}}), not %s", kindName(kv.value))
+			if kv.Value.Kind != yaml.SequenceNode {
+				p.errorf(kv.Value, label, "expect: must be a list of expected actions ({rule: …, publish: {…}}), not %s", yamlnode.KindName(kv.Value))
 				continue
 			}
-			for j, en := range kv.value.Content {
-				if e, ok := p.expectation(resolve(en), label, j); ok {
+			for j, en := range kv.Value.Content {
+				if e, ok := p.expectation(yamlnode.Resolve(en), label, j); ok {
 					c.Expect = append(c.Expect, e)
 				}
 			}
 		case "until":
-			until = kv.value
-			c.Until, _ = p.duration(kv.value, label, "until")
+			until = kv.Value
+			c.Until, _ = p.yr.Duration(kv.Value, label, "until", true)
 		case "start":
-			if s, ok := p.str(kv.value, label, "start"); ok {
+			if s, ok := p.yr.Str(kv.Value, label, "start"); ok {
 				t, err := time.Parse(time.RFC3339Nano, s)
 				if err != nil {
-					p.errorf(kv.value, label, "start: %q is not an RFC 3339 time (write 2026-01-01T23:30:00+01:00)", s)
+					p.errorf(kv.Value, label, "start: %q is not an RFC 3339 time (write 2026-01-01T23:30:00+01:00)", s)
 				}
 				c.Start = t
 			}
 		default:
-			p.errorf(kv.key, label, "unknown key %q%s", kv.key.Value, suggest(kv.key.Value, caseKeys))
+			p.errorf(kv.Key, label, "unknown key %q%s", kv.Key.Value, yamlnode.Suggest(kv.Key.Value, caseKeys))
 		}
 	}
 	if !hasKey(kvs, "messages") {
@@ -351,37 +353,37 @@ func (p *parser) message(n *yaml.Node, test string, j int, last time.Duration) (
 	m := Message{Line: n.Line, At: last}
 	where := fmt.Sprintf("messages[%d]", j)
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, test, "%s: a message is a mapping with topic and payload (and at, qos, retain), not %s", where, kindName(n))
+		p.errorf(n, test, "%s: a message is a mapping with topic and payload (and at, qos, retain), not %s", where, yamlnode.KindName(n))
 		return m, false
 	}
-	kvs := p.pairs(n, test)
+	kvs := p.yr.Pairs(n, test)
 	for _, kv := range kvs {
-		switch kv.key.Value {
+		switch kv.Key.Value {
 		case "topic":
-			if s, ok := p.str(kv.value, test, where+".topic"); ok {
+			if s, ok := p.yr.Str(kv.Value, test, where+".topic"); ok {
 				if err := topic.ValidateName(s); err != nil {
-					p.errorf(kv.value, test, "%s.topic: %v", where, err)
+					p.errorf(kv.Value, test, "%s.topic: %v", where, err)
 				}
 				m.Topic = s
 			}
 		case "payload":
-			if v, ok := p.value(kv.value, test, where+".payload"); ok {
+			if v, ok := p.value(kv.Value, test, where+".payload"); ok {
 				m.Payload = []byte(v.Text) // a mapping or a list is sent as compact JSON
 			}
 		case "at":
-			if d, ok := p.duration(kv.value, test, where+".at"); ok {
+			if d, ok := p.yr.Duration(kv.Value, test, where+".at", true); ok {
 				if d < last {
-					p.errorf(kv.value, test, "%s.at: %s is before the previous message (at: %s); messages are fed in order", where, FormatDuration(d), FormatDuration(last))
+					p.errorf(kv.Value, test, "%s.at: %s is before the previous message (at: %s); messages are fed in order", where, FormatDuration(d), FormatDuration(last))
 				}
 				m.At = d
 			}
 		case "qos":
-			q, _ := p.integer(kv.value, test, where+".qos", 0, 2)
+			q, _ := p.yr.Int(kv.Value, test, where+".qos", 0, 2)
 			m.QoS = byte(q)
 		case "retain":
-			m.Retain, _ = p.boolean(kv.value, test, where+".retain")
+			m.Retain, _ = p.yr.Bool(kv.Value, test, where+".retain")
 		default:
-			p.errorf(kv.key, test, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, messageKeys))
+			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, messageKeys))
 		}
 	}
 	if !hasKey(kvs, "topic") {
@@ -395,36 +397,36 @@ func (p *parser) expectation(n *yaml.Node, test string, j int) (Expectation, boo
 	e := Expectation{Line: n.Line, Col: n.Column}
 	where := fmt.Sprintf("expect[%d]", j)
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, test, "%s: an expected action is a mapping with rule and one of publish, webhook, log, not %s", where, kindName(n))
+		p.errorf(n, test, "%s: an expected action is a mapping with rule and one of publish, webhook, log, not %s", where, yamlnode.KindName(n))
 		return e, false
 	}
 	kinds := 0
-	for _, kv := range p.pairs(n, test) {
-		switch k := kv.key.Value; k {
+	for _, kv := range p.yr.Pairs(n, test) {
+		switch k := kv.Key.Value; k {
 		case "rule":
-			e.Rule, _ = p.str(kv.value, test, where+".rule")
+			e.Rule, _ = p.yr.Str(kv.Value, test, where+".rule")
 		case "at":
-			if d, ok := p.duration(kv.value, test, where+".at"); ok {
+			if d, ok := p.yr.Duration(kv.Value, test, where+".at", true); ok {
 				e.At = &d
 			}
 		case "on_clear":
-			if b, ok := p.boolean(kv.value, test, where+".on_clear"); ok {
+			if b, ok := p.yr.Bool(kv.Value, test, where+".on_clear"); ok {
 				e.OnClear = &b
 			}
 		case "publish":
 			kinds++
 			e.Kind = actions.KindPublish
-			p.expectPublish(&e, kv.value, test, where+".publish")
+			p.expectPublish(&e, kv.Value, test, where+".publish")
 		case "webhook":
 			kinds++
 			e.Kind = actions.KindWebhook
-			p.expectWebhook(&e, kv.value, test, where+".webhook")
+			p.expectWebhook(&e, kv.Value, test, where+".webhook")
 		case "log":
 			kinds++
 			e.Kind = actions.KindLog
-			p.expectLog(&e, kv.value, test, where+".log")
+			p.expectLog(&e, kv.Value, test, where+".log")
 		default:
-			p.errorf(kv.key, test, "%s: unknown key %q%s", where, k, suggest(k, expectKeys))
+			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, k, yamlnode.Suggest(k, expectKeys))
 		}
 	}
 	if kinds != 1 {
@@ -438,30 +440,30 @@ func (p *parser) expectPublish(e *Expectation, v *yaml.Node, test, where string)
 		return // publish: with nothing: any publish
 	}
 	if v.Kind != yaml.MappingNode {
-		p.errorf(v, test, "%s: must be a mapping of topic, payload, qos, retain (the fields to compare), not %s", where, kindName(v))
+		p.errorf(v, test, "%s: must be a mapping of topic, payload, qos, retain (the fields to compare), not %s", where, yamlnode.KindName(v))
 		return
 	}
-	for _, kv := range p.pairs(v, test) {
-		switch kv.key.Value {
+	for _, kv := range p.yr.Pairs(v, test) {
+		switch kv.Key.Value {
 		case "topic":
-			if s, ok := p.str(kv.value, test, where+".topic"); ok {
+			if s, ok := p.yr.Str(kv.Value, test, where+".topic"); ok {
 				e.Topic = &s
 			}
 		case "payload":
-			if val, ok := p.value(kv.value, test, where+".payload"); ok {
+			if val, ok := p.value(kv.Value, test, where+".payload"); ok {
 				e.Body = &val
 			}
 		case "qos":
-			if q, ok := p.integer(kv.value, test, where+".qos", 0, 2); ok {
+			if q, ok := p.yr.Int(kv.Value, test, where+".qos", 0, 2); ok {
 				b := byte(q)
 				e.QoS = &b
 			}
 		case "retain":
-			if b, ok := p.boolean(kv.value, test, where+".retain"); ok {
+			if b, ok := p.yr.Bool(kv.Value, test, where+".retain"); ok {
 				e.Retain = &b
 			}
 		default:
-			p.errorf(kv.key, test, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, publishKeys))
+			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, publishKeys))
 		}
 	}
 }
@@ -471,36 +473,36 @@ func (p *parser) expectWebhook(e *Expectation, v *yaml.Node, test, where string)
 		return
 	}
 	if v.Kind != yaml.MappingNode {
-		p.errorf(v, test, "%s: must be a mapping of method, url, body, headers (the fields to compare), not %s", where, kindName(v))
+		p.errorf(v, test, "%s: must be a mapping of method, url, body, headers (the fields to compare), not %s", where, yamlnode.KindName(v))
 		return
 	}
-	for _, kv := range p.pairs(v, test) {
-		switch kv.key.Value {
+	for _, kv := range p.yr.Pairs(v, test) {
+		switch kv.Key.Value {
 		case "method":
-			if s, ok := p.str(kv.value, test, where+".method"); ok {
+			if s, ok := p.yr.Str(kv.Value, test, where+".method"); ok {
 				s = strings.ToUpper(s)
 				e.Method = &s
 			}
 		case "url":
-			if s, ok := p.str(kv.value, test, where+".url"); ok {
+			if s, ok := p.yr.Str(kv.Value, test, where+".url"); ok {
 				e.URL = &s
 			}
 		case "body":
-			if val, ok := p.value(kv.value, test, where+".body"); ok {
+			if val, ok := p.value(kv.Value, test, where+".body"); ok {
 				e.Body = &val
 			}
 		case "headers":
-			if kv.value.Kind != yaml.MappingNode {
-				p.errorf(kv.value, test, "%s.headers: must be a mapping of header names to values, not %s", where, kindName(kv.value))
+			if kv.Value.Kind != yaml.MappingNode {
+				p.errorf(kv.Value, test, "%s.headers: must be a mapping of header names to values, not %s", where, yamlnode.KindName(kv.Value))
 				continue
 			}
-			for _, h := range p.pairs(kv.value, test) {
-				if s, ok := p.str(h.value, test, where+".headers."+h.key.Value); ok {
-					e.Headers = append(e.Headers, HeaderValue{Name: h.key.Value, Value: s})
+			for _, h := range p.yr.Pairs(kv.Value, test) {
+				if s, ok := p.yr.Str(h.Value, test, where+".headers."+h.Key.Value); ok {
+					e.Headers = append(e.Headers, HeaderValue{Name: h.Key.Value, Value: s})
 				}
 			}
 		default:
-			p.errorf(kv.key, test, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, webhookKeys))
+			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, webhookKeys))
 		}
 	}
 }
@@ -510,32 +512,32 @@ func (p *parser) expectLog(e *Expectation, v *yaml.Node, test, where string) {
 		if v.Tag == "!!null" {
 			return
 		}
-		if s, ok := p.str(v, test, where); ok {
+		if s, ok := p.yr.Str(v, test, where); ok {
 			e.Message = &s
 		}
 		return
 	}
 	if v.Kind != yaml.MappingNode {
-		p.errorf(v, test, "%s: must be the message, or a mapping of message and level, not %s", where, kindName(v))
+		p.errorf(v, test, "%s: must be the message, or a mapping of message and level, not %s", where, yamlnode.KindName(v))
 		return
 	}
-	for _, kv := range p.pairs(v, test) {
-		switch kv.key.Value {
+	for _, kv := range p.yr.Pairs(v, test) {
+		switch kv.Key.Value {
 		case "message":
-			if s, ok := p.str(kv.value, test, where+".message"); ok {
+			if s, ok := p.yr.Str(kv.Value, test, where+".message"); ok {
 				e.Message = &s
 			}
 		case "level":
-			if s, ok := p.str(kv.value, test, where+".level"); ok {
+			if s, ok := p.yr.Str(kv.Value, test, where+".level"); ok {
 				var l slog.Level
 				if err := l.UnmarshalText([]byte(s)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s)) {
-					p.errorf(kv.value, test, "%s.level: %q is not debug, info, warn or error", where, s)
+					p.errorf(kv.Value, test, "%s.level: %q is not debug, info, warn or error", where, s)
 					continue
 				}
 				e.Level = &l
 			}
 		default:
-			p.errorf(kv.key, test, "%s: unknown key %q%s", where, kv.key.Value, suggest(kv.key.Value, logKeys))
+			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, logKeys))
 		}
 	}
 }
@@ -548,7 +550,7 @@ func (p *parser) value(n *yaml.Node, test, key string) (Value, bool) {
 		if n.Tag == "!!null" {
 			return Value{}, true
 		}
-		s, ok := p.str(n, test, key)
+		s, ok := p.yr.Str(n, test, key)
 		return Value{Text: s}, ok
 	case yaml.MappingNode, yaml.SequenceNode:
 		var buf bytes.Buffer
@@ -562,25 +564,25 @@ func (p *parser) value(n *yaml.Node, test, key string) (Value, bool) {
 		}
 		return Value{Text: buf.String(), JSON: v, IsJSON: true}, true
 	}
-	p.errorf(n, test, "%s: must be text, a mapping or a list, not %s", key, kindName(n))
+	p.errorf(n, test, "%s: must be text, a mapping or a list, not %s", key, yamlnode.KindName(n))
 	return Value{}, false
 }
 
 // appendJSON writes a YAML node as compact JSON, mapping keys in written
 // order.
 func (p *parser) appendJSON(buf *bytes.Buffer, n *yaml.Node, test, key string) bool {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	switch n.Kind {
 	case yaml.MappingNode:
 		buf.WriteByte('{')
-		for i, kv := range p.pairs(n, test) {
+		for i, kv := range p.yr.Pairs(n, test) {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			k, _ := json.Marshal(kv.key.Value)
+			k, _ := json.Marshal(kv.Key.Value)
 			buf.Write(k)
 			buf.WriteByte(':')
-			if !p.appendJSON(buf, kv.value, test, key) {
+			if !p.appendJSON(buf, kv.Value, test, key) {
 				return false
 			}
 		}
@@ -616,7 +618,7 @@ func (p *parser) appendJSON(buf *bytes.Buffer, n *yaml.Node, test, key string) b
 			b, _ := json.Marshal(f)
 			buf.Write(b)
 		default:
-			s, ok := p.str(n, test, key)
+			s, ok := p.yr.Str(n, test, key)
 			if !ok {
 				return false
 			}
@@ -630,186 +632,26 @@ func (p *parser) appendJSON(buf *bytes.Buffer, n *yaml.Node, test, key string) b
 	return true
 }
 
-// str returns a scalar's text with ${ENV} references expanded.
-func (p *parser) str(n *yaml.Node, test, key string) (string, bool) {
-	if n.Kind != yaml.ScalarNode {
-		p.errorf(n, test, "%s: must be a string, not %s", key, kindName(n))
-		return "", false
-	}
-	if n.Tag == "!!null" {
-		p.errorf(n, test, "%s: empty", key)
-		return "", false
-	}
-	s, err := rules.ExpandEnv(n.Value, p.lookup)
-	if err != nil {
-		p.errorf(n, test, "%s: %v", key, err)
-		return "", false
-	}
-	return s, true
-}
-
 func (p *parser) stringList(n *yaml.Node, test, key string) []*yaml.Node {
 	switch n.Kind {
 	case yaml.SequenceNode:
 		var out []*yaml.Node
 		for _, c := range n.Content {
-			out = append(out, resolve(c))
+			out = append(out, yamlnode.Resolve(c))
 		}
 		return out
 	case yaml.ScalarNode:
 		return []*yaml.Node{n}
 	}
-	p.errorf(n, test, "%s: must be a path or a list of paths, not %s", key, kindName(n))
+	p.errorf(n, test, "%s: must be a path or a list of paths, not %s", key, yamlnode.KindName(n))
 	return nil
 }
 
-func (p *parser) duration(n *yaml.Node, test, key string) (time.Duration, bool) {
-	s, ok := p.str(n, test, key)
-	if !ok {
-		return 0, false
-	}
-	d, err := time.ParseDuration(s)
-	switch {
-	case err != nil:
-		p.errorf(n, test, "%s: %q is not a duration (write 0s, 30s, 5m, 1h30m)", key, s)
-		return 0, false
-	case d < 0:
-		p.errorf(n, test, "%s: must not be negative, not %s", key, s)
-		return 0, false
-	}
-	return d, true
-}
-
-func (p *parser) boolean(n *yaml.Node, test, key string) (bool, bool) {
-	s, ok := p.str(n, test, key)
-	if !ok {
-		return false, false
-	}
-	switch strings.ToLower(s) {
-	case "true", "yes", "on":
-		return true, true
-	case "false", "no", "off":
-		return false, true
-	}
-	p.errorf(n, test, "%s: %q is not true or false", key, s)
-	return false, false
-}
-
-func (p *parser) integer(n *yaml.Node, test, key string, lo, hi int) (int, bool) {
-	s, ok := p.str(n, test, key)
-	if !ok {
-		return 0, false
-	}
-	i, err := strconv.Atoi(s)
-	if err != nil || i < lo || i > hi {
-		p.errorf(n, test, "%s: %q is not a whole number from %d to %d", key, s, lo, hi)
-		return 0, false
-	}
-	return i, true
-}
-
-type pair struct{ key, value *yaml.Node }
-
-// pairs returns a mapping's key/value pairs with aliases resolved and merge
-// keys (<<: *anchor) applied, reporting duplicate keys.
-func (p *parser) pairs(m *yaml.Node, test string) []pair {
-	var out, merged []pair
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := m.Content[i], resolve(m.Content[i+1])
-		if k.Value == "<<" && k.Tag == "!!merge" {
-			srcs := []*yaml.Node{v}
-			if v.Kind == yaml.SequenceNode {
-				srcs = v.Content
-			}
-			for _, s := range srcs {
-				s = resolve(s)
-				if s.Kind != yaml.MappingNode {
-					p.errorf(s, test, "<<: merges mappings only, not %s", kindName(s))
-					continue
-				}
-				merged = append(merged, p.pairs(s, test)...)
-			}
-			continue
-		}
-		if seen[k.Value] {
-			p.errorf(k, test, "%s: key given twice", k.Value)
-			continue
-		}
-		seen[k.Value] = true
-		out = append(out, pair{k, v})
-	}
-	for _, kv := range merged {
-		if !seen[kv.key.Value] {
-			seen[kv.key.Value] = true
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-func hasKey(kvs []pair, key string) bool {
+func hasKey(kvs []yamlnode.Pair, key string) bool {
 	for _, kv := range kvs {
-		if kv.key.Value == key {
+		if kv.Key.Value == key {
 			return true
 		}
 	}
 	return false
-}
-
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "empty"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "this"
-}
-
-// suggest returns ` (did you mean "x"?)` for a key one or two edits away
-// from a known one.
-func suggest(got string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := editDistance(got, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
