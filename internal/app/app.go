@@ -19,6 +19,7 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/internal/httpapi"
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttc"
 	"github.com/mqtt-rules/mqtt-rules/internal/statestore"
+	"github.com/mqtt-rules/mqtt-rules/internal/statuspage"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/internal/watch"
 	"github.com/mqtt-rules/mqtt-rules/rules"
@@ -206,6 +207,7 @@ func Start(cfg Config) (*App, error) {
 		var hctx context.Context
 		hctx, a.stopHTTP = context.WithCancel(context.Background())
 		h := httpapi.NewHandler(a, httpapi.Options{Token: cfg.HTTPToken, Logger: a.log, Version: cfg.Version})
+		statuspage.New(a, statuspage.Options{Version: cfg.Version, Logger: a.log}).Register(hctx, h)
 		if a.http, err = httpapi.Start(hctx, cfg.HTTP, h, a.log); err != nil {
 			a.stopHTTP()
 			a.stopBackground()
@@ -240,6 +242,12 @@ func (a *App) Connected() bool { return a.client.Connected() }
 
 // Trace returns the last evaluations of a rule, oldest first.
 func (a *App) Trace(rule string) []engine.Evaluation { return a.engine.Trace(rule) }
+
+// Keys returns a stateful rule's pending, firing, cooldown and absence
+// keys (at most limit, 0: all) and how many keys it tracks.
+func (a *App) Keys(rule string, limit int) ([]engine.KeyState, int) {
+	return a.engine.Keys(rule, limit)
+}
 
 // Broker returns the broker URL in use.
 func (a *App) Broker() string { return a.url }

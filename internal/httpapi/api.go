@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -97,11 +96,12 @@ func rulesInfo(st Status) RulesResponse {
 	if cs == nil {
 		cs = engine.NewCounters()
 	}
+	red := NewRedactor()
 	for _, r := range rs.Rules {
 		s := cs.Rule(r.Name)
 		info := RuleInfo{
 			Name:            r.Name,
-			Description:     r.Description,
+			Description:     red.Text(r.Description), // a ${ENV} secret would show as written
 			File:            r.File,
 			Line:            r.Line,
 			Filters:         make([]string, len(r.Filters)),
@@ -167,18 +167,7 @@ func statusInfo(st Status, version string) StatusResponse {
 		}
 		out.Reloads.OK, out.Reloads.Error = cs.Reloads()
 	}
-	lr := st.LastReload()
-	out.LastReload = ReloadInfo{
-		TookMS: math.Round(float64(lr.Took.Microseconds())) / 1000,
-		OK:     lr.Err == nil,
-		Errors: errorLines(lr.Err),
-		Rules:  lr.Rules,
-		Reload: lr.Reload,
-	}
-	if !lr.At.IsZero() {
-		at := lr.At.UTC()
-		out.LastReload.At = &at
-	}
+	out.LastReload = ReloadOf(st.LastReload())
 	return out
 }
 

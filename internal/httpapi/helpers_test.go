@@ -37,6 +37,13 @@ func (f *fakeStatus) Trace(rule string) []engine.Evaluation {
 	return f.engine.Trace(rule)
 }
 
+func (f *fakeStatus) Keys(rule string, limit int) ([]engine.KeyState, int) {
+	if f.engine == nil {
+		return nil, 0
+	}
+	return f.engine.Keys(rule, limit)
+}
+
 func (f *fakeStatus) Rules() *rules.RuleSet {
 	f.mu.Lock()
 	defer f.mu.Unlock()

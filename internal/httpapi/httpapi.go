@@ -35,6 +35,10 @@ type Status interface {
 	LastReload() Reload
 	// Trace returns the last evaluations of a rule, oldest first.
 	Trace(rule string) []engine.Evaluation
+	// Keys returns the keys of a stateful rule that are pending, firing,
+	// in cooldown or awaiting an absence (at most limit, 0: all), most
+	// recently seen first, and how many keys the rule tracks in all.
+	Keys(rule string, limit int) (keys []engine.KeyState, tracked int)
 }
 
 // Reload describes the last load of the rules.
@@ -67,6 +71,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	token   [sha256.Size]byte // hash of Options.Token, when set
+	cookie  string            // the value of TokenCookie that stands for the token
 	hasAuth bool
 }
 
@@ -86,6 +91,7 @@ func NewHandler(s Status, opts Options) *Server {
 	}
 	if opts.Token != "" {
 		srv.token = sha256.Sum256([]byte(opts.Token))
+		srv.cookie = cookieValue(opts.Token)
 		srv.hasAuth = true
 	}
 	srv.mux.Handle("GET /metrics", newMetricsHandler(s, opts.Version, srv.log))
@@ -94,6 +100,8 @@ func NewHandler(s Status, opts Options) *Server {
 	srv.mux.HandleFunc("GET /api/rules", srv.apiRules)
 	srv.mux.HandleFunc("GET /api/status", srv.apiStatus)
 	srv.mux.HandleFunc("GET /api/rules/{name}/trace", srv.apiTrace)
+	srv.mux.HandleFunc("GET /api/rules/{name}", srv.apiRule)
+	srv.mux.HandleFunc("GET /api/rules/{name}/keys", srv.apiKeys)
 	return srv
 }
 
@@ -106,26 +114,49 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.mux.HandleFunc(pattern, f) }
 
 // ServeHTTP checks the token, when one is set, and dispatches the request.
+// Besides the Authorization header, a browser may present the token as
+// the TokenCookie that `GET /?token=TOKEN` sets (see tokenLogin): a page
+// cannot set headers on an EventSource, but its cookies go along.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.hasAuth && !openPaths[r.URL.Path] && !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="mqtt-rules"`)
-		http.Error(w, "unauthorized: this endpoint needs the header Authorization: Bearer <--http-token>", http.StatusUnauthorized)
-		s.log.Debug("http: unauthorized request", "path", r.URL.Path, "remote", r.RemoteAddr)
-		return
+	if s.hasAuth && !openPaths[r.URL.Path] {
+		if r.URL.Path == "/" && r.URL.Query().Has(TokenParam) {
+			s.tokenLogin(w, r)
+			return
+		}
+		if !s.authorized(r) {
+			s.unauthorized(w, r, false)
+			return
+		}
 	}
 	s.mux.ServeHTTP(w, r)
 }
 
-// authorized reports whether r carries the bearer token. The comparison is
-// of hashes in constant time, so neither the token's content nor its length
-// leaks through timing.
+// authorized reports whether r carries the bearer token or the cookie
+// that stands for it. Both are compared in constant time, the token as a
+// hash, so neither its content nor its length leaks through timing.
 func (s *Server) authorized(r *http.Request) bool {
-	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+	if scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return s.tokenMatches(strings.TrimSpace(cred))
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
+	if c, err := r.Cookie(TokenCookie); err == nil {
+		return subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.cookie)) == 1
+	}
+	return false
+}
+
+func (s *Server) tokenMatches(token string) bool {
+	got := sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
+}
+
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, wrong bool) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="mqtt-rules"`)
+	s.log.Debug("http: unauthorized request", "path", r.URL.Path, "remote", r.RemoteAddr)
+	if r.URL.Path == "/" && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		loginPage(w, wrong)
+		return
+	}
+	http.Error(w, "unauthorized: this endpoint needs the header Authorization: Bearer <--http-token>", http.StatusUnauthorized)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

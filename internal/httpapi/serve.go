@@ -40,17 +40,24 @@ func Start(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (
 	if err != nil {
 		return nil, listenError(addr, err)
 	}
+	// Requests' contexts end when shutdown starts, so long-lived answers
+	// (the status page's event stream) return instead of holding the
+	// shutdown for ShutdownTimeout; short requests finish as before.
+	base, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
+	srv.RegisterOnShutdown(stopStreams)
 	r := &Running{addr: ln.Addr().String(), done: make(chan struct{})}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	go func() {
 		defer close(r.done)
+		defer stopStreams()
 		select {
 		case err := <-served:
 			// Serve only returns on its own when accepting fails for good.
