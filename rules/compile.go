@@ -17,18 +17,26 @@ import (
 // identical sources with the same capture names: generated rule sets repeat
 // their expressions, and a reload recompiles only what changed.
 type compiler struct {
-	programs map[string]*Program
+	programs map[progKey]*Program
 	decls    map[string]types.Map
-	used     map[string]bool // cache keys used by the current load
+	used     map[progKey]bool // cache keys used by the current load
+}
+
+// progKey identifies a compiled program: its source, the capture names it
+// was checked against, and whether it must be boolean.
+type progKey struct {
+	src      string
+	captures string
+	asBool   bool
 }
 
 func newCompiler() *compiler {
-	return &compiler{programs: map[string]*Program{}, decls: map[string]types.Map{}}
+	return &compiler{programs: map[progKey]*Program{}, decls: map[string]types.Map{}}
 }
 
 // begin starts a load; end drops the cached programs that load did not use,
 // so the cache stays as big as one rule set.
-func (c *compiler) begin() { c.used = map[string]bool{} }
+func (c *compiler) begin() { c.used = map[progKey]bool{} }
 
 func (c *compiler) end() {
 	for k := range c.programs {
@@ -55,7 +63,7 @@ func (c *compiler) decl(captures []string) types.Map {
 // program compiles an expression; asBool makes a non-boolean result type a
 // compile error. Errors are *posError with the offset in src.
 func (c *compiler) program(src string, captures []string, asBool bool) (*Program, error) {
-	key := fmt.Sprintf("%t\x00%s\x00%s", asBool, strings.Join(captures, ","), src)
+	key := progKey{src: src, captures: strings.Join(captures, ","), asBool: asBool}
 	if c.used != nil {
 		c.used[key] = true
 	}

@@ -94,7 +94,10 @@ func Parse(s string) (*Filter, error) {
 		f.Levels[i] = lv
 		mqtt[i] = lv.Text
 	}
-	f.MQTT = strings.Join(mqtt, "/")
+	f.MQTT = s
+	if len(names) > 0 {
+		f.MQTT = strings.Join(mqtt, "/")
+	}
 	return f, nil
 }
 

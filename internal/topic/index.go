@@ -16,10 +16,54 @@ type Index[V any] struct {
 }
 
 type node[V any] struct {
+	// The literal children: one is kept inline (key, child), which is how
+	// most nodes of a large set look (sensors/<id>/temperature has one
+	// child below each id); a second moves them all to the map.
+	key      string
+	child    *node[V]
 	children map[string]*node[V]
 	plus     *node[V]
 	hash     []V // values of filters ending in # at this node
 	here     []V // values of filters ending exactly at this node
+}
+
+// lookup returns the literal child for level k, or nil.
+func (n *node[V]) lookup(k string) *node[V] {
+	if n.children != nil {
+		return n.children[k]
+	}
+	if n.child != nil && n.key == k {
+		return n.child
+	}
+	return nil
+}
+
+// add returns the literal child for level k, creating it.
+func (n *node[V]) add(k string) *node[V] {
+	if c := n.lookup(k); c != nil {
+		return c
+	}
+	c := &node[V]{}
+	switch {
+	case n.children != nil:
+		n.children[k] = c
+	case n.child == nil:
+		n.key, n.child = k, c
+	default:
+		n.children = map[string]*node[V]{n.key: n.child, k: c}
+		n.key, n.child = "", nil
+	}
+	return c
+}
+
+// each calls fn for every literal child.
+func (n *node[V]) each(fn func(k string, c *node[V])) {
+	if n.child != nil {
+		fn(n.key, n.child)
+	}
+	for k, c := range n.children {
+		fn(k, c)
+	}
 }
 
 // Add registers v under filter f.
@@ -37,15 +81,7 @@ func (ix *Index[V]) Add(f *Filter, v V) {
 			}
 			n = n.plus
 		default:
-			c := n.children[l.Text]
-			if c == nil {
-				if n.children == nil {
-					n.children = map[string]*node[V]{}
-				}
-				c = &node[V]{}
-				n.children[l.Text] = c
-			}
-			n = c
+			n = n.add(l.Text)
 		}
 	}
 	n.here = append(n.here, v)
@@ -65,7 +101,7 @@ func (ix *Index[V]) Match(levels []string, dst []V) []V {
 	// [MQTT-4.7.2-1] a filter starting with a wildcard does not match a topic
 	// starting with $: only literal first levels are tried for those.
 	if strings.HasPrefix(levels[0], "$") {
-		if c := root.children[levels[0]]; c != nil {
+		if c := root.lookup(levels[0]); c != nil {
 			dst = c.match(levels, 1, dst)
 		}
 		return dst
@@ -80,7 +116,7 @@ func (n *node[V]) match(levels []string, i int, dst []V) []V {
 	if i == len(levels) {
 		return append(dst, n.here...)
 	}
-	if c := n.children[levels[i]]; c != nil {
+	if c := n.lookup(levels[i]); c != nil {
 		dst = c.match(levels, i+1, dst)
 	}
 	// [MQTT-4.7.1-3] + matches exactly one level, empty levels included.
@@ -98,7 +134,7 @@ func (ix *Index[V]) Any(levels []string) bool {
 	}
 	root := &ix.root
 	if strings.HasPrefix(levels[0], "$") {
-		c := root.children[levels[0]]
+		c := root.lookup(levels[0])
 		return c != nil && c.any(levels, 1)
 	}
 	return root.any(levels, 0)
@@ -111,7 +147,7 @@ func (n *node[V]) any(levels []string, i int) bool {
 	if i == len(levels) {
 		return len(n.here) > 0
 	}
-	if c := n.children[levels[i]]; c != nil && c.any(levels, i+1) {
+	if c := n.lookup(levels[i]); c != nil && c.any(levels, i+1) {
 		return true
 	}
 	return n.plus != nil && n.plus.any(levels, i+1)

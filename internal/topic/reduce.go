@@ -169,7 +169,7 @@ func (ix *Index[V]) overlapping(q []string, dst []V) []V {
 	switch {
 	case strings.HasPrefix(q[0], "$"):
 		// [MQTT-4.7.2-1] only filters with the same literal first level.
-		if c := root.children[q[0]]; c != nil {
+		if c := root.lookup(q[0]); c != nil {
 			dst = c.overlapping(q, 1, dst)
 		}
 		return dst
@@ -178,21 +178,21 @@ func (ix *Index[V]) overlapping(q []string, dst []V) []V {
 		dst = append(dst, root.hash...)
 		if q[0] == "#" {
 			dst = root.plus.all(dst)
-			for k, c := range root.children {
+			root.each(func(k string, c *node[V]) {
 				if !strings.HasPrefix(k, "$") {
 					dst = c.all(dst)
 				}
-			}
+			})
 			return dst
 		}
 		if root.plus != nil {
 			dst = root.plus.overlapping(q, 1, dst)
 		}
-		for k, c := range root.children {
+		root.each(func(k string, c *node[V]) {
 			if !strings.HasPrefix(k, "$") {
 				dst = c.overlapping(q, 1, dst)
 			}
-		}
+		})
 		return dst
 	}
 	return root.overlapping(q, 0, dst)
@@ -207,17 +207,13 @@ func (n *node[V]) overlapping(q []string, i int, dst []V) []V {
 	case "#":
 		dst = append(dst, n.here...) // q's # matches the parent level too
 		dst = n.plus.all(dst)
-		for _, c := range n.children {
-			dst = c.all(dst)
-		}
+		n.each(func(_ string, c *node[V]) { dst = c.all(dst) })
 		// n.hash was added above.
 		return dst
 	case "+":
-		for _, c := range n.children {
-			dst = c.overlapping(q, i+1, dst)
-		}
+		n.each(func(_ string, c *node[V]) { dst = c.overlapping(q, i+1, dst) })
 	default:
-		if c := n.children[q[i]]; c != nil {
+		if c := n.lookup(q[i]); c != nil {
 			dst = c.overlapping(q, i+1, dst)
 		}
 	}
@@ -235,9 +231,7 @@ func (n *node[V]) all(dst []V) []V {
 	dst = append(dst, n.hash...)
 	dst = append(dst, n.here...)
 	dst = n.plus.all(dst)
-	for _, c := range n.children {
-		dst = c.all(dst)
-	}
+	n.each(func(_ string, c *node[V]) { dst = c.all(dst) })
 	return dst
 }
 
