@@ -2,20 +2,24 @@
 // set's topic filters and hands every message to the engine, and it
 // publishes the rules' publish actions.
 //
-// A Client holds two MQTT connections to the same broker. The subscriber
-// (ClientID, persistent session, QoS 1 subscriptions) receives; the
-// publisher (ClientID+"-pub", clean session) sends. On a single connection
-// at QoS 1 a receive path that waits for publishes deadlocks (PUBACKs queue
-// behind PUBLISH packets paho cannot hand over); two connections keep the
-// paths independent.
+// A Client holds two MQTT 3.1.1 connections to the same broker. The
+// subscriber (ClientID, persistent session, QoS 1 subscriptions) receives;
+// the publisher (ClientID+"-pub", clean session) sends. On a single
+// connection at QoS 1 a receive path that waits for publishes deadlocks
+// (PUBACKs queue behind PUBLISH packets that cannot be sent); two
+// connections keep the paths independent.
 //
-// Both connections are (re)established by the Client itself, with
-// exponential backoff up to Options.MaxReconnectInterval, rather than by
-// paho's AutoReconnect: paho resends unacknowledged QoS 1 publishes after
-// an automatic reconnect and completes their original tokens without an
-// error at that moment, before any PUBACK, which would report publishes as
-// delivered that are not yet. With our own reconnect the tokens fail on
-// connection loss and the Client publishes those messages again itself.
+// The MQTT client is the package's own, built for the relay's hot path:
+// each connection has one goroutine reading it, the subscriber's reader
+// calls OnMessage itself, and writes are coalesced into one system call
+// per batch of input (see session). A message crosses no goroutine between
+// the socket it arrived on and the socket its publishes leave by. paho
+// provides only the WebSocket dialer for ws:// and wss://.
+//
+// Both connections are (re)established by the Client with exponential
+// backoff up to Options.MaxReconnectInterval. Publishes the broker had
+// not acknowledged when the publisher's connection dropped are sent again
+// (DUP set) after the reconnect, at most maxAttempts times in all.
 package mqttc
 
 import (
@@ -24,14 +28,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
@@ -39,6 +39,12 @@ import (
 
 // ackTimeout bounds the wait for a SUBACK or UNSUBACK.
 const ackTimeout = 30 * time.Second
+
+// readDelay is how long a busy reader pauses after each batch (see
+// session.read): one read, write and wake-up then serve about a
+// millisecond's worth of packets. (Go's timers do not sleep much less
+// than a millisecond on an idle process anyway.)
+const readDelay = time.Millisecond
 
 // quiesce is how long a disconnect waits for the DISCONNECT to be sent.
 const quiesce = 250 * time.Millisecond
@@ -70,11 +76,6 @@ type Client struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// connMu orders Connect calls against Close setting the stop channels.
-	connMu  sync.Mutex
-	subStop chan struct{} // closed by Close: the subscriber stops
-	pubStop chan struct{} // closed by Close after the drain: the publisher stops
-
 	// Subscriptions; mu guards the fields below it.
 	mu           sync.Mutex
 	closing      bool
@@ -86,27 +87,39 @@ type Client struct {
 	cbMu         sync.Mutex          // serializes OnConnectionChange calls in order of changes
 	opSem        chan struct{}       // cap 1: one (un)subscribe exchange at a time
 
-	// gate stops OnMessage calls once Close has disconnected the subscriber.
+	// gate stops OnMessage calls once Close has begun disconnecting the
+	// subscriber.
 	gate       sync.RWMutex
 	gateClosed bool
 
-	pq publishQueue
+	// inHandler is true while the subscriber's reader runs OnMessage: a
+	// publish made then is flushed by that reader once it has handled what
+	// it read, with no goroutine woken for it.
+	inHandler atomic.Bool
+	// qos2In holds the ids of inbound QoS 2 messages delivered and not yet
+	// released (PUBREL) [MQTT-4.3.3]; only the subscriber's reader uses it.
+	qos2In map[uint16]struct{}
+
+	pq      publishQueue
+	pubSess atomic.Pointer[session] // the publisher's session while it is up
 
 	wg sync.WaitGroup // every goroutine the Client starts
 }
 
-// conn is one of the two paho connections and the state the Client keeps
-// about it.
+// conn is one of the two connections and the state the Client keeps about
+// it across its sessions.
 type conn struct {
-	role string // "subscriber" or "publisher"
-	id   string // client id
-	cli  paho.Client
-	log  *slog.Logger
-	lost chan struct{} // cap 1: paho reported the connection lost
-	done chan struct{} // closed when the connection's goroutine exits
+	role  string // "subscriber" or "publisher"
+	id    string // client id
+	clean bool
+	log   *slog.Logger
+	ctx   context.Context // ended by Close: stop connecting
+	stop  context.CancelFunc
+	done  chan struct{} // closed when the connection's goroutine exits
 
 	mu      sync.Mutex
 	up      bool
+	sess    *session      // the current session, also after the goroutine stopped
 	changed chan struct{} // closed and replaced on every change of up
 }
 
@@ -123,12 +136,11 @@ func New(opts Options) (*Client, error) {
 	c := &Client{
 		s:            s,
 		log:          s.Logger.With("broker", s.redacted),
-		subStop:      make(chan struct{}),
-		pubStop:      make(chan struct{}),
 		desired:      make(map[string]struct{}),
 		acked:        make(map[string]struct{}),
 		pendingUnsub: make(map[string]struct{}),
 		opSem:        make(chan struct{}, 1),
+		qos2In:       make(map[uint16]struct{}),
 	}
 	c.pq.init(s.PublishQueue, s.PublishInFlight)
 	c.sub = c.newConn("subscriber", s.ClientID, false)
@@ -140,74 +152,13 @@ func (c *Client) newConn(role, id string, clean bool) *conn {
 	cn := &conn{
 		role:    role,
 		id:      id,
+		clean:   clean,
 		log:     c.log.With("client_id", id, "connection", role),
-		lost:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
 	}
-	s := c.s
-	dialer := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
-	o := paho.NewClientOptions().
-		AddBroker(s.url).
-		SetClientID(id).
-		SetCleanSession(clean).
-		SetOrderMatters(true).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetResumeSubs(false).
-		SetProtocolVersion(4).
-		SetKeepAlive(s.KeepAlive).
-		SetConnectTimeout(s.ConnectTimeout).
-		SetWriteTimeout(s.ConnectTimeout).
-		SetDialer(dialer).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			cn.log.Warn("connection to broker lost", "err", err)
-			select {
-			case cn.lost <- struct{}{}:
-			default:
-			}
-		})
-	if s.Username != "" {
-		o.SetUsername(s.Username).SetPassword(s.Password)
-	}
-	if s.tls != nil {
-		o.SetTLSConfig(s.tls)
-	}
-	if s.scheme == "tcp" && os.Getenv("ALL_PROXY") == "" && os.Getenv("all_proxy") == "" {
-		// Buffered reads and coalesced writes (see fastConn).
-		o.SetCustomOpenConnectionFn(func(u *url.URL, _ paho.ClientOptions) (net.Conn, error) {
-			nc, err := dialer.Dial("tcp", u.Host)
-			if err != nil {
-				return nil, err
-			}
-			return newFastConn(nc), nil
-		})
-	}
-	if !clean {
-		o.SetDefaultPublishHandler(c.handle)
-	}
-	cn.cli = paho.NewClient(o)
+	cn.ctx, cn.stop = context.WithCancel(context.Background())
 	return cn
-}
-
-// handle is the subscriber's only message handler (no per-subscription
-// callbacks), so each PUBLISH packet reaches OnMessage exactly once, even
-// when several subscriptions match it.
-func (c *Client) handle(_ paho.Client, m paho.Message) {
-	c.gate.RLock()
-	defer c.gate.RUnlock()
-	if c.gateClosed || c.s.OnMessage == nil {
-		// After Close sent DISCONNECT the acknowledgement can no longer
-		// reach the broker, which delivers a QoS 1 message again.
-		return
-	}
-	c.s.OnMessage(Message{
-		Topic:     m.Topic(),
-		Payload:   m.Payload(),
-		QoS:       m.Qos(),
-		Retained:  m.Retained(),
-		Duplicate: m.Duplicate(),
-	})
 }
 
 // Start begins connecting both connections and returns at once. When the
@@ -221,12 +172,10 @@ func (c *Client) Start() {
 			return
 		}
 		c.started.Store(true)
-		c.wg.Add(4)
+		c.wg.Add(2)
 		c.mu.Unlock()
-		go c.run(c.sub, c.subStop, c.subscriberUp, c.subscriberDown)
-		go c.run(c.pub, c.pubStop, func(bool) {}, func() {})
-		go c.sendLoop()
-		go c.waitLoop()
+		go c.run(c.sub, c.subscriberSession, c.subscriberUp, func(*session) { c.subscriberDown() })
+		go c.run(c.pub, c.publisherSession, c.publisherUp, c.publisherDown)
 	})
 }
 
@@ -243,10 +192,56 @@ func (c *Client) Ready() bool {
 	return c.subUp && len(c.acked) == len(c.desired)
 }
 
-// run keeps cn connected until stop is closed: it connects with backoff,
-// calls up after each successful connect and down after each loss. It is
-// the only caller of cn.cli.Connect.
-func (c *Client) run(cn *conn, stop <-chan struct{}, up func(sessionPresent bool), down func()) {
+// sessionConfig returns the timings of a session: a tick short enough to
+// send PINGREQ within KeepAlive and to notice an unanswered one (and, on
+// the publisher, an unacknowledged publish) in time.
+func (c *Client) sessionConfig(role string) sessionConfig {
+	s := c.s
+	pingTimeout := min(s.ConnectTimeout, s.KeepAlive)
+	tick := min(s.KeepAlive/4, pingTimeout/2)
+	if role == "publisher" {
+		tick = min(tick, s.PublishTimeout/4)
+	}
+	return sessionConfig{
+		keepAlive:    s.KeepAlive,
+		pingTimeout:  pingTimeout,
+		writeTimeout: s.ConnectTimeout,
+		tick:         tick,
+		readDelay:    readDelay,
+	}
+}
+
+// connect opens a session for cn: network connection, TLS, CONNECT and
+// CONNACK, all within ConnectTimeout (or until Close). code is the
+// CONNACK return code when the broker refused.
+func (c *Client) connect(cn *conn) (s *session, present bool, code byte, err error) {
+	ctx, cancel := context.WithTimeout(cn.ctx, c.s.ConnectTimeout)
+	defer cancel()
+	nc, err := c.dialNet(ctx)
+	if err != nil {
+		return nil, false, 0, err
+	}
+	s = newSession(nc, c.sessionConfig(cn.role))
+	keepAlive := (c.s.KeepAlive + time.Second - 1) / time.Second // at most 65535: settings
+	present, code, err = s.handshake(ctx, connectPacket{
+		clientID:     cn.id,
+		cleanSession: cn.clean,
+		keepAlive:    uint16(keepAlive),
+		username:     c.s.Username,
+		password:     c.s.Password,
+	})
+	if err != nil {
+		_ = nc.Close()
+		return nil, false, code, err
+	}
+	return s, present, 0, nil
+}
+
+// run keeps cn connected until Close: it connects with backoff, starts
+// each session (start), calls up after each successful connect and down
+// after each loss. On Close it returns and leaves the current session to
+// Close.
+func (c *Client) run(cn *conn, start func(*session), up func(s *session, sessionPresent bool), down func(*session)) {
 	defer c.wg.Done()
 	defer close(cn.done)
 	var (
@@ -254,34 +249,33 @@ func (c *Client) run(cn *conn, stop <-chan struct{}, up func(sessionPresent bool
 		failures int
 		lastLog  time.Time
 	)
-	health := time.NewTicker(5 * time.Second)
-	defer health.Stop()
+	stop := cn.ctx.Done()
 	for {
 		// Connect, retrying with backoff.
-		var tok *paho.ConnectToken
+		var (
+			s       *session
+			present bool
+		)
 		for {
-			c.connMu.Lock()
-			select {
-			case <-stop:
-				c.connMu.Unlock()
-				return
-			default:
-			}
-			tok = cn.cli.Connect().(*paho.ConnectToken)
-			c.connMu.Unlock()
-			select {
-			case <-tok.Done():
-			case <-stop:
+			if cn.ctx.Err() != nil {
 				return
 			}
-			if tok.Error() == nil {
+			var (
+				code byte
+				err  error
+			)
+			s, present, code, err = c.connect(cn)
+			if err == nil {
 				break
+			}
+			if cn.ctx.Err() != nil {
+				return
 			}
 			failures++
 			backoff = nextBackoff(backoff, c.s.MaxReconnectInterval)
 			if failures <= failureLogFirst || time.Since(lastLog) >= failureLogEvery {
 				lastLog = time.Now()
-				logConnectFailure(cn.log, tok.ReturnCode(), tok.Error(), failures, backoff)
+				logConnectFailure(cn.log, code, err, failures, backoff)
 			}
 			if !sleep(backoff, stop) {
 				return
@@ -294,28 +288,19 @@ func (c *Client) run(cn *conn, stop <-chan struct{}, up func(sessionPresent bool
 		}
 		failures, lastLog = 0, time.Time{}
 		since := time.Now()
-		cn.setUp(true)
-		up(tok.SessionPresent())
+		start(s)
+		cn.setUp(true, s)
+		up(s, present)
 
-		// Wait for the connection to end.
-	wait:
-		for {
-			select {
-			case <-cn.lost:
-				if !cn.cli.IsConnectionOpen() {
-					break wait
-				}
-			case <-health.C:
-				// Belt and braces, should a loss notification go missing.
-				if !cn.cli.IsConnectionOpen() && !cn.cli.IsConnected() {
-					break wait
-				}
-			case <-stop:
-				return
-			}
+		// Wait for the session to end.
+		select {
+		case <-s.done:
+		case <-stop:
+			return
 		}
-		cn.setUp(false)
-		down()
+		cn.log.Warn("connection to broker lost", "err", s.err)
+		cn.setUp(false, s)
+		down(s)
 		if time.Since(since) >= stableAfter {
 			backoff = 0
 			continue
@@ -325,6 +310,109 @@ func (c *Client) run(cn *conn, stop <-chan struct{}, up func(sessionPresent bool
 			return
 		}
 	}
+}
+
+// subscriberSession starts the subscriber's reader: it hands every
+// PUBLISH to OnMessage, acknowledges it after OnMessage returned and, when
+// it has read all it had, writes the acknowledgements and the publishes
+// OnMessage made.
+func (c *Client) subscriberSession(s *session) {
+	s.start(func(p packet) error { return c.subscriberPacket(s, p) }, func() bool {
+		if ps := c.pubSess.Load(); ps != nil {
+			ps.flush()
+		}
+		return s.flush()
+	})
+}
+
+func (c *Client) subscriberPacket(s *session, p packet) error {
+	switch p.typ() {
+	case pktPublish:
+		m, err := decodePublish(p)
+		if err != nil {
+			return err
+		}
+		switch m.qos {
+		case 0:
+			c.deliver(&m)
+		case 1:
+			if c.deliver(&m) {
+				b := s.begin()
+				b = appendAck(b, pktPuback<<4, m.id)
+				s.end(b)
+			}
+		case 2:
+			// Delivered once, on the first PUBLISH with its id; a DUP
+			// before the PUBREL is only acknowledged again [MQTT-4.3.3-2].
+			if _, seen := c.qos2In[m.id]; !seen {
+				if !c.deliver(&m) {
+					return nil
+				}
+				c.qos2In[m.id] = struct{}{}
+			}
+			b := s.begin()
+			b = appendAck(b, pktPubrec<<4, m.id)
+			s.end(b)
+		}
+	case pktPubrel:
+		id, err := decodeID(p)
+		if err != nil {
+			return err
+		}
+		delete(c.qos2In, id)
+		b := s.begin()
+		b = appendAck(b, pktPubcomp<<4, id)
+		s.end(b)
+	case pktSuback:
+		id, err := decodeID(p)
+		if err != nil {
+			return err
+		}
+		s.acked(id, p.body[2:])
+	case pktUnsuback:
+		id, err := decodeID(p)
+		if err != nil {
+			return err
+		}
+		s.acked(id, nil)
+	case pktDisconnect:
+		return errBrokerDisconnect
+	case pktPingresp, pktPuback, pktPubrec, pktPubcomp:
+		// Nothing to do: any packet shows the connection is alive, and
+		// this connection publishes nothing.
+	default:
+		return fmt.Errorf("unexpected %s from the broker: %w", typeName(p.typ()), errMalformed)
+	}
+	return nil
+}
+
+// deliver hands m to OnMessage (the Client's only message handler, so
+// each PUBLISH packet reaches it exactly once, even when several
+// subscriptions match). It returns false when Close has stopped
+// deliveries: the message must then not be acknowledged, so that the
+// broker delivers it again to the next session.
+func (c *Client) deliver(m *publishPacket) bool {
+	c.gate.RLock()
+	defer c.gate.RUnlock()
+	if c.gateClosed {
+		return false
+	}
+	if c.s.OnMessage == nil {
+		return true
+	}
+	msg := Message{
+		Topic:     string(m.topic),
+		QoS:       m.qos,
+		Retained:  m.retain,
+		Duplicate: m.dup,
+	}
+	if len(m.payload) > 0 {
+		msg.Payload = append([]byte(nil), m.payload...)
+	}
+	c.inHandler.Store(true)
+	defer c.inHandler.Store(false)
+	c.s.OnMessage(msg)
+	return true
 }
 
 // nextBackoff doubles d, from 500ms up to limit, with ±20% jitter.
@@ -353,11 +441,11 @@ func sleep(d time.Duration, stop <-chan struct{}) bool {
 
 // refusals describes the CONNACK return codes of MQTT 3.1.1 §3.2.2.3.
 var refusals = map[byte]string{
-	packets.ErrRefusedBadProtocolVersion:    "unacceptable protocol version",
-	packets.ErrRefusedIDRejected:            "client identifier rejected",
-	packets.ErrRefusedServerUnavailable:     "server unavailable",
-	packets.ErrRefusedBadUsernameOrPassword: "bad username or password",
-	packets.ErrRefusedNotAuthorised:         "not authorized",
+	connackBadProtocolVersion:    "unacceptable protocol version",
+	connackIDRejected:            "client identifier rejected",
+	connackServerUnavailable:     "server unavailable",
+	connackBadUsernameOrPassword: "bad username or password",
+	connackNotAuthorized:         "not authorized",
 }
 
 // logConnectFailure logs a failed connection attempt: a CONNACK refusal
@@ -370,7 +458,8 @@ func logConnectFailure(log *slog.Logger, rc byte, err error, attempts int, retry
 			"connack_code", rc, "attempts", attempts, "retry_in", retryIn)
 		return
 	}
-	// paho wraps network errors as "network Error : <cause>"; keep the cause.
+	// paho wraps network errors as "network Error : <cause>"; keep the
+	// cause (an error shaped so may come from paho's WebSocket dialer).
 	if u, ok := err.(interface{ Unwrap() []error }); ok {
 		if errs := u.Unwrap(); len(errs) == 2 && errors.Is(errs[0], packets.ErrorNetworkError) && errs[1] != nil {
 			err = errs[1]
@@ -379,9 +468,11 @@ func logConnectFailure(log *slog.Logger, rc byte, err error, attempts int, retry
 	log.Warn("cannot connect to broker", "err", err, "attempts", attempts, "retry_in", retryIn)
 }
 
-func (cn *conn) setUp(up bool) {
+// setUp records a change of cn's state and its current session.
+func (cn *conn) setUp(up bool, s *session) {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	cn.sess = s
 	if cn.up == up {
 		return
 	}
@@ -400,6 +491,13 @@ func (cn *conn) state() (bool, <-chan struct{}) {
 func (cn *conn) isUp() bool {
 	up, _ := cn.state()
 	return up
+}
+
+// session returns cn's current (or last) session, or nil.
+func (cn *conn) session() *session {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.sess
 }
 
 // Close stops taking messages (the subscriber disconnects first; its
@@ -424,30 +522,30 @@ func (c *Client) close(ctx context.Context) error {
 		return nil
 	}
 
-	// 1. Stop taking messages.
-	c.connMu.Lock()
-	close(c.subStop)
-	c.connMu.Unlock()
+	// 1. Stop taking messages: no OnMessage call after the gate closed (a
+	// message read later is not acknowledged, so the broker keeps it for
+	// the next session), then DISCONNECT.
+	c.sub.stop()
 	<-c.sub.done
-	c.sub.cli.Disconnect(uint(quiesce / time.Millisecond))
 	c.gate.Lock()
 	c.gateClosed = true
 	c.gate.Unlock()
+	if s := c.sub.session(); s != nil {
+		s.disconnect(quiesce)
+	}
 	if c.sub.isUp() {
-		c.sub.setUp(false)
+		c.sub.setUp(false, nil)
 		c.subscriberDown()
 	}
 
 	// 2. Drain the publish queue and the in-flight window.
 	var err error
-	close(c.pq.draining)
+	drained := c.pq.drain()
 	select {
-	case <-c.pq.waiterDone:
+	case <-drained:
 	case <-ctx.Done():
-		close(c.pq.abort)
-		<-c.pq.waiterDone
 	}
-	if n := c.pq.shut() + int(c.pq.abortedN.Load()); n > 0 {
+	if n := c.pq.shut(); n > 0 {
 		cause := ctx.Err()
 		if cause == nil {
 			cause = errShuttingDown // published while Close was finishing
@@ -456,12 +554,13 @@ func (c *Client) close(ctx context.Context) error {
 	}
 
 	// 3. Disconnect the publisher.
-	c.connMu.Lock()
-	close(c.pubStop)
-	c.connMu.Unlock()
+	c.pub.stop()
 	<-c.pub.done
-	c.pub.cli.Disconnect(uint(quiesce / time.Millisecond))
-	c.pub.setUp(false)
+	if s := c.pub.session(); s != nil {
+		s.disconnect(quiesce)
+	}
+	c.pubSess.Store(nil)
+	c.pub.setUp(false, nil)
 
 	c.wg.Wait()
 	c.log.Info("mqtt connection closed", "client_id", c.s.ClientID)

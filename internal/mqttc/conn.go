@@ -1,121 +1,105 @@
 package mqttc
 
 import (
-	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
-	"runtime"
-	"sync"
+	"net/url"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-// maxPending is how many bytes a fastConn buffers before a Write flushes
-// them itself instead of leaving it to the flusher.
-const maxPending = 64 << 10
-
-// fastConn wraps a TCP connection for paho, which reads a packet in about
-// three small reads and writes each packet with its own write: reads go
-// through a buffer, and writes are coalesced — Write appends to a buffer
-// that a flusher goroutine writes out as soon as the writer yields, so
-// packets written back to back share one system call. At 30,000 msg/s this
-// removes most of the engine's system calls (see BENCHMARKS.md).
-//
-// A write error is returned by the next Write; Close flushes first.
-type fastConn struct {
-	net.Conn
-	r *bufio.Reader
-
-	mu      sync.Mutex
-	pending []byte
-	err     error
-
-	flushMu sync.Mutex // one flush at a time
-	spare   []byte
-
-	kick      chan struct{} // cap 1: there is something to flush
-	closed    chan struct{}
-	closeOnce sync.Once
-	done      chan struct{} // the flusher exited
+// dialNet opens the network connection to the broker for s's scheme, TLS
+// handshake included, bounded by ctx: TCP (through a SOCKS5 proxy when
+// ALL_PROXY names one, as paho did), TLS over that, or a WebSocket through
+// paho's WebSocket dialer.
+func (c *Client) dialNet(ctx context.Context) (net.Conn, error) {
+	s := c.s
+	switch s.scheme {
+	case "ws", "wss":
+		return c.dialWebsocket(ctx)
+	}
+	host := s.host
+	nc, err := dialTCP(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if s.scheme != "ssl" {
+		return nc, nil
+	}
+	cfg := s.tls
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		h, _, _ := net.SplitHostPort(host)
+		cfg.ServerName = h
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
-func newFastConn(c net.Conn) *fastConn {
-	f := &fastConn{
-		Conn:   c,
-		r:      bufio.NewReaderSize(c, 32<<10),
-		kick:   make(chan struct{}, 1),
-		closed: make(chan struct{}),
-		done:   make(chan struct{}),
+// dialTCP connects to addr, directly or through the SOCKS5 proxy of the
+// environment.
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	p, err := proxyFor(addr)
+	if err != nil {
+		return nil, err
 	}
-	go f.flusher() // owner: f; exits on Close
-	return f
+	if p == nil {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	nc, err := d.DialContext(ctx, "tcp", p.Host)
+	if err != nil {
+		return nil, fmt.Errorf("dial SOCKS5 proxy %s: %w", p.Redacted(), err)
+	}
+	if err := socks5Connect(ctx, nc, p, addr); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("SOCKS5 proxy %s: %w", p.Redacted(), err)
+	}
+	return nc, nil
 }
 
-// Read reads through the buffer.
-func (f *fastConn) Read(p []byte) (int, error) { return f.r.Read(p) }
-
-// Write queues p for the flusher.
-func (f *fastConn) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	if f.err != nil {
-		err := f.err
-		f.mu.Unlock()
-		return 0, err
+// dialWebsocket opens a WebSocket with paho's dialer (which takes no
+// context: when ctx ends first the connection is closed once it is open;
+// the dial itself is bounded by ConnectTimeout).
+func (c *Client) dialWebsocket(ctx context.Context) (net.Conn, error) {
+	u, err := url.Parse(c.s.url)
+	if err != nil {
+		return nil, err
 	}
-	f.pending = append(f.pending, p...)
-	full := len(f.pending) >= maxPending
-	f.mu.Unlock()
-	if full {
-		if err := f.flush(); err != nil {
-			return 0, err
-		}
-		return len(p), nil
+	u.User = nil // gorilla refuses URLs with user info (paho #623)
+	var tlsc *tls.Config
+	if c.s.scheme == "wss" {
+		tlsc = c.s.tls
 	}
+	type result struct {
+		nc  net.Conn
+		err error
+	}
+	res := make(chan result, 1)
+	c.wg.Add(1)
+	go func() { // owner: c (wg); exits when the dial ends, within ConnectTimeout
+		defer c.wg.Done()
+		nc, err := paho.NewWebsocket(u.String(), tlsc, c.s.ConnectTimeout, nil, nil)
+		res <- result{nc, err}
+	}()
 	select {
-	case f.kick <- struct{}{}:
-	default:
+	case r := <-res:
+		return r.nc, r.err
+	case <-ctx.Done():
+		c.wg.Add(1)
+		go func() { // owner: c (wg); closes the connection should it open late
+			defer c.wg.Done()
+			if r := <-res; r.nc != nil {
+				_ = r.nc.Close()
+			}
+		}()
+		return nil, ctx.Err()
 	}
-	return len(p), nil
-}
-
-func (f *fastConn) flusher() {
-	defer close(f.done)
-	for {
-		select {
-		case <-f.kick:
-		case <-f.closed:
-			return
-		}
-		// Let the writer queue what it has at hand before writing.
-		runtime.Gosched()
-		f.flush()
-	}
-}
-
-// flush writes what is pending.
-func (f *fastConn) flush() error {
-	f.flushMu.Lock()
-	defer f.flushMu.Unlock()
-	f.mu.Lock()
-	out := f.pending
-	f.pending = f.spare[:0]
-	err := f.err
-	f.mu.Unlock()
-	if err == nil && len(out) > 0 {
-		if _, err = f.Conn.Write(out); err != nil {
-			f.mu.Lock()
-			f.err = err
-			f.mu.Unlock()
-		}
-	}
-	f.spare = out[:0]
-	return err
-}
-
-// Close flushes what is pending, stops the flusher and closes the
-// connection.
-func (f *fastConn) Close() error {
-	f.closeOnce.Do(func() {
-		f.flush()
-		close(f.closed)
-		<-f.done
-	})
-	return f.Conn.Close()
 }

@@ -21,6 +21,7 @@ const (
 	DefaultPublishQueue         = 10000
 	DefaultPublishInFlight      = 256
 	DefaultPublishTimeout       = 30 * time.Second
+	DefaultPublishBackpressure  = 5 * time.Second
 )
 
 // Options configures a Client. Only Broker is required.
@@ -59,8 +60,9 @@ type Options struct {
 	// (default 30s).
 	MaxReconnectInterval time.Duration
 	// PublishQueue is how many publishes may wait for the broker, e.g.
-	// while it is unreachable (default 10000); beyond that Publish reports
-	// actions.ErrQueueFull.
+	// while it is unreachable (default 10000). Beyond that, while the
+	// broker is unreachable, Publish reports actions.ErrQueueFull at once;
+	// while it is connected, Publish waits for room (PublishBackpressure).
 	PublishQueue int
 	// PublishInFlight is how many publishes may be on their way to the
 	// broker at once, awaiting their PUBACK (default 256).
@@ -68,6 +70,12 @@ type Options struct {
 	// PublishTimeout bounds the wait for one publish's acknowledgement
 	// (default 30s).
 	PublishTimeout time.Duration
+	// PublishBackpressure bounds how long Publish blocks while the
+	// publisher is connected and its in-flight window and queue are full
+	// (default 5s): the caller (the subscriber, through the engine) slows
+	// down instead of dropping. After it Publish reports
+	// actions.ErrQueueFull.
+	PublishBackpressure time.Duration
 	// Logger receives connection events (default: discard).
 	Logger *slog.Logger
 	// OnMessage is called for every message the subscriber receives, one
@@ -93,13 +101,14 @@ type Message struct {
 // settings are Options checked, with defaults applied and files loaded.
 type settings struct {
 	Options
-	url      string // normalized for paho: tcp://, ssl://, ws://, wss:// with a port
+	url      string // normalized: tcp://, ssl://, ws://, wss:// with a port
+	host     string // host:port of url
 	redacted string // url without a password, for logs
 	scheme   string // normalized scheme
 	tls      *tls.Config
 }
 
-// schemes maps every accepted URL scheme to the one paho is given and the
+// schemes maps every accepted URL scheme to its normalized one and the
 // default port.
 var schemes = map[string]struct {
 	scheme string
@@ -134,6 +143,7 @@ func (o Options) settings() (*settings, error) {
 		{"connect timeout", &s.ConnectTimeout, DefaultConnectTimeout},
 		{"max reconnect interval", &s.MaxReconnectInterval, DefaultMaxReconnectInterval},
 		{"publish timeout", &s.PublishTimeout, DefaultPublishTimeout},
+		{"publish backpressure", &s.PublishBackpressure, DefaultPublishBackpressure},
 	} {
 		if *d.v < 0 {
 			return nil, fmt.Errorf("%s %v: must not be negative", d.name, *d.v)
@@ -141,6 +151,9 @@ func (o Options) settings() (*settings, error) {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	if s.KeepAlive > 65535*time.Second {
+		return nil, fmt.Errorf("keep-alive %v: at most 65535s (MQTT sends it in seconds, in 16 bits)", s.KeepAlive)
 	}
 	if s.PublishQueue < 0 || s.PublishInFlight < 0 {
 		return nil, fmt.Errorf("publish queue %d / in-flight window %d: must not be negative", s.PublishQueue, s.PublishInFlight)
@@ -192,7 +205,7 @@ func (s *settings) parseURL() error {
 	}
 	u.Scheme = sc.scheme
 	u.Host = net.JoinHostPort(host, port)
-	s.url, s.redacted, s.scheme = u.String(), u.Redacted(), sc.scheme
+	s.url, s.redacted, s.scheme, s.host = u.String(), u.Redacted(), sc.scheme, u.Host
 	if !sc.tls && (s.CAFile != "" || s.CertFile != "" || s.KeyFile != "") {
 		return fmt.Errorf("broker URL %q does not use TLS but a CA, certificate or key file is given (use ssl:// or wss://)", s.redacted)
 	}

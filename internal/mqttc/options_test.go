@@ -63,7 +63,8 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.KeepAlive != 30*time.Second || s.ConnectTimeout != 10*time.Second || s.MaxReconnectInterval != 30*time.Second ||
-		s.PublishQueue != 10000 || s.PublishInFlight != 256 || s.PublishTimeout != 30*time.Second {
+		s.PublishQueue != 10000 || s.PublishInFlight != 256 || s.PublishTimeout != 30*time.Second ||
+		s.PublishBackpressure != 5*time.Second {
 		t.Errorf("defaults: %+v", s.Options)
 	}
 	if !strings.HasPrefix(s.ClientID, "mqtt-rules") {
@@ -102,6 +103,8 @@ func TestOptionsErrors(t *testing.T) {
 		{"tls files on tcp", Options{Broker: "tcp://b", CAFile: cert}, "does not use TLS"},
 		{"negative", Options{Broker: "tcp://b", KeepAlive: -time.Second}, "keep-alive -1s: must not be negative"},
 		{"negative queue", Options{Broker: "tcp://b", PublishQueue: -1}, "must not be negative"},
+		{"keep-alive too long", Options{Broker: "tcp://b", KeepAlive: 20 * time.Hour}, "keep-alive 20h0m0s: at most 65535s"},
+		{"negative backpressure", Options{Broker: "tcp://b", PublishBackpressure: -time.Second}, "publish backpressure -1s: must not be negative"},
 		{"share group slash", Options{Broker: "tcp://b", ShareGroup: "a/b"}, `share group "a/b"`},
 	}
 	for _, tt := range tests {

@@ -1,14 +1,14 @@
 package mqttc
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 )
@@ -17,72 +17,83 @@ import (
 // connection keeps dropping before its acknowledgement.
 const maxAttempts = 3
 
-// item is one publish on its way: in the queue, the retry list, the
-// in-flight window or a goroutine's hands — in exactly one place at a time,
-// so done is called exactly once.
+// maxTopicLength is the longest topic a PUBLISH can carry [MQTT-1.5.3].
+const maxTopicLength = maxStringLength
+
+// item is one QoS 1 or 2 publish on its way (or a QoS 0 one that had to
+// wait): in the queue or in the in-flight window — in exactly one place at
+// a time, so done is called exactly once.
 type item struct {
 	p        *actions.Publish
 	done     func(error)
+	seq      uint64 // order of acceptance; kept when sent again
 	attempts int
+	ticks    int // publisher ticks since it was sent, for PublishTimeout
 }
 
-// inflight is a publish handed to paho, awaiting its token.
-type inflight struct {
-	it  *item
-	tok paho.Token
-}
+// expired marks a packet id whose publish timed out (done was called with
+// an error): the id stays in use until the broker acknowledges it or the
+// connection ends, so that a late acknowledgement cannot settle another
+// publish.
+var expired = &item{}
 
-// publishQueue is the bounded buffer between Publish and the publisher
-// connection, and the pipelining window behind it.
+var itemPool = sync.Pool{New: func() any { return new(item) }}
+
+// publishQueue holds the publishes between Publish and the broker: a
+// bounded queue of those waiting (for the connection, or for room in the
+// window) and the in-flight window of those sent and not yet acknowledged,
+// indexed by packet id.
 //
-// Publish puts items into queue without blocking. sendLoop takes them (the
-// retry list first), waits while the publisher is down, hands each to paho
-// without waiting and pushes the token into window; waitLoop awaits the
-// tokens in order and calls done.
+// Publish sends at once when the publisher is up, nothing waits before it
+// and the window has room: it appends the packet to the session's write
+// buffer. A PUBACK (PUBCOMP at QoS 2) frees the id, and the publisher's
+// reader sends the next waiting publish with it.
 type publishQueue struct {
-	mu     sync.RWMutex // guards closed against concurrent sends to queue
-	closed bool
-	queue  chan *item
-	window chan inflight
+	mu       sync.Mutex
+	sess     *session // the publisher's session while it is up
+	closed   bool
+	queue    ring
+	limit    int     // most items in queue: PublishQueue, plus the next to send
+	slots    []*item // by packet id (1..window); nil: free
+	free     []uint16
+	inflight int           // slots holding a publish (not expired)
+	room     chan struct{} // closed when room appears or the connection changes; nil: nobody waits
+	waiters  atomic.Int32  // Publish calls waiting for room
+	seq      uint64
 
-	retryMu sync.Mutex
-	retry   []*item // sent while the connection dropped; sent again first
-
-	progress   chan struct{} // cap 1: waitLoop settled a publish
-	inflightN  atomic.Int64  // items between sendLoop's send and waitLoop's verdict
-	draining   chan struct{} // closed by Close: finish what is queued, then stop
-	abort      chan struct{} // closed by Close when its ctx ended: fail what is left
-	waiterDone chan struct{} // closed when waitLoop has exited (sendLoop before it)
-	abortedN   atomic.Int64  // items failed because of abort
+	outstanding atomic.Int64 // items whose done was not called yet
+	draining    atomic.Bool
+	drained     chan struct{} // closed once draining and nothing is outstanding
+	drainOnce   sync.Once
 
 	published, failed, queueFull, retried atomic.Uint64
 }
 
 func (q *publishQueue) init(queue, window int) {
-	q.queue = make(chan *item, queue)
-	q.window = make(chan inflight, window)
-	q.progress = make(chan struct{}, 1)
-	q.draining = make(chan struct{})
-	q.abort = make(chan struct{})
-	q.waiterDone = make(chan struct{})
-}
-
-func (it *item) finish(q *publishQueue, err error) {
-	if err == nil {
-		q.published.Add(1)
-	} else {
-		q.failed.Add(1)
+	q.limit = queue + 1
+	q.slots = make([]*item, window+1)
+	q.free = make([]uint16, 0, window)
+	for id := window; id >= 1; id-- {
+		q.free = append(q.free, uint16(id))
 	}
-	it.done(err)
+	q.drained = make(chan struct{})
 }
 
-// Publish queues p for the publisher connection without blocking and calls
-// done exactly once: with nil once the broker took it (PUBACK for QoS 1,
-// PUBCOMP for QoS 2, written to the connection for QoS 0), with
-// actions.ErrQueueFull at once when PublishQueue publishes are already
-// waiting, or with another error. While the broker is unreachable publishes
-// wait in the queue. done is called on one of the Client's goroutines (or
-// the caller's) and must not block. p must not be changed afterwards.
+// Publish sends p on the publisher connection and calls done exactly
+// once: with nil once the broker took it (PUBACK for QoS 1, PUBCOMP for
+// QoS 2, handed to the connection's writer for QoS 0), or with an error.
+// done is called on one of the Client's goroutines or the caller's and
+// must not block; it should not call Publish (which may wait, see below,
+// for room that only the goroutine calling done can make). p must not be
+// changed afterwards.
+//
+// Publish does not wait for the network. While the broker is unreachable
+// publishes wait in the queue (PublishQueue); beyond it done gets
+// actions.ErrQueueFull at once. While the publisher is connected but its
+// in-flight window (PublishInFlight) and queue are full, Publish blocks
+// until there is room, at most PublishBackpressure (then
+// actions.ErrQueueFull): the caller, the subscriber's reader through the
+// engine, slows down, TCP pushes back to the broker, and nothing is lost.
 func (c *Client) Publish(p *actions.Publish, done func(error)) {
 	q := &c.pq
 	if err := checkPublish(p); err != nil {
@@ -90,21 +101,86 @@ func (c *Client) Publish(p *actions.Publish, done func(error)) {
 		done(err)
 		return
 	}
-	it := &item{p: p, done: done}
-	q.mu.RLock()
-	if q.closed {
-		q.mu.RUnlock()
-		q.failed.Add(1)
-		done(fmt.Errorf("publish to %s: %w", p.Topic, errShuttingDown))
-		return
+	var timer *time.Timer
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			q.failed.Add(1)
+			done(fmt.Errorf("publish to %s: %w", p.Topic, errShuttingDown))
+			return
+		}
+		s := q.sess
+		if s != nil && s.isClosed() {
+			s = nil // lost; its goroutine is about to say so
+		}
+		if s != nil && q.queue.len() == 0 && (p.QoS == 0 || len(q.free) > 0) {
+			var n int
+			if p.QoS == 0 {
+				b := s.begin()
+				b = appendPublish(b, p.Topic, p.Payload, 0, p.Retain, false, 0)
+				n = s.end(b)
+			} else {
+				it := q.newItem(p, done)
+				n = q.send(s, it)
+			}
+			q.mu.Unlock()
+			c.written(s, n)
+			if p.QoS == 0 {
+				q.published.Add(1)
+				done(nil)
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		}
+		if q.queue.len() < q.limit {
+			q.queue.push(q.newItem(p, done))
+			q.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		}
+		if s == nil {
+			q.mu.Unlock()
+			q.queueFull.Add(1)
+			done(actions.ErrQueueFull)
+			return
+		}
+		// Connected, window and queue full: wait for room.
+		if q.room == nil {
+			q.room = make(chan struct{})
+		}
+		room := q.room
+		q.mu.Unlock()
+		if timer == nil {
+			// What waits in the write buffer must go out for room to come.
+			s.flush()
+			timer = time.NewTimer(c.s.PublishBackpressure)
+		}
+		q.waiters.Add(1)
+		select {
+		case <-room:
+			q.waiters.Add(-1)
+		case <-timer.C:
+			q.waiters.Add(-1)
+			q.queueFull.Add(1)
+			done(actions.ErrQueueFull)
+			return
+		}
 	}
-	select {
-	case q.queue <- it:
-		q.mu.RUnlock()
-	default:
-		q.mu.RUnlock()
-		q.queueFull.Add(1)
-		done(actions.ErrQueueFull)
+}
+
+// written makes sure the n bytes pending on s are written soon: by the
+// subscriber's reader when the publish came from OnMessage (it flushes
+// once it has handled what it read), else by s's flusher.
+func (c *Client) written(s *session, n int) {
+	if !c.inHandler.Load() {
+		s.kickFlusher()
+	} else if n >= maxPending {
+		s.flush()
 	}
 }
 
@@ -115,213 +191,362 @@ func checkPublish(p *actions.Publish) error {
 		return errors.New("publish: nil request")
 	case p.Topic == "" || strings.ContainsAny(p.Topic, "+#\x00"):
 		return fmt.Errorf("publish: invalid topic %q (empty, or holds '+', '#' or NUL)", p.Topic)
+	case len(p.Topic) > maxTopicLength:
+		return fmt.Errorf("publish: topic of %d bytes is over the MQTT limit of %d", len(p.Topic), maxTopicLength)
 	case p.QoS > 2:
 		return fmt.Errorf("publish to %s: invalid QoS %d", p.Topic, p.QoS)
+	case publishLength(p.Topic, p.Payload, p.QoS) > maxRemainingLength:
+		return fmt.Errorf("publish to %s: payload of %d bytes is over the MQTT limit", p.Topic, len(p.Payload))
 	}
 	return nil
 }
 
-// sendLoop hands queued publishes to paho while the publisher is connected.
-func (c *Client) sendLoop() {
-	defer c.wg.Done()
+// newItem returns an item for p; q.mu is held.
+func (q *publishQueue) newItem(p *actions.Publish, done func(error)) *item {
+	it := itemPool.Get().(*item)
+	q.seq++
+	*it = item{p: p, done: done, seq: q.seq}
+	q.outstanding.Add(1)
+	return it
+}
+
+// send writes it (QoS 1 or 2) to s with a free packet id; q.mu is held and
+// an id is free. It returns the bytes pending on s.
+func (q *publishQueue) send(s *session, it *item) int {
+	id := q.free[len(q.free)-1]
+	q.free = q.free[:len(q.free)-1]
+	q.slots[id] = it
+	q.inflight++
+	it.attempts++
+	it.ticks = 0
+	b := s.begin()
+	b = appendPublish(b, it.p.Topic, it.p.Payload, it.p.QoS, it.p.Retain, it.attempts > 1, id)
+	return s.end(b)
+}
+
+// fill sends waiting publishes while the window has room; q.mu is held and
+// the publisher is up. Waiting QoS 0 publishes need no id: they are
+// written and returned in settled, to be finished by the caller.
+func (q *publishQueue) fill(s *session, settled []*item) []*item {
+	n := q.queue.len()
+	for q.queue.len() > 0 {
+		it := q.queue.peek()
+		if it.p.QoS == 0 {
+			q.queue.pop()
+			b := s.begin()
+			b = appendPublish(b, it.p.Topic, it.p.Payload, 0, it.p.Retain, false, 0)
+			s.end(b)
+			settled = append(settled, it)
+			continue
+		}
+		if len(q.free) == 0 {
+			break
+		}
+		q.queue.pop()
+		q.send(s, it)
+	}
+	if q.queue.len() < n {
+		q.wake()
+	}
+	return settled
+}
+
+// wake releases the Publish calls waiting for room; q.mu is held.
+func (q *publishQueue) wake() {
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
+}
+
+// finish settles it: done is called, the counters and the drain updated.
+func (q *publishQueue) finish(it *item, err error) {
+	if err == nil {
+		q.published.Add(1)
+	} else {
+		q.failed.Add(1)
+	}
+	done := it.done
+	*it = item{}
+	itemPool.Put(it)
+	done(err)
+	q.settled()
+}
+
+// settled counts one item less outstanding.
+func (q *publishQueue) settled() {
+	if q.outstanding.Add(-1) == 0 && q.draining.Load() {
+		q.drainOnce.Do(func() { close(q.drained) })
+	}
+}
+
+// drain returns a channel closed once no publish is queued or in flight.
+func (q *publishQueue) drain() <-chan struct{} {
+	q.draining.Store(true)
+	if q.outstanding.Load() == 0 {
+		q.drainOnce.Do(func() { close(q.drained) })
+	}
+	return q.drained
+}
+
+// ackPublish settles the publish with packet id (PUBACK, or PUBCOMP at QoS 2)
+// and sends the next waiting ones. It runs on the publisher's reader.
+func (c *Client) ackPublish(s *session, id uint16) {
 	q := &c.pq
-	defer close(q.window) // lets waitLoop finish
-	drainCh := q.draining
-	draining := false
-	for {
-		it := q.pop()
+	q.mu.Lock()
+	if int(id) >= len(q.slots) || q.slots[id] == nil {
+		q.mu.Unlock()
+		return // not ours (any more): ignore
+	}
+	it := q.slots[id]
+	q.slots[id] = nil
+	q.free = append(q.free, id)
+	if it != expired {
+		q.inflight--
+	} else {
+		it = nil
+	}
+	var settled []*item
+	if q.sess == s && !q.closed {
+		settled = q.fill(s, nil)
+	}
+	q.mu.Unlock()
+	if it != nil {
+		q.finish(it, nil)
+	}
+	for _, w := range settled {
+		q.finish(w, nil)
+	}
+}
+
+// received handles PUBREC for id: the broker has the QoS 2 publish; it is
+// released with PUBREL and settled on PUBCOMP [MQTT-4.3.3].
+func (c *Client) received(s *session, id uint16) {
+	b := s.begin()
+	b = appendAck(b, fixedHeaderPubrel, id)
+	s.end(b)
+}
+
+// publisherSession starts the publisher's reader: acknowledgements settle
+// publishes and make room for the next.
+func (c *Client) publisherSession(s *session) {
+	s.onTick = func(time.Time) { c.expire(s) }
+	s.quickAck = nil // it writes often enough; acknowledgements ride along
+	s.mayPause = func() bool { return c.pq.waiters.Load() == 0 }
+	s.start(func(p packet) error { return c.publisherPacket(s, p) }, func() bool { s.flush(); return true })
+}
+
+func (c *Client) publisherPacket(s *session, p packet) error {
+	switch p.typ() {
+	case pktPuback, pktPubcomp:
+		id, err := decodeID(p)
+		if err != nil {
+			return err
+		}
+		c.ackPublish(s, id)
+	case pktPubrec:
+		id, err := decodeID(p)
+		if err != nil {
+			return err
+		}
+		c.received(s, id)
+	case pktPingresp:
+	case pktDisconnect:
+		return errBrokerDisconnect
+	case pktPublish:
+		// The publisher subscribes to nothing; acknowledge and drop.
+		m, err := decodePublish(p)
+		if err != nil {
+			return err
+		}
+		if m.qos > 0 {
+			h := pktPuback << 4
+			if m.qos == 2 {
+				h = pktPubrec << 4
+			}
+			b := s.begin()
+			b = appendAck(b, h, m.id)
+			s.end(b)
+		}
+	case pktPubrel:
+		id, err := decodeID(p)
+		if err != nil {
+			return err
+		}
+		b := s.begin()
+		b = appendAck(b, pktPubcomp<<4, id)
+		s.end(b)
+	default:
+		return fmt.Errorf("unexpected %s from the broker: %w", typeName(p.typ()), errMalformed)
+	}
+	return nil
+}
+
+// publisherUp sends what waits, from the publishes that the last
+// connection left unacknowledged on.
+func (c *Client) publisherUp(s *session, _ bool) {
+	q := &c.pq
+	q.mu.Lock()
+	q.sess = s
+	var settled []*item
+	if !q.closed {
+		settled = q.fill(s, nil)
+	}
+	q.wake()
+	q.mu.Unlock()
+	c.pubSess.Store(s)
+	s.kickFlusher()
+	for _, it := range settled {
+		q.finish(it, nil)
+	}
+}
+
+// publisherDown puts the publishes that were not acknowledged back at the
+// front of the queue, in their order, to be sent again after the
+// reconnect; those sent maxAttempts times fail.
+func (c *Client) publisherDown(s *session) {
+	c.pubSess.CompareAndSwap(s, nil)
+	q := &c.pq
+	q.mu.Lock()
+	if q.sess == s {
+		q.sess = nil
+	}
+	var again, failed []*item
+	for id, it := range q.slots {
 		if it == nil {
-			if draining && q.inflightN.Load() == 0 && q.retryLen() == 0 {
-				return
-			}
-			select {
-			case it = <-q.queue:
-			case <-q.progress:
-				continue
-			case <-drainCh:
-				draining, drainCh = true, nil
-				continue
-			case <-q.abort:
-				return
-			}
+			continue
 		}
-		if !c.awaitPublisher() {
-			q.abortedN.Add(1)
-			it.finish(q, fmt.Errorf("publish to %s: %w", it.p.Topic, errShuttingDown))
-			return
+		q.slots[id] = nil
+		q.free = append(q.free, uint16(id))
+		if it == expired {
+			continue
 		}
-		it.attempts++
-		tok := c.pub.cli.Publish(it.p.Topic, it.p.QoS, it.p.Retain, it.p.Payload)
-		q.inflightN.Add(1)
-		select {
-		case q.window <- inflight{it: it, tok: tok}:
-		case <-q.abort:
-			q.inflightN.Add(-1)
-			q.abortedN.Add(1)
-			it.finish(q, fmt.Errorf("publish to %s: %w", it.p.Topic, errShuttingDown))
-			return
+		if it.attempts >= maxAttempts || q.closed {
+			failed = append(failed, it)
+		} else {
+			again = append(again, it)
 		}
+	}
+	q.inflight = 0
+	slices.SortFunc(q.free, func(a, b uint16) int { return int(b) - int(a) })
+	slices.SortFunc(again, func(a, b *item) int { return cmp.Compare(a.seq, b.seq) })
+	q.queue.pushFront(again)
+	q.retried.Add(uint64(len(again)))
+	q.wake()
+	q.mu.Unlock()
+	for _, it := range failed {
+		q.finish(it, fmt.Errorf("publish to %s: connection lost before the broker acknowledged it (%d attempts): %w",
+			it.p.Topic, it.attempts, s.err))
 	}
 }
 
-// awaitPublisher waits until the publisher connection is up; false means
-// Close gave up waiting.
-func (c *Client) awaitPublisher() bool {
-	for {
-		up, changed := c.pub.state()
-		if up && c.pub.cli.IsConnectionOpen() {
-			return true
-		}
-		var poll <-chan time.Time
-		if up {
-			// paho already saw the connection drop; our loop will soon.
-			poll = time.After(10 * time.Millisecond)
-		}
-		select {
-		case <-changed:
-		case <-poll:
-		case <-c.pq.abort:
-			return false
-		}
-	}
-}
-
-// waitLoop awaits the in-flight tokens in order and settles each publish.
-func (c *Client) waitLoop() {
-	defer c.wg.Done()
+// expire fails the publishes that waited PublishTimeout for their
+// acknowledgement. It runs on the publisher's flusher every tick.
+func (c *Client) expire(s *session) {
 	q := &c.pq
-	defer close(q.waiterDone)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for f := range q.window {
-		err := c.awaitToken(f.tok, timer)
-		switch {
-		case err == nil:
-			f.it.finish(q, nil)
-		case errors.Is(err, errShuttingDown):
-			q.abortedN.Add(1)
-			f.it.finish(q, fmt.Errorf("publish to %s: %w", f.it.p.Topic, err))
-		case errors.Is(err, paho.ErrNotConnected) && !q.aborted():
-			// paho refused it without sending: the connection dropped
-			// before our connection loop noticed. Not an attempt.
-			f.it.attempts--
-			q.pushRetry(f.it)
-		case retryable(err) && f.it.attempts < maxAttempts && !q.aborted():
-			q.retried.Add(1)
-			q.pushRetry(f.it)
-		default:
-			f.it.finish(q, fmt.Errorf("publish to %s: %w", f.it.p.Topic, err))
-		}
-		q.inflightN.Add(-1)
-		select {
-		case q.progress <- struct{}{}:
-		default:
+	limit := int(c.s.PublishTimeout / s.tick)
+	var late []*item
+	q.mu.Lock()
+	if q.sess == s && q.inflight > 0 {
+		for id, it := range q.slots {
+			if it == nil || it == expired {
+				continue
+			}
+			if it.ticks++; it.ticks > limit {
+				q.slots[id] = expired
+				q.inflight--
+				late = append(late, it)
+			}
 		}
 	}
-}
-
-// awaitToken waits for tok at most PublishTimeout, or until Close aborts.
-func (c *Client) awaitToken(tok paho.Token, timer *time.Timer) error {
-	select {
-	case <-tok.Done():
-		return tok.Error()
-	default:
+	// Every id waiting for an acknowledgement that does not come: nothing
+	// can be sent until the connection starts over.
+	stuck := len(late) > 0 && len(q.free) == 0 && q.inflight == 0
+	q.mu.Unlock()
+	for _, it := range late {
+		q.finish(it, fmt.Errorf("publish to %s: no acknowledgement from the broker within %v", it.p.Topic, c.s.PublishTimeout))
 	}
-	timer.Reset(c.s.PublishTimeout)
-	defer timer.Stop()
-	select {
-	case <-tok.Done():
-		return tok.Error()
-	case <-timer.C:
-		return fmt.Errorf("no acknowledgement from the broker within %v", c.s.PublishTimeout)
-	case <-c.pq.abort:
-		select {
-		case <-tok.Done():
-			return tok.Error()
-		default:
-			return errShuttingDown
-		}
+	if stuck {
+		s.fail(fmt.Errorf("no publish acknowledged within %v", c.s.PublishTimeout))
 	}
 }
 
-// retryable reports whether err means the publish never reached the broker
-// because the publisher connection was down or dropped (paho's errors).
-func retryable(err error) bool {
-	if errors.Is(err, paho.ErrNotConnected) {
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "connection lost before Publish completed") ||
-		strings.Contains(msg, "publish was broken by timeout")
-}
-
-func (q *publishQueue) aborted() bool {
-	select {
-	case <-q.abort:
-		return true
-	default:
-		return false
-	}
-}
-
-// pop returns the next item, from the retry list first, or nil.
-func (q *publishQueue) pop() *item {
-	q.retryMu.Lock()
-	if len(q.retry) > 0 {
-		it := q.retry[0]
-		q.retry[0] = nil
-		q.retry = q.retry[1:]
-		q.retryMu.Unlock()
-		return it
-	}
-	q.retryMu.Unlock()
-	select {
-	case it := <-q.queue:
-		return it
-	default:
-		return nil
-	}
-}
-
-func (q *publishQueue) pushRetry(it *item) {
-	q.retryMu.Lock()
-	q.retry = append(q.retry, it)
-	q.retryMu.Unlock()
-}
-
-func (q *publishQueue) retryLen() int {
-	q.retryMu.Lock()
-	defer q.retryMu.Unlock()
-	return len(q.retry)
-}
-
-// shut refuses further publishes and fails those still waiting; it returns
-// how many it failed. The send and wait loops must have exited (or never
-// started).
+// shut refuses further publishes and fails those still queued or in
+// flight; it returns how many it failed.
 func (q *publishQueue) shut() int {
 	q.mu.Lock()
 	q.closed = true
-	q.mu.Unlock()
-	n := 0
-	for {
-		select {
-		case it := <-q.queue:
-			it.finish(q, fmt.Errorf("publish to %s: %w", it.p.Topic, errShuttingDown))
-			n++
+	var rest []*item
+	for q.queue.len() > 0 {
+		rest = append(rest, q.queue.pop())
+	}
+	for id, it := range q.slots {
+		if it == nil {
 			continue
-		default:
 		}
-		break
+		q.slots[id] = nil
+		if it != expired {
+			rest = append(rest, it)
+		}
 	}
-	q.retryMu.Lock()
-	rest := q.retry
-	q.retry = nil
-	q.retryMu.Unlock()
+	q.free = q.free[:0]
+	q.inflight = 0
+	q.wake()
+	q.mu.Unlock()
 	for _, it := range rest {
-		it.finish(q, fmt.Errorf("publish to %s: %w", it.p.Topic, errShuttingDown))
-		n++
+		q.finish(it, fmt.Errorf("publish to %s: %w", it.p.Topic, errShuttingDown))
 	}
-	return n
+	return len(rest)
+}
+
+// ring is a FIFO of items.
+type ring struct {
+	buf  []*item
+	head int
+	n    int
+}
+
+func (r *ring) len() int { return r.n }
+
+func (r *ring) peek() *item { return r.buf[r.head] }
+
+func (r *ring) push(it *item) {
+	if r.n == len(r.buf) {
+		r.grow(1)
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = it
+	r.n++
+}
+
+func (r *ring) pop() *item {
+	it := r.buf[r.head]
+	r.buf[r.head] = nil
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	return it
+}
+
+// pushFront puts its before the queued items, in their order.
+func (r *ring) pushFront(its []*item) {
+	if len(its) == 0 {
+		return
+	}
+	if r.n+len(its) > len(r.buf) {
+		r.grow(len(its))
+	}
+	for i := len(its) - 1; i >= 0; i-- {
+		r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
+		r.buf[r.head] = its[i]
+		r.n++
+	}
+}
+
+func (r *ring) grow(extra int) {
+	nb := make([]*item, max(16, 2*len(r.buf), r.n+extra))
+	for i := range r.n {
+		nb[i] = r.buf[(r.head+i)%len(r.buf)]
+	}
+	r.buf, r.head = nb, 0
 }
 
 // Stats are the Client's publish counters since New.
@@ -334,15 +559,20 @@ type Stats struct {
 	InFlight      int    // publishes sent and not yet acknowledged now
 }
 
-// Stats returns the publish counters.
+// Stats returns the publish counters. Queued does not count the publish
+// at the head of the queue, the next to send, which waits apart from the
+// PublishQueue others.
 func (c *Client) Stats() Stats {
 	q := &c.pq
+	q.mu.Lock()
+	queued, inflight := max(q.queue.len()-1, 0), q.inflight
+	q.mu.Unlock()
 	return Stats{
 		Published:     q.published.Load(),
 		PublishErrors: q.failed.Load(),
 		QueueFull:     q.queueFull.Load(),
 		Retried:       q.retried.Load(),
-		Queued:        len(q.queue),
-		InFlight:      int(q.inflightN.Load()),
+		Queued:        queued,
+		InFlight:      inflight,
 	}
 }

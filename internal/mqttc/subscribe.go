@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // subscribeChunk is how many filters go into one SUBSCRIBE packet.
@@ -153,19 +151,20 @@ func (c *Client) exchange(ctx context.Context, what string, filters []string, op
 func (c *Client) subscribeNow(filters []string, epoch uint64) error {
 	var refused []string
 	for chunk := range slices.Chunk(filters, subscribeChunk) {
-		req := make(map[string]byte, len(chunk))
-		for _, f := range chunk {
-			req[c.brokerFilter(f)] = 1
+		bf := make([]string, len(chunk))
+		for i, f := range chunk {
+			bf[i] = c.brokerFilter(f)
 		}
-		tok := c.sub.cli.SubscribeMultiple(req, nil)
-		if err := c.awaitAck(tok, epoch); err != nil {
+		codes, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return appendSubscribe(b, id, bf, 1) })
+		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", quote(chunk), err)
 		}
-		result := tok.(*paho.SubscribeToken).Result()
+		if len(codes) != len(chunk) {
+			return fmt.Errorf("subscribe %s: SUBACK with %d return codes for %d filters", quote(chunk), len(codes), len(chunk))
+		}
 		var granted []string
-		for _, f := range chunk {
-			code, ok := result[c.brokerFilter(f)]
-			if !ok || code > 2 {
+		for i, f := range chunk {
+			if codes[i] > 2 { // 0x80: refused [MQTT-3.9.3]
 				refused = append(refused, f)
 				continue
 			}
@@ -182,7 +181,7 @@ func (c *Client) subscribeNow(filters []string, epoch uint64) error {
 		c.mu.Unlock()
 	}
 	if len(refused) > 0 {
-		return fmt.Errorf("subscribe %s: refused by the broker (SUBACK 0x80)", quote(refused))
+		return fmt.Errorf("subscribe %s: refused by the broker (SUBACK 0x%02x)", quote(refused), subackFailure)
 	}
 	return nil
 }
@@ -196,8 +195,10 @@ func (c *Client) unsubscribeNow(filters []string) error {
 	for i, f := range filters {
 		bf[i] = c.brokerFilter(f)
 	}
-	if err := c.awaitAck(c.sub.cli.Unsubscribe(bf...), epoch); err != nil {
-		return fmt.Errorf("unsubscribe %s: %w", quote(filters), err)
+	for chunk := range slices.Chunk(bf, subscribeChunk) {
+		if _, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return appendUnsubscribe(b, id, chunk) }); err != nil {
+			return fmt.Errorf("unsubscribe %s: %w", quote(filters), err)
+		}
 	}
 	c.mu.Lock()
 	for _, f := range filters {
@@ -209,40 +210,45 @@ func (c *Client) unsubscribeNow(filters []string) error {
 	return nil
 }
 
-// awaitAck waits for a SUBACK/UNSUBACK at most ackTimeout or until Close.
-// An error because the connection dropped is errNotConnected.
-func (c *Client) awaitAck(tok paho.Token, epoch uint64) error {
-	t := time.NewTimer(ackTimeout)
-	defer t.Stop()
-	select {
-	case <-tok.Done():
-	case <-t.C:
-		return fmt.Errorf("no acknowledgement from the broker within %v", ackTimeout)
-	case <-c.subStop:
-		return errShuttingDown
-	}
-	err := tok.Error()
-	if err == nil {
-		return nil
-	}
+// exchangeNow sends the (UN)SUBSCRIBE that build appends on the
+// subscriber's session of epoch and waits for its acknowledgement, at most
+// ackTimeout or until Close; it returns a SUBACK's return codes. An error
+// because the connection is not (or no longer) up is errNotConnected.
+func (c *Client) exchangeNow(epoch uint64, build func(b []byte, id uint16) []byte) ([]byte, error) {
 	c.mu.Lock()
 	lost := c.epoch != epoch || !c.subUp
 	c.mu.Unlock()
-	if lost || errors.Is(err, paho.ErrNotConnected) || strings.Contains(err.Error(), "connection lost") {
-		return fmt.Errorf("%w: %w", errNotConnected, err)
+	s := c.sub.session()
+	if lost || s == nil || s.isClosed() {
+		return nil, errNotConnected
 	}
-	return err
+	id, ch := s.request(build)
+	t := time.NewTimer(ackTimeout)
+	defer t.Stop()
+	select {
+	case codes, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("%w: connection lost: %w", errNotConnected, s.err)
+		}
+		return codes, nil
+	case <-t.C:
+		s.forget(id)
+		return nil, fmt.Errorf("no acknowledgement from the broker within %v", ackTimeout)
+	case <-c.sub.ctx.Done():
+		s.forget(id)
+		return nil, errShuttingDown
+	}
 }
 
 // subscriberUp runs on the subscriber's goroutine after every connect: it
 // subscribes the whole desired set (retained messages of these filters
 // are delivered again, as after any SUBSCRIBE), then unsubscribes filters
 // removed while disconnected if the broker kept the session.
-func (c *Client) subscriberUp(sessionPresent bool) {
+func (c *Client) subscriberUp(_ *session, sessionPresent bool) {
 	c.setSubscriber(true, sessionPresent)
 	select {
 	case c.opSem <- struct{}{}:
-	case <-c.subStop:
+	case <-c.sub.ctx.Done():
 		return
 	}
 	defer func() { <-c.opSem }()

@@ -1,0 +1,268 @@
+package mqttc
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeBroker is a scripted MQTT broker for tests that need what a real
+// one will not do on demand: withhold acknowledgements, send malformed or
+// QoS 2 packets, ignore PINGREQ. The test drives each connection itself.
+type fakeBroker struct {
+	t  testing.TB
+	ln net.Listener
+
+	mu     sync.Mutex
+	conns  map[string][]*fakeConn // accepted, CONNECT read, not yet taken; by role
+	notify chan struct{}
+	all    []net.Conn
+	wg     sync.WaitGroup
+}
+
+// fakeConn is one client connection to a fakeBroker.
+type fakeConn struct {
+	t        testing.TB
+	nc       net.Conn
+	pr       packetReader
+	clientID string
+	clean    bool
+	user     string
+	pass     string
+}
+
+func newFakeBroker(t testing.TB) *fakeBroker {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &fakeBroker{t: t, ln: ln, conns: map[string][]*fakeConn{}, notify: make(chan struct{}, 1)}
+	b.wg.Add(1)
+	go b.accept() // owner: b; exits when ln is closed in Cleanup
+	t.Cleanup(func() {
+		ln.Close()
+		b.mu.Lock()
+		for _, c := range b.all {
+			c.Close()
+		}
+		b.mu.Unlock()
+		b.wg.Wait()
+	})
+	return b
+}
+
+func (b *fakeBroker) URL() string { return "tcp://" + b.ln.Addr().String() }
+
+func (b *fakeBroker) accept() {
+	defer b.wg.Done()
+	for {
+		nc, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		b.mu.Lock()
+		b.all = append(b.all, nc)
+		b.mu.Unlock()
+		b.wg.Add(1)
+		go func() { // owner: b; reads CONNECT, bounded by a deadline
+			defer b.wg.Done()
+			fc := &fakeConn{t: b.t, nc: nc}
+			fc.pr.r = bufio.NewReader(nc)
+			_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			p, err := fc.pr.next()
+			_ = nc.SetReadDeadline(time.Time{})
+			if err != nil || p.typ() != pktConnect {
+				nc.Close()
+				return
+			}
+			fc.parseConnect(p.body)
+			role := "subscriber"
+			if fc.clean {
+				role = "publisher"
+			}
+			b.mu.Lock()
+			b.conns[role] = append(b.conns[role], fc)
+			b.mu.Unlock()
+			select {
+			case b.notify <- struct{}{}:
+			default:
+			}
+		}()
+	}
+}
+
+// parseConnect reads what the tests look at from a CONNECT body.
+func (fc *fakeConn) parseConnect(b []byte) {
+	str := func() string {
+		if len(b) < 2 {
+			return ""
+		}
+		n := int(b[0])<<8 | int(b[1])
+		if len(b) < 2+n {
+			return ""
+		}
+		s := string(b[2 : 2+n])
+		b = b[2+n:]
+		return s
+	}
+	_ = str() // "MQTT"
+	if len(b) < 4 {
+		return
+	}
+	flags := b[1]
+	b = b[4:]
+	fc.clean = flags&connectFlagClean != 0
+	fc.clientID = str()
+	if flags&connectFlagUsername != 0 {
+		fc.user = str()
+	}
+	if flags&connectFlagPassword != 0 {
+		fc.pass = str()
+	}
+}
+
+// next returns the next connection of role ("subscriber" or "publisher")
+// whose CONNECT arrived; the test answers it (connack).
+func (b *fakeBroker) next(role string) *fakeConn {
+	b.t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		b.mu.Lock()
+		if q := b.conns[role]; len(q) > 0 {
+			fc := q[0]
+			b.conns[role] = q[1:]
+			b.mu.Unlock()
+			return fc
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.notify:
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline.C:
+			b.t.Fatalf("fake broker: no %s connected within %v", role, wait)
+		}
+	}
+}
+
+// connack accepts the connection.
+func (fc *fakeConn) connack(present bool, code byte) {
+	var p byte
+	if present {
+		p = 1
+	}
+	fc.write([]byte{pktConnack << 4, 2, p, code})
+}
+
+func (fc *fakeConn) write(b []byte) {
+	fc.t.Helper()
+	_ = fc.nc.SetWriteDeadline(time.Now().Add(wait))
+	if _, err := fc.nc.Write(b); err != nil {
+		fc.t.Errorf("fake broker: write: %v", err)
+	}
+}
+
+// read returns the next packet from the client other than PINGREQ.
+func (fc *fakeConn) read() packet {
+	fc.t.Helper()
+	p, err := fc.tryRead(wait)
+	if err != nil {
+		fc.t.Fatalf("fake broker: read: %v", err)
+	}
+	return p
+}
+
+// tryRead returns the next packet other than PINGREQ (which it answers).
+// The body is copied.
+func (fc *fakeConn) tryRead(timeout time.Duration) (packet, error) {
+	for {
+		_ = fc.nc.SetReadDeadline(time.Now().Add(timeout))
+		p, err := fc.pr.next()
+		if err != nil {
+			return packet{}, err
+		}
+		if p.typ() == pktPingreq {
+			fc.write([]byte{pktPingresp << 4, 0})
+			continue
+		}
+		return packet{header: p.header, body: append([]byte(nil), p.body...)}, nil
+	}
+}
+
+// expectType reads the next packet and checks its type.
+func (fc *fakeConn) expectType(typ byte) packet {
+	fc.t.Helper()
+	p := fc.read()
+	if p.typ() != typ {
+		fc.t.Fatalf("fake broker: got %s, want %s", typeName(p.typ()), typeName(typ))
+	}
+	return p
+}
+
+// suback answers a SUBSCRIBE with one return code per filter.
+func (fc *fakeConn) suback(sub packet, code byte) {
+	fc.t.Helper()
+	id, err := decodeID(sub)
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	n := 0
+	for b := sub.body[2:]; len(b) >= 2; {
+		l := int(b[0])<<8 | int(b[1])
+		b = b[min(len(b), 2+l+1):]
+		n++
+	}
+	out := []byte{pktSuback << 4}
+	out = appendRemainingLength(out, 2+n)
+	out = append(out, byte(id>>8), byte(id))
+	for range n {
+		out = append(out, code)
+	}
+	fc.write(out)
+}
+
+// closed reports whether the client closed the connection (or it failed)
+// within timeout.
+func (fc *fakeConn) closed(timeout time.Duration) bool {
+	for {
+		_, err := fc.tryRead(timeout)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+}
+
+// startFake starts a Client against b with quick timings, and accepts and
+// acknowledges both connections (the subscriber's with its SUBACKs while
+// the test does not take it over). It returns the Client and the two
+// broker-side connections.
+func startFake(t *testing.T, b *fakeBroker, rec *recorder, tweak func(*Options)) (*Client, *fakeConn, *fakeConn, *logBuffer) {
+	t.Helper()
+	opts, logs := options(t, b.URL(), rec)
+	if tweak != nil {
+		tweak(&opts)
+	}
+	c := start(t, opts)
+	sub := b.next("subscriber")
+	sub.connack(false, 0)
+	pub := b.next("publisher")
+	pub.connack(false, 0)
+	eventually(t, wait, "Connected()", c.Connected)
+	return c, sub, pub, logs
+}
+
+// publishPacket encodes a PUBLISH for the fake broker to send.
+func fakePublish(topic, payload string, qos byte, dup bool, id uint16) []byte {
+	return appendPublish(nil, topic, []byte(payload), qos, false, dup, id)
+}
+
+func hasLog(logs *logBuffer, s string) func() bool {
+	return func() bool { return strings.Contains(logs.String(), s) }
+}
