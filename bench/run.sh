@@ -16,6 +16,8 @@
 #   BENCH_OUT                 also append the JSON lines to this file
 #   BENCH_REV                 what to print as the version measured
 #                             (default: git describe --always --dirty)
+#   ONLY                      run only these, of: qos0-flat qos0-rate
+#                             qos1-flat qos1-rate many (default: all)
 #
 # Every run gets a fresh mosquitto (so no session of an earlier engine
 # holds messages), listening on a free 127.0.0.1 port with:
@@ -214,18 +216,27 @@ if awk -v l="${load_before%% *}" 'BEGIN { exit !(l > 0.5) }'; then
   echo "# note: the machine is already busy (1-min load $(cut -d' ' -f1 /proc/loadavg)); expect noisy numbers"
 fi
 
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
 for q in 0 1; do
   count_var="FLAT_COUNT_QOS$q"
   count=${!count_var}
-  baseline "baseline-qos$q-flat" --qos "$q" --count "$count" --timeout "$FLAT_TIMEOUT"
-  engine "$tmp/rules-qos$q" "engine-qos$q-flat" --qos "$q" --count "$count" --timeout "$FLAT_TIMEOUT"
-  baseline "baseline-qos$q-rate" --qos "$q" --count "$RATE_COUNT" --rate "$RATE" --timeout "$RATE_TIMEOUT"
-  engine "$tmp/rules-qos$q" "engine-qos$q-rate" --qos "$q" --count "$RATE_COUNT" --rate "$RATE" --timeout "$RATE_TIMEOUT"
+  if want "qos$q-flat"; then
+    baseline "baseline-qos$q-flat" --qos "$q" --count "$count" --timeout "$FLAT_TIMEOUT"
+    engine "$tmp/rules-qos$q" "engine-qos$q-flat" --qos "$q" --count "$count" --timeout "$FLAT_TIMEOUT"
+  fi
+  if want "qos$q-rate"; then
+    baseline "baseline-qos$q-rate" --qos "$q" --count "$RATE_COUNT" --rate "$RATE" --timeout "$RATE_TIMEOUT"
+    engine "$tmp/rules-qos$q" "engine-qos$q-rate" --qos "$q" --count "$RATE_COUNT" --rate "$RATE" --timeout "$RATE_TIMEOUT"
+  fi
 done
 
 # Idle RSS with MANY_RULES rules: start, send one message to every
 # sensor (each fires its own rule, so the check run shows all are
 # subscribed), let it settle, read /proc.
+many_rss=""
+many_hwm=""
+if want many; then
 start_broker
 start_engine "$tmp/rules-many"
 load "engine-many-rules-check" --qos 0 --count "$MANY_RULES" --rate 5000 --warmup 10 \
@@ -239,6 +250,7 @@ echo "$line" >>"$results"
 if [ -n "${BENCH_OUT:-}" ]; then echo "$line" >>"$BENCH_OUT"; fi
 stop_engine
 stop_broker
+fi
 
 read -r busy1 steal1 < <(cpu_stat)
 children_cpu
@@ -253,9 +265,10 @@ cpu_note=$(awk -v b0="$busy0" -v b1="$busy1" -v s0="$steal0" -v s1="$steal1" -v 
 
 # ---- summary ----
 get() { # get LABEL FIELD
-  grep "\"label\":\"$1\"" "$results" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" | tr -d '"'
+  { grep "\"label\":\"$1\"" "$results" || true; } | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" | tr -d '"'
 }
 verdict() { # verdict CONDITION(awk expr over x)  VALUE
+  if [ -z "$2" ] || [ "$2" = n/a ]; then echo "not run"; return; fi
   awk -v x="$2" "BEGIN { if ($1) print \"MET\"; else print \"NOT MET\" }"
 }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
@@ -284,8 +297,10 @@ for q in 0 1; do
   if [ "$q" = 0 ]; then t=10; else t=18; fi
   c=$(get "engine-qos$q-flat" engine_cpu_us_per_msg)
   printf '%-44s %12s %12s %9s %-20s %s\n' "QoS $q engine CPU µs/input, flat out" "" "$c" "" "≤${t} µs" "$(verdict "x <= $t" "$c")"
+  # The CPU target is for a max-rate run; at a fixed rate the engine
+  # handles fewer messages per wake-up, so this one is for information.
   c=$(get "engine-qos$q-rate" engine_cpu_us_per_msg)
-  printf '%-44s %12s %12s %9s %-20s %s\n' "QoS $q engine CPU µs/input, $RATE msg/s" "" "$c" "" "≤${t} µs" "$(verdict "x <= $t" "$c")"
+  printf '%-44s %12s %12s\n' "QoS $q engine CPU µs/input, $RATE msg/s" "" "$c"
   b99=$(get "baseline-qos$q-rate" p99_us)
   e99=$(get "engine-qos$q-rate" p99_us)
   pr=$(ratio "$e99" "$b99")
