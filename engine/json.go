@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"errors"
 	"strconv"
 	"unicode/utf16"
@@ -238,7 +237,7 @@ func (d *jsonDecoder) array() (any, error) {
 // encoding/json.
 func (d *jsonDecoder) number() (any, error) {
 	start := d.i
-	if err := d.scanNumber(); err != nil {
+	if _, err := d.scanNumber(); err != nil {
 		return nil, err
 	}
 	f, err := strconv.ParseFloat(view(d.b[start:d.i]), 64)
@@ -249,7 +248,7 @@ func (d *jsonDecoder) number() (any, error) {
 }
 
 // scanNumber moves past a number, checking its grammar.
-func (d *jsonDecoder) scanNumber() error {
+func (d *jsonDecoder) scanNumber() (exponent bool, err error) {
 	if d.peek() == '-' {
 		d.i++
 	}
@@ -261,12 +260,12 @@ func (d *jsonDecoder) scanNumber() error {
 			d.i++
 		}
 	default:
-		return errSyntax
+		return false, errSyntax
 	}
 	if d.peek() == '.' {
 		d.i++
 		if c := d.peek(); c < '0' || c > '9' {
-			return errSyntax
+			return false, errSyntax
 		}
 		for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
 			d.i++
@@ -278,13 +277,14 @@ func (d *jsonDecoder) scanNumber() error {
 			d.i++
 		}
 		if c := d.peek(); c < '0' || c > '9' {
-			return errSyntax
+			return false, errSyntax
 		}
 		for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
 			d.i++
 		}
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // rawString moves past a string and returns its content between the
@@ -398,14 +398,15 @@ func (d *jsonDecoder) skip() error {
 		return d.literal("null")
 	case c == '-' || c >= '0' && c <= '9':
 		start := d.i
-		if err := d.scanNumber(); err != nil {
+		exponent, err := d.scanNumber()
+		if err != nil {
 			return err
 		}
 		// Out of range is invalid, as when decoded. Only an exponent or
 		// more than 300 digits can leave float64's range: skip parsing
 		// the common case.
 		num := d.b[start:d.i]
-		if len(num) > 300 || bytes.IndexAny(num, "eE") >= 0 {
+		if exponent || len(num) > 300 {
 			if _, err := strconv.ParseFloat(view(num), 64); err != nil {
 				return errSyntax
 			}
