@@ -57,8 +57,12 @@ const (
 )
 
 const (
-	maxStringLength = 65535   // [MQTT-1.5.3]
-	bigReadChunk    = 1 << 20 // bodies larger than the read buffer are read in steps of this
+	maxStringLength = 65535 // [MQTT-1.5.3]
+	// A body larger than the read buffer is read into memory that grows
+	// as the data arrives, from bigReadFirst doubling up to steps of
+	// bigReadChunk: the length the broker claims is not trusted up front.
+	bigReadFirst = 16 << 10
+	bigReadChunk = 1 << 20
 )
 
 // errMalformed marks a packet from the broker that breaks MQTT 3.1.1; the
@@ -277,13 +281,13 @@ func (pr *packetReader) next() (packet, error) {
 	_, _ = pr.r.Discard(1 + k)
 	pr.big = pr.big[:0]
 	for len(pr.big) < n {
-		step := min(n-len(pr.big), bigReadChunk)
-		if cap(pr.big)-len(pr.big) < step {
-			nb := make([]byte, len(pr.big), len(pr.big)+max(step, cap(pr.big)))
+		if len(pr.big) == cap(pr.big) {
+			grow := min(n-len(pr.big), max(cap(pr.big), bigReadFirst), bigReadChunk)
+			nb := make([]byte, len(pr.big), len(pr.big)+grow)
 			copy(nb, pr.big)
 			pr.big = nb
 		}
-		m, err := io.ReadFull(pr.r, pr.big[len(pr.big):len(pr.big)+step])
+		m, err := io.ReadFull(pr.r, pr.big[len(pr.big):min(cap(pr.big), n)])
 		pr.big = pr.big[:len(pr.big)+m]
 		if err != nil {
 			if errors.Is(err, io.EOF) {

@@ -269,3 +269,20 @@ func BenchmarkAppendPublish(b *testing.B) {
 		buf = appendPublish(buf[:0], "alerts/123/temperature", payload, 1, false, false, 7)
 	}
 }
+
+// TestReadClaimedLengthNotTrusted: a packet that claims far more than the
+// broker sends ends as a truncated stream without the claimed memory
+// being allocated.
+func TestReadClaimedLengthNotTrusted(t *testing.T) {
+	claimed := 200 << 20
+	in := append([]byte{pktPublish << 4}, appendRemainingLength(nil, claimed)...)
+	in = append(in, "0123456789"...)
+	pr := packetReader{r: bufio.NewReaderSize(bytes.NewReader(in), 16)}
+	_, err := pr.next()
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("next() = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if c := cap(pr.big); c > bigReadFirst {
+		t.Fatalf("allocated %d bytes for a body of which 10 arrived, want at most %d", c, bigReadFirst)
+	}
+}
