@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // Pacing of the warm-up phase.
@@ -87,7 +89,7 @@ func newReceiver(codec *payloadCodec, n int64) *receiver {
 }
 
 // onPublish accounts for one received message.
-func (r *receiver) onPublish(m *publishMsg) {
+func (r *receiver) onPublish(m *mqttwire.Publish) {
 	now := time.Now().UnixNano()
 	seq, ts, ok := r.codec.parse(m.Payload)
 	if !ok {

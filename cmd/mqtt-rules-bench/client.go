@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // Defaults for the zero values of clientOptions.
@@ -39,7 +41,7 @@ type clientOptions struct {
 	// OnPublish is called on the reader goroutine for every incoming
 	// PUBLISH, before its PUBACK is queued. m and its slices are only valid
 	// during the call. It must not block.
-	OnPublish func(m *publishMsg)
+	OnPublish func(m *mqttwire.Publish)
 	// DialTimeout bounds the TCP connect and the CONNACK (default 10s).
 	DialTimeout time.Duration
 	// BufferSize is the size of the read and write buffers (default 32 KiB).
@@ -71,8 +73,8 @@ const ackBatch = 256
 // client's own reader goroutine handles incoming packets.
 type client struct {
 	conn      net.Conn
-	r         *bufio.Reader
-	onPublish func(m *publishMsg)
+	rd        *mqttwire.Reader
+	onPublish func(m *mqttwire.Publish)
 
 	wmu        sync.Mutex // guards w and acksQueued
 	w          *bufio.Writer
@@ -95,7 +97,7 @@ type client struct {
 
 	pingresps atomic.Int64
 	pubacks   atomic.Int64
-	msg       publishMsg // the incoming PUBLISH, reused by the reader
+	msg       mqttwire.Publish // the incoming PUBLISH, reused by the reader
 
 	done      chan struct{} // closed when the reader goroutine exits
 	readErr   error         // why the reader exited; read after done
@@ -156,7 +158,7 @@ func dialClient(ctx context.Context, broker string, o clientOptions) (*client, e
 	}
 	c := &client{
 		conn:       conn,
-		r:          bufio.NewReaderSize(conn, o.BufferSize),
+		rd:         mqttwire.NewReader(bufio.NewReaderSize(conn, o.BufferSize)),
 		w:          bufio.NewWriterSize(conn, o.BufferSize),
 		onPublish:  o.OnPublish,
 		window:     make(chan uint16, o.Window),
@@ -196,18 +198,23 @@ func (c *client) connect(id string, clean bool, keepAliveSec uint16, timeout tim
 	if err := c.conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	if _, err := c.conn.Write(connectPacket(id, clean, keepAliveSec)); err != nil {
+	pkt, err := mqttwire.AppendConnect(nil, mqttwire.Connect{ClientID: id, CleanSession: clean, KeepAlive: keepAliveSec})
+	if err != nil {
+		return err
+	}
+	if _, err := c.conn.Write(pkt); err != nil {
 		return fmt.Errorf("connect: send: %w", err)
 	}
-	p, _, err := readPacket(c.r, nil)
+	p, err := c.rd.Next()
 	if err != nil {
 		return fmt.Errorf("connect: read connack: %w", err)
 	}
-	if p.typ() != typeConnack || len(p.body) != 2 {
-		return fmt.Errorf("connect: got packet type %d, want connack: %w", p.typ(), errMalformed)
+	_, code, err := mqttwire.DecodeConnack(p)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
 	}
-	if err := connackError(p.body[1]); err != nil {
-		return fmt.Errorf("connect %q: %w", id, err)
+	if code != mqttwire.ConnackAccepted {
+		return fmt.Errorf("connect %q: connection refused: %s", id, mqttwire.ConnackReason(code))
 	}
 	if err := c.conn.SetDeadline(time.Time{}); err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -222,8 +229,7 @@ func (c *client) connect(id string, clean bool, keepAliveSec uint16, timeout tim
 func (c *client) readLoop() {
 	defer close(c.done)
 	var (
-		buf   []byte
-		p     packet
+		p     mqttwire.Packet
 		err   error
 		pause *time.Timer
 	)
@@ -232,14 +238,14 @@ func (c *client) readLoop() {
 		pause.Stop()
 	}
 	for {
-		p, buf, err = readPacket(c.r, buf)
+		p, err = c.rd.Next()
 		if err != nil {
 			break
 		}
 		if err = c.handle(p); err != nil {
 			break
 		}
-		if c.r.Buffered() > 0 {
+		if c.rd.Complete() {
 			continue
 		}
 		if err = c.drained(); err != nil {
@@ -311,28 +317,28 @@ func (c *client) delayedFlush() {
 }
 
 // handle processes one incoming packet on the reader goroutine.
-func (c *client) handle(p packet) error {
-	switch p.typ() {
-	case typePublish:
+func (c *client) handle(p mqttwire.Packet) error {
+	switch p.Type() {
+	case mqttwire.TypePublish:
 		m := &c.msg
 		var err error
-		if *m, err = decodePublish(p); err != nil {
+		if *m, err = mqttwire.DecodePublish(p); err != nil {
 			return err
 		}
 		if m.QoS == 2 {
-			return fmt.Errorf("qos 2 publish from the broker: not supported: %w", errMalformed)
+			return fmt.Errorf("qos 2 publish from the broker: not supported: %w", mqttwire.ErrMalformed)
 		}
 		if c.onPublish != nil {
 			c.onPublish(m)
 		}
 		if m.QoS == 1 {
 			c.wmu.Lock()
-			writeAck(c.w, typePuback, m.ID)
+			_, _ = c.w.Write(mqttwire.AppendAck(c.w.AvailableBuffer(), mqttwire.TypePuback<<4, m.ID))
 			c.acksQueued++
 			c.wmu.Unlock()
 		}
-	case typePuback:
-		id, err := decodeID(p)
+	case mqttwire.TypePuback:
+		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
@@ -344,8 +350,8 @@ func (c *client) handle(p packet) error {
 			default:
 			}
 		}
-	case typeSuback:
-		id, err := decodeID(p)
+	case mqttwire.TypeSuback:
+		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
@@ -354,12 +360,12 @@ func (c *client) handle(p packet) error {
 		delete(c.subWait, id)
 		c.subMu.Unlock()
 		if ch != nil {
-			ch <- append([]byte(nil), p.body[2:]...)
+			ch <- append([]byte(nil), p.Body[2:]...)
 		}
-	case typePingresp:
+	case mqttwire.TypePingresp:
 		c.pingresps.Add(1)
 	default:
-		return fmt.Errorf("unexpected packet type %d: %w", p.typ(), errMalformed)
+		return fmt.Errorf("unexpected %s: %w", mqttwire.TypeName(p.Type()), mqttwire.ErrMalformed)
 	}
 	return nil
 }
@@ -432,7 +438,7 @@ func (c *client) Publish(ctx context.Context, topic string, payload []byte, qos 
 		return fmt.Errorf("publish qos %d: only 0 and 1 are supported", qos)
 	}
 	c.wmu.Lock()
-	writePublish(c.w, topic, payload, qos, id, false)
+	_, _ = c.w.Write(mqttwire.AppendPublish(c.w.AvailableBuffer(), topic, payload, qos, false, false, id))
 	werr := c.writeErr()
 	c.wmu.Unlock()
 	if werr != nil {
@@ -506,7 +512,7 @@ func (c *client) Subscribe(ctx context.Context, filters []string, qos byte) erro
 	default:
 	}
 	c.wmu.Lock()
-	_, _ = c.w.Write(subscribePacket(id, filters, qos))
+	_, _ = c.w.Write(mqttwire.AppendSubscribe(c.w.AvailableBuffer(), id, filters, qos))
 	c.wmu.Unlock()
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
@@ -519,7 +525,7 @@ func (c *client) Subscribe(ctx context.Context, filters []string, qos byte) erro
 			return fmt.Errorf("subscribe: %w", c.err())
 		}
 		if len(codes) != len(filters) {
-			return fmt.Errorf("subscribe: %d return codes for %d filters: %w", len(codes), len(filters), errMalformed)
+			return fmt.Errorf("subscribe: %d return codes for %d filters: %w", len(codes), len(filters), mqttwire.ErrMalformed)
 		}
 		for i, code := range codes {
 			if code == 0x80 {
@@ -538,7 +544,7 @@ func (c *client) Subscribe(ctx context.Context, filters []string, qos byte) erro
 // Ping sends PINGREQ at once; PingResponses counts the answers.
 func (c *client) Ping() error {
 	c.wmu.Lock()
-	_ = c.w.WriteByte(typePingreq << 4)
+	_ = c.w.WriteByte(mqttwire.TypePingreq << 4)
 	_ = c.w.WriteByte(0)
 	c.wmu.Unlock()
 	return c.Flush()
@@ -557,7 +563,7 @@ func (c *client) Close() error {
 		close(c.stop)
 		_ = c.conn.SetWriteDeadline(time.Now().Add(closeTimeout))
 		c.wmu.Lock()
-		_ = c.w.WriteByte(typeDisconnect << 4)
+		_ = c.w.WriteByte(mqttwire.TypeDisconnect << 4)
 		_ = c.w.WriteByte(0)
 		_ = c.w.Flush()
 		c.wmu.Unlock()

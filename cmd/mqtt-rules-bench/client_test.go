@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 	"github.com/mqtt-rules/mqtt-rules/internal/testbroker"
 )
 
@@ -20,7 +21,7 @@ const testTimeout = 20 * time.Second
 // collector keeps copies of the messages a client receives.
 type collector struct {
 	mu   sync.Mutex
-	msgs []publishMsg
+	msgs []mqttwire.Publish
 	want int
 	all  chan struct{} // closed once want messages arrived
 }
@@ -29,7 +30,7 @@ func newCollector(want int) *collector {
 	return &collector{want: want, all: make(chan struct{})}
 }
 
-func (c *collector) onPublish(m *publishMsg) {
+func (c *collector) onPublish(m *mqttwire.Publish) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cp := *m
@@ -41,7 +42,7 @@ func (c *collector) onPublish(m *publishMsg) {
 	}
 }
 
-func (c *collector) wait(t *testing.T) []publishMsg {
+func (c *collector) wait(t *testing.T) []mqttwire.Publish {
 	t.Helper()
 	select {
 	case <-c.all:
@@ -53,7 +54,7 @@ func (c *collector) wait(t *testing.T) []publishMsg {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]publishMsg(nil), c.msgs...)
+	return append([]mqttwire.Publish(nil), c.msgs...)
 }
 
 // dialTest connects a client for t and closes it in t.Cleanup.
@@ -180,22 +181,22 @@ func fakeBroker(t *testing.T, suback func(filters int) []byte) string {
 			return
 		}
 		defer conn.Close()
-		r := bufio.NewReader(conn)
+		r := mqttwire.NewReader(bufio.NewReader(conn))
 		for {
-			p, _, err := readPacket(r, nil)
+			p, err := r.Next()
 			if err != nil {
 				return
 			}
-			switch p.typ() {
-			case typeConnect:
-				_, err = conn.Write([]byte{typeConnack << 4, 2, 0, 0})
-			case typeSubscribe:
+			switch p.Type() {
+			case mqttwire.TypeConnect:
+				_, err = conn.Write([]byte{mqttwire.TypeConnack << 4, 2, 0, 0})
+			case mqttwire.TypeSubscribe:
 				filters := 0
-				for b := p.body[2:]; len(b) >= 2; filters++ {
+				for b := p.Body[2:]; len(b) >= 2; filters++ {
 					b = b[2+(int(b[0])<<8|int(b[1]))+1:]
 				}
 				codes := suback(filters)
-				pkt := append([]byte{typeSuback << 4, byte(2 + len(codes)), p.body[0], p.body[1]}, codes...)
+				pkt := append([]byte{mqttwire.TypeSuback << 4, byte(2 + len(codes)), p.Body[0], p.Body[1]}, codes...)
 				_, err = conn.Write(pkt)
 			}
 			if err != nil {

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 func TestBuckets(t *testing.T) {
@@ -142,7 +144,7 @@ func TestReceiver(t *testing.T) {
 	other := newPayloadCodec("31", 8)
 	r := newReceiver(codec, 3)
 	now := int64(1_000_000)
-	deliver := func(p []byte) { r.onPublish(&publishMsg{Payload: p}) }
+	deliver := func(p []byte) { r.onPublish(&mqttwire.Publish{Payload: p}) }
 	deliver(codec.appendPayload(nil, 3, now)) // warm-up (seq ≥ count)
 	deliver(other.appendPayload(nil, 0, now)) // another run
 	deliver([]byte(`{"value":31}`))           // not the tool's

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // BenchmarkPublishQoS1 measures Publish at QoS 1 against a broker that
@@ -28,16 +29,16 @@ func BenchmarkPublishQoS1(b *testing.B) {
 	go func() { // acknowledges every PUBLISH until the connection closes
 		var out []byte
 		for {
-			p, err := pub.pr.next()
+			p, err := pub.pr.Next()
 			if err != nil {
 				return
 			}
-			if p.typ() != pktPublish {
+			if p.Type() != mqttwire.TypePublish {
 				continue
 			}
-			m, _ := decodePublish(p)
-			out = appendAck(out, pktPuback<<4, m.id)
-			if pub.pr.complete() {
+			m, _ := mqttwire.DecodePublish(p)
+			out = mqttwire.AppendAck(out, mqttwire.TypePuback<<4, m.ID)
+			if pub.pr.Complete() {
 				continue // acknowledge once what was read is handled
 			}
 			if _, err := pub.nc.Write(out); err != nil {

@@ -35,6 +35,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // ackTimeout bounds the wait for a SUBACK or UNSUBACK.
@@ -223,12 +224,12 @@ func (c *Client) connect(cn *conn) (s *session, present bool, code byte, err err
 	}
 	s = newSession(nc, c.sessionConfig(cn.role))
 	keepAlive := (c.s.KeepAlive + time.Second - 1) / time.Second // at most 65535: settings
-	present, code, err = s.handshake(ctx, connectPacket{
-		clientID:     cn.id,
-		cleanSession: cn.clean,
-		keepAlive:    uint16(keepAlive),
-		username:     c.s.Username,
-		password:     c.s.Password,
+	present, code, err = s.handshake(ctx, mqttwire.Connect{
+		ClientID:     cn.id,
+		CleanSession: cn.clean,
+		KeepAlive:    uint16(keepAlive),
+		Username:     c.s.Username,
+		Password:     c.s.Password,
 	})
 	if err != nil {
 		_ = nc.Close()
@@ -317,7 +318,7 @@ func (c *Client) run(cn *conn, start func(*session), up func(s *session, session
 // it has read all it had, writes the acknowledgements and the publishes
 // OnMessage made.
 func (c *Client) subscriberSession(s *session) {
-	s.start(func(p packet) error { return c.subscriberPacket(s, p) }, func() bool {
+	s.start(func(p mqttwire.Packet) error { return c.subscriberPacket(s, p) }, func() bool {
 		if ps := c.pubSess.Load(); ps != nil {
 			ps.flush()
 		}
@@ -325,63 +326,63 @@ func (c *Client) subscriberSession(s *session) {
 	})
 }
 
-func (c *Client) subscriberPacket(s *session, p packet) error {
-	switch p.typ() {
-	case pktPublish:
-		m, err := decodePublish(p)
+func (c *Client) subscriberPacket(s *session, p mqttwire.Packet) error {
+	switch p.Type() {
+	case mqttwire.TypePublish:
+		m, err := mqttwire.DecodePublish(p)
 		if err != nil {
 			return err
 		}
-		switch m.qos {
+		switch m.QoS {
 		case 0:
 			c.deliver(&m)
 		case 1:
 			if c.deliver(&m) {
 				b := s.begin()
-				b = appendAck(b, pktPuback<<4, m.id)
+				b = mqttwire.AppendAck(b, mqttwire.TypePuback<<4, m.ID)
 				s.end(b)
 			}
 		case 2:
 			// Delivered once, on the first PUBLISH with its id; a DUP
 			// before the PUBREL is only acknowledged again [MQTT-4.3.3-2].
-			if _, seen := c.qos2In[m.id]; !seen {
+			if _, seen := c.qos2In[m.ID]; !seen {
 				if !c.deliver(&m) {
 					return nil
 				}
-				c.qos2In[m.id] = struct{}{}
+				c.qos2In[m.ID] = struct{}{}
 			}
 			b := s.begin()
-			b = appendAck(b, pktPubrec<<4, m.id)
+			b = mqttwire.AppendAck(b, mqttwire.TypePubrec<<4, m.ID)
 			s.end(b)
 		}
-	case pktPubrel:
-		id, err := decodeID(p)
+	case mqttwire.TypePubrel:
+		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
 		delete(c.qos2In, id)
 		b := s.begin()
-		b = appendAck(b, pktPubcomp<<4, id)
+		b = mqttwire.AppendAck(b, mqttwire.TypePubcomp<<4, id)
 		s.end(b)
-	case pktSuback:
-		id, err := decodeID(p)
+	case mqttwire.TypeSuback:
+		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
-		s.acked(id, p.body[2:])
-	case pktUnsuback:
-		id, err := decodeID(p)
+		s.acked(id, p.Body[2:])
+	case mqttwire.TypeUnsuback:
+		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
 		s.acked(id, nil)
-	case pktDisconnect:
+	case mqttwire.TypeDisconnect:
 		return errBrokerDisconnect
-	case pktPingresp, pktPuback, pktPubrec, pktPubcomp:
+	case mqttwire.TypePingresp, mqttwire.TypePuback, mqttwire.TypePubrec, mqttwire.TypePubcomp:
 		// Nothing to do: any packet shows the connection is alive, and
 		// this connection publishes nothing.
 	default:
-		return fmt.Errorf("unexpected %s from the broker: %w", typeName(p.typ()), errMalformed)
+		return fmt.Errorf("unexpected %s from the broker: %w", mqttwire.TypeName(p.Type()), mqttwire.ErrMalformed)
 	}
 	return nil
 }
@@ -391,7 +392,7 @@ func (c *Client) subscriberPacket(s *session, p packet) error {
 // subscriptions match). It returns false when Close has stopped
 // deliveries: the message must then not be acknowledged, so that the
 // broker delivers it again to the next session.
-func (c *Client) deliver(m *publishPacket) bool {
+func (c *Client) deliver(m *mqttwire.Publish) bool {
 	c.gate.RLock()
 	defer c.gate.RUnlock()
 	if c.gateClosed {
@@ -401,13 +402,13 @@ func (c *Client) deliver(m *publishPacket) bool {
 		return true
 	}
 	msg := Message{
-		Topic:     string(m.topic),
-		QoS:       m.qos,
-		Retained:  m.retain,
-		Duplicate: m.dup,
+		Topic:     string(m.Topic),
+		QoS:       m.QoS,
+		Retained:  m.Retain,
+		Duplicate: m.Dup,
 	}
-	if len(m.payload) > 0 {
-		msg.Payload = append([]byte(nil), m.payload...)
+	if len(m.Payload) > 0 {
+		msg.Payload = append([]byte(nil), m.Payload...)
 	}
 	c.inHandler.Store(true)
 	defer c.inHandler.Store(false)
@@ -439,22 +440,13 @@ func sleep(d time.Duration, stop <-chan struct{}) bool {
 	}
 }
 
-// refusals describes the CONNACK return codes of MQTT 3.1.1 §3.2.2.3.
-var refusals = map[byte]string{
-	connackBadProtocolVersion:    "unacceptable protocol version",
-	connackIDRejected:            "client identifier rejected",
-	connackServerUnavailable:     "server unavailable",
-	connackBadUsernameOrPassword: "bad username or password",
-	connackNotAuthorized:         "not authorized",
-}
-
 // logConnectFailure logs a failed connection attempt: a CONNACK refusal
 // (rc) as an error saying what the broker answered, anything else as a
 // warning with the cause.
 func logConnectFailure(log *slog.Logger, rc byte, err error, attempts int, retry time.Duration) {
 	retryIn := retry.Round(100 * time.Millisecond).String()
-	if answer, ok := refusals[rc]; ok {
-		log.Error("broker refused the connection: "+answer,
+	if rc != mqttwire.ConnackAccepted {
+		log.Error("broker refused the connection: "+mqttwire.ConnackReason(rc),
 			"connack_code", rc, "attempts", attempts, "retry_in", retryIn)
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // fakeBroker is a scripted MQTT broker for tests that need what a real
@@ -28,7 +30,7 @@ type fakeBroker struct {
 type fakeConn struct {
 	t        testing.TB
 	nc       net.Conn
-	pr       packetReader
+	pr       *mqttwire.Reader
 	clientID string
 	clean    bool
 	user     string
@@ -72,15 +74,15 @@ func (b *fakeBroker) accept() {
 		go func() { // owner: b; reads CONNECT, bounded by a deadline
 			defer b.wg.Done()
 			fc := &fakeConn{t: b.t, nc: nc}
-			fc.pr.r = bufio.NewReader(nc)
+			fc.pr = mqttwire.NewReader(bufio.NewReader(nc))
 			_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			p, err := fc.pr.next()
+			p, err := fc.pr.Next()
 			_ = nc.SetReadDeadline(time.Time{})
-			if err != nil || p.typ() != pktConnect {
+			if err != nil || p.Type() != mqttwire.TypeConnect {
 				nc.Close()
 				return
 			}
-			fc.parseConnect(p.body)
+			fc.parseConnect(p.Body)
 			role := "subscriber"
 			if fc.clean {
 				role = "publisher"
@@ -116,12 +118,12 @@ func (fc *fakeConn) parseConnect(b []byte) {
 	}
 	flags := b[1]
 	b = b[4:]
-	fc.clean = flags&connectFlagClean != 0
+	fc.clean = flags&mqttwire.ConnectFlagClean != 0
 	fc.clientID = str()
-	if flags&connectFlagUsername != 0 {
+	if flags&mqttwire.ConnectFlagUsername != 0 {
 		fc.user = str()
 	}
-	if flags&connectFlagPassword != 0 {
+	if flags&mqttwire.ConnectFlagPassword != 0 {
 		fc.pass = str()
 	}
 }
@@ -156,7 +158,7 @@ func (fc *fakeConn) connack(present bool, code byte) {
 	if present {
 		p = 1
 	}
-	fc.write([]byte{pktConnack << 4, 2, p, code})
+	fc.write([]byte{mqttwire.TypeConnack << 4, 2, p, code})
 }
 
 func (fc *fakeConn) write(b []byte) {
@@ -168,7 +170,7 @@ func (fc *fakeConn) write(b []byte) {
 }
 
 // read returns the next packet from the client other than PINGREQ.
-func (fc *fakeConn) read() packet {
+func (fc *fakeConn) read() mqttwire.Packet {
 	fc.t.Helper()
 	p, err := fc.tryRead(wait)
 	if err != nil {
@@ -179,46 +181,46 @@ func (fc *fakeConn) read() packet {
 
 // tryRead returns the next packet other than PINGREQ (which it answers).
 // The body is copied.
-func (fc *fakeConn) tryRead(timeout time.Duration) (packet, error) {
+func (fc *fakeConn) tryRead(timeout time.Duration) (mqttwire.Packet, error) {
 	for {
 		_ = fc.nc.SetReadDeadline(time.Now().Add(timeout))
-		p, err := fc.pr.next()
+		p, err := fc.pr.Next()
 		if err != nil {
-			return packet{}, err
+			return mqttwire.Packet{}, err
 		}
-		if p.typ() == pktPingreq {
-			fc.write([]byte{pktPingresp << 4, 0})
+		if p.Type() == mqttwire.TypePingreq {
+			fc.write([]byte{mqttwire.TypePingresp << 4, 0})
 			continue
 		}
-		return packet{header: p.header, body: append([]byte(nil), p.body...)}, nil
+		return mqttwire.Packet{Header: p.Header, Body: append([]byte(nil), p.Body...)}, nil
 	}
 }
 
 // expectType reads the next packet and checks its type.
-func (fc *fakeConn) expectType(typ byte) packet {
+func (fc *fakeConn) expectType(typ byte) mqttwire.Packet {
 	fc.t.Helper()
 	p := fc.read()
-	if p.typ() != typ {
-		fc.t.Fatalf("fake broker: got %s, want %s", typeName(p.typ()), typeName(typ))
+	if p.Type() != typ {
+		fc.t.Fatalf("fake broker: got %s, want %s", mqttwire.TypeName(p.Type()), mqttwire.TypeName(typ))
 	}
 	return p
 }
 
 // suback answers a SUBSCRIBE with one return code per filter.
-func (fc *fakeConn) suback(sub packet, code byte) {
+func (fc *fakeConn) suback(sub mqttwire.Packet, code byte) {
 	fc.t.Helper()
-	id, err := decodeID(sub)
+	id, err := mqttwire.DecodeID(sub)
 	if err != nil {
 		fc.t.Fatal(err)
 	}
 	n := 0
-	for b := sub.body[2:]; len(b) >= 2; {
+	for b := sub.Body[2:]; len(b) >= 2; {
 		l := int(b[0])<<8 | int(b[1])
 		b = b[min(len(b), 2+l+1):]
 		n++
 	}
-	out := []byte{pktSuback << 4}
-	out = appendRemainingLength(out, 2+n)
+	out := []byte{mqttwire.TypeSuback << 4}
+	out = mqttwire.AppendRemainingLength(out, 2+n)
 	out = append(out, byte(id>>8), byte(id))
 	for range n {
 		out = append(out, code)
@@ -258,9 +260,9 @@ func startFake(t *testing.T, b *fakeBroker, rec *recorder, tweak func(*Options))
 	return c, sub, pub, logs
 }
 
-// publishPacket encodes a PUBLISH for the fake broker to send.
+// mqttwire.Publish encodes a PUBLISH for the fake broker to send.
 func fakePublish(topic, payload string, qos byte, dup bool, id uint16) []byte {
-	return appendPublish(nil, topic, []byte(payload), qos, false, dup, id)
+	return mqttwire.AppendPublish(nil, topic, []byte(payload), qos, false, dup, id)
 }
 
 func hasLog(logs *logBuffer, s string) func() bool {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 func TestOptionsURL(t *testing.T) {
@@ -204,14 +206,19 @@ func TestRefusalText(t *testing.T) {
 		err  error
 		want string
 	}{
-		{packets.ErrRefusedBadUsernameOrPassword, packets.ErrorRefusedBadUsernameOrPassword,
+		{mqttwire.ConnackBadUsernameOrPassword, errors.New("broker refused the connection: CONNACK return code 4"),
 			`level=ERROR msg="broker refused the connection: bad username or password" connack_code=4 attempts=2 retry_in=1s`},
-		{packets.ErrRefusedNotAuthorised, packets.ErrorRefusedNotAuthorised,
+		{mqttwire.ConnackNotAuthorized, errors.New("broker refused the connection: CONNACK return code 5"),
 			`level=ERROR msg="broker refused the connection: not authorized" connack_code=5`},
-		{packets.ErrRefusedIDRejected, packets.ErrorRefusedIDRejected,
+		{mqttwire.ConnackIDRejected, errors.New("broker refused the connection: CONNACK return code 2"),
 			`msg="broker refused the connection: client identifier rejected" connack_code=2`},
-		{packets.ErrNetworkError, fmt.Errorf("%w : %w", packets.ErrorNetworkError, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")),
+		{mqttwire.ConnackAccepted, errors.New("dial tcp 127.0.0.1:1: connect: connection refused"),
 			`level=WARN msg="cannot connect to broker" err="dial tcp 127.0.0.1:1: connect: connection refused"`},
+		// paho's WebSocket dialer wraps the cause as "network Error : <cause>".
+		{mqttwire.ConnackAccepted, fmt.Errorf("%w : %w", packets.ErrorNetworkError, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")),
+			`level=WARN msg="cannot connect to broker" err="dial tcp 127.0.0.1:1: connect: connection refused"`},
+		{7, errors.New("broker refused the connection: CONNACK return code 7"),
+			`level=ERROR msg="broker refused the connection: CONNACK return code 7" connack_code=7`},
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // TestMalformedFromBroker: a packet that breaks MQTT 3.1.1, or a stream
@@ -20,17 +21,17 @@ func TestMalformedFromBroker(t *testing.T) {
 		send []byte
 		want string // in the "connection to broker lost" line
 	}{
-		{"remaining length over four bytes", []byte{pktPublish << 4, 0xff, 0xff, 0xff, 0xff, 0x01}, "remaining length longer than four bytes"},
-		{"topic longer than the packet", []byte{pktPublish << 4, 4, 0, 9, 'a', 'b'}, "PUBLISH topic of 9 bytes"},
-		{"publish without topic", []byte{pktPublish << 4, 1, 0}, "PUBLISH without a topic"},
-		{"QoS 3", append([]byte{pktPublish<<4 | 3<<1, 5, 0, 1, 'a'}, 0, 1), "QoS 3"},
-		{"QoS 1 without packet id", []byte{pktPublish<<4 | 1<<1, 3, 0, 1, 'a'}, "without a packet id"},
-		{"SUBACK without packet id", []byte{pktSuback << 4, 1, 0}, "SUBACK of 1 bytes"},
-		{"PUBREL without packet id", []byte{pktPubrel<<4 | 2, 0}, "PUBREL of 0 bytes"},
-		{"unexpected CONNACK", []byte{pktConnack << 4, 2, 0, 0}, "unexpected CONNACK"},
+		{"remaining length over four bytes", []byte{mqttwire.TypePublish << 4, 0xff, 0xff, 0xff, 0xff, 0x01}, "remaining length longer than four bytes"},
+		{"topic longer than the packet", []byte{mqttwire.TypePublish << 4, 4, 0, 9, 'a', 'b'}, "PUBLISH topic of 9 bytes"},
+		{"publish without topic", []byte{mqttwire.TypePublish << 4, 1, 0}, "PUBLISH without a topic"},
+		{"QoS 3", append([]byte{mqttwire.TypePublish<<4 | 3<<1, 5, 0, 1, 'a'}, 0, 1), "QoS 3"},
+		{"QoS 1 without packet id", []byte{mqttwire.TypePublish<<4 | 1<<1, 3, 0, 1, 'a'}, "without a packet id"},
+		{"SUBACK without packet id", []byte{mqttwire.TypeSuback << 4, 1, 0}, "SUBACK of 1 bytes"},
+		{"PUBREL without packet id", []byte{mqttwire.TypePubrel<<4 | 2, 0}, "PUBREL of 0 bytes"},
+		{"unexpected CONNACK", []byte{mqttwire.TypeConnack << 4, 2, 0, 0}, "unexpected CONNACK"},
 		{"reserved type", []byte{0, 0}, "unexpected reserved"},
-		{"truncated body", []byte{pktPublish << 4, 100, 0, 3, 'a', 'b', 'c'}, "unexpected EOF"},
-		{"truncated length", []byte{pktPublish << 4, 0x80}, "unexpected EOF"},
+		{"truncated body", []byte{mqttwire.TypePublish << 4, 100, 0, 3, 'a', 'b', 'c'}, "unexpected EOF"},
+		{"truncated length", []byte{mqttwire.TypePublish << 4, 0x80}, "unexpected EOF"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,11 +82,11 @@ func TestInboundQoS1AckAfterHandler(t *testing.T) {
 		t.Fatal("OnMessage not called")
 	}
 	if p, err := sub.tryRead(200 * time.Millisecond); err == nil {
-		t.Fatalf("got %s while OnMessage runs, want nothing before it returns", typeName(p.typ()))
+		t.Fatalf("got %s while OnMessage runs, want nothing before it returns", mqttwire.TypeName(p.Type()))
 	}
 	close(release)
-	p := sub.expectType(pktPuback)
-	if id, _ := decodeID(p); id != 42 {
+	p := sub.expectType(mqttwire.TypePuback)
+	if id, _ := mqttwire.DecodeID(p); id != 42 {
 		t.Errorf("PUBACK for id %d, want 42", id)
 	}
 }
@@ -101,25 +102,25 @@ func TestInboundQoS2(t *testing.T) {
 	expectAck := func(typ byte, id uint16) {
 		t.Helper()
 		p := sub.expectType(typ)
-		if got, _ := decodeID(p); got != id {
-			t.Fatalf("%s for id %d, want %d", typeName(typ), got, id)
+		if got, _ := mqttwire.DecodeID(p); got != id {
+			t.Fatalf("%s for id %d, want %d", mqttwire.TypeName(typ), got, id)
 		}
 	}
 	sub.write(fakePublish("q2/a", "first", 2, false, 7))
-	expectAck(pktPubrec, 7)
+	expectAck(mqttwire.TypePubrec, 7)
 	if m := rec.expect(t, "q2/a", "first"); m.QoS != 2 {
 		t.Errorf("QoS %d, want 2", m.QoS)
 	}
 	sub.write(fakePublish("q2/a", "first", 2, true, 7)) // our PUBREC "got lost"
-	expectAck(pktPubrec, 7)
+	expectAck(mqttwire.TypePubrec, 7)
 	rec.expectNone(t, 100*time.Millisecond)
-	sub.write([]byte{fixedHeaderPubrel, 2, 0, 7})
-	expectAck(pktPubcomp, 7)
+	sub.write([]byte{mqttwire.HeaderPubrel, 2, 0, 7})
+	expectAck(mqttwire.TypePubcomp, 7)
 	sub.write(fakePublish("q2/a", "second", 2, false, 7)) // the id is free again
-	expectAck(pktPubrec, 7)
+	expectAck(mqttwire.TypePubrec, 7)
 	rec.expect(t, "q2/a", "second")
-	sub.write([]byte{fixedHeaderPubrel, 2, 0, 99}) // unknown id: complete it anyway
-	expectAck(pktPubcomp, 99)
+	sub.write([]byte{mqttwire.HeaderPubrel, 2, 0, 99}) // unknown id: complete it anyway
+	expectAck(mqttwire.TypePubcomp, 99)
 }
 
 // TestKeepAlive: PINGREQ goes out when the connection is idle; a broker
@@ -134,15 +135,15 @@ func TestKeepAlive(t *testing.T) {
 	// The first PINGREQ is answered, the second not.
 	for i := range 2 {
 		_ = sub.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		p, err := sub.pr.next()
+		p, err := sub.pr.Next()
 		if err != nil {
 			t.Fatalf("PINGREQ %d: %v", i+1, err)
 		}
-		if p.typ() != pktPingreq {
-			t.Fatalf("got %s, want PINGREQ", typeName(p.typ()))
+		if p.Type() != mqttwire.TypePingreq {
+			t.Fatalf("got %s, want PINGREQ", mqttwire.TypeName(p.Type()))
 		}
 		if i == 0 {
-			sub.write([]byte{pktPingresp << 4, 0})
+			sub.write([]byte{mqttwire.TypePingresp << 4, 0})
 		}
 	}
 	eventually(t, 5*time.Second, "the silent broker noticed", hasLog(logs, "no answer to PINGREQ within 1s"))
@@ -184,9 +185,9 @@ func TestBackpressure(t *testing.T) {
 	}
 	var ids []uint16
 	for range 2 {
-		p := pub.expectType(pktPublish)
-		m, _ := decodePublish(p)
-		ids = append(ids, m.id)
+		p := pub.expectType(mqttwire.TypePublish)
+		m, _ := mqttwire.DecodePublish(p)
+		ids = append(ids, m.ID)
 	}
 	returned := make(chan struct{})
 	go func() {
@@ -203,7 +204,7 @@ func TestBackpressure(t *testing.T) {
 	if s := c.Stats(); s.InFlight != 2 || s.Queued != 2 || s.QueueFull != 0 {
 		t.Errorf("Stats() while blocked = %+v, want InFlight 2 Queued 2 QueueFull 0", s)
 	}
-	pub.write(appendAck(nil, pktPuback<<4, ids[0]))
+	pub.write(mqttwire.AppendAck(nil, mqttwire.TypePuback<<4, ids[0]))
 	select {
 	case <-returned:
 	case <-time.After(wait):
@@ -212,12 +213,12 @@ func TestBackpressure(t *testing.T) {
 	// Acknowledge everything as it comes: all six succeed, in order.
 	var topics []string
 	for len(topics) < 4 {
-		p := pub.expectType(pktPublish)
-		m, _ := decodePublish(p)
-		topics = append(topics, string(m.topic))
-		pub.write(appendAck(nil, pktPuback<<4, m.id))
+		p := pub.expectType(mqttwire.TypePublish)
+		m, _ := mqttwire.DecodePublish(p)
+		topics = append(topics, string(m.Topic))
+		pub.write(mqttwire.AppendAck(nil, mqttwire.TypePuback<<4, m.ID))
 	}
-	pub.write(appendAck(nil, pktPuback<<4, ids[1]))
+	pub.write(mqttwire.AppendAck(nil, mqttwire.TypePuback<<4, ids[1]))
 	if got, want := strings.Join(topics, " "), "bp/c bp/d bp/e bp/f"; got != want {
 		t.Errorf("sent after room: %s, want %s", got, want)
 	}
@@ -270,25 +271,25 @@ func TestOutboundQoS2(t *testing.T) {
 	c, _, pub, _ := startFake(t, b, newRecorder(), nil)
 	o := newOutcome(1)
 	c.Publish(pub_("q2/out", 2), o.done)
-	p := pub.expectType(pktPublish)
-	m, _ := decodePublish(p)
-	if m.qos != 2 || string(m.topic) != "q2/out" {
-		t.Fatalf("got PUBLISH %s at QoS %d, want q2/out at 2", m.topic, m.qos)
+	p := pub.expectType(mqttwire.TypePublish)
+	m, _ := mqttwire.DecodePublish(p)
+	if m.QoS != 2 || string(m.Topic) != "q2/out" {
+		t.Fatalf("got PUBLISH %s at QoS %d, want q2/out at 2", m.Topic, m.QoS)
 	}
-	pub.write(appendAck(nil, pktPubrec<<4, m.id))
-	rel := pub.expectType(pktPubrel)
-	if rel.header != fixedHeaderPubrel {
-		t.Errorf("PUBREL header %#x, want %#x", rel.header, fixedHeaderPubrel)
+	pub.write(mqttwire.AppendAck(nil, mqttwire.TypePubrec<<4, m.ID))
+	rel := pub.expectType(mqttwire.TypePubrel)
+	if rel.Header != mqttwire.HeaderPubrel {
+		t.Errorf("PUBREL header %#x, want %#x", rel.Header, mqttwire.HeaderPubrel)
 	}
-	if id, _ := decodeID(rel); id != m.id {
-		t.Errorf("PUBREL for %d, want %d", id, m.id)
+	if id, _ := mqttwire.DecodeID(rel); id != m.ID {
+		t.Errorf("PUBREL for %d, want %d", id, m.ID)
 	}
 	select {
 	case err := <-o.ch:
 		t.Fatalf("settled (%v) before PUBCOMP", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	pub.write(appendAck(nil, pktPubcomp<<4, m.id))
+	pub.write(mqttwire.AppendAck(nil, mqttwire.TypePubcomp<<4, m.ID))
 	if err := o.all(t, 1, wait)[0]; err != nil {
 		t.Errorf("done(%v), want nil", err)
 	}
@@ -301,19 +302,19 @@ func TestResendWithDup(t *testing.T) {
 	c, _, pub, _ := startFake(t, b, newRecorder(), nil)
 	o := newOutcome(1)
 	c.Publish(&actions.Publish{Topic: "dup/x", Payload: []byte("payload"), QoS: 1}, o.done)
-	first, _ := decodePublish(pub.expectType(pktPublish))
-	if first.dup {
+	first, _ := mqttwire.DecodePublish(pub.expectType(mqttwire.TypePublish))
+	if first.Dup {
 		t.Error("first PUBLISH has DUP set")
 	}
 	pub.nc.Close()
 	again := b.next("publisher")
 	again.connack(false, 0)
-	p := again.expectType(pktPublish)
-	m, _ := decodePublish(p)
-	if !m.dup || string(m.topic) != "dup/x" || string(m.payload) != "payload" || m.qos != 1 {
-		t.Fatalf("after the reconnect: PUBLISH %s=%s QoS %d DUP %v, want dup/x=payload QoS 1 DUP", m.topic, m.payload, m.qos, m.dup)
+	p := again.expectType(mqttwire.TypePublish)
+	m, _ := mqttwire.DecodePublish(p)
+	if !m.Dup || string(m.Topic) != "dup/x" || string(m.Payload) != "payload" || m.QoS != 1 {
+		t.Fatalf("after the reconnect: PUBLISH %s=%s QoS %d DUP %v, want dup/x=payload QoS 1 DUP", m.Topic, m.Payload, m.QoS, m.Dup)
 	}
-	again.write(appendAck(nil, pktPuback<<4, m.id))
+	again.write(mqttwire.AppendAck(nil, mqttwire.TypePuback<<4, m.ID))
 	if err := o.all(t, 1, wait)[0]; err != nil {
 		t.Errorf("done(%v), want nil", err)
 	}
@@ -329,7 +330,7 @@ func TestResendLimit(t *testing.T) {
 	o := newOutcome(1)
 	c.Publish(pub_("limit/x", 1), o.done)
 	for i := range maxAttempts {
-		pub.expectType(pktPublish)
+		pub.expectType(mqttwire.TypePublish)
 		pub.nc.Close()
 		if i < maxAttempts-1 {
 			pub = b.next("publisher")
@@ -356,23 +357,23 @@ func TestPublishTimeout(t *testing.T) {
 	})
 	o := newOutcome(2)
 	c.Publish(pub_("late/a", 1), o.done)
-	a, _ := decodePublish(pub.expectType(pktPublish))
+	a, _ := mqttwire.DecodePublish(pub.expectType(mqttwire.TypePublish))
 	err := o.all(t, 1, wait)[0]
 	if err == nil || !strings.Contains(err.Error(), "no acknowledgement from the broker within 300ms") {
 		t.Fatalf("done(%v), want a timeout", err)
 	}
 	c.Publish(pub_("late/b", 1), o.done)
-	bp, _ := decodePublish(pub.expectType(pktPublish))
-	if bp.id == a.id {
-		t.Fatalf("the timed-out publish's id %d was used again", a.id)
+	bp, _ := mqttwire.DecodePublish(pub.expectType(mqttwire.TypePublish))
+	if bp.ID == a.ID {
+		t.Fatalf("the timed-out publish's id %d was used again", a.ID)
 	}
-	pub.write(appendAck(nil, pktPuback<<4, a.id)) // late: settles nothing
+	pub.write(mqttwire.AppendAck(nil, mqttwire.TypePuback<<4, a.ID)) // late: settles nothing
 	select {
 	case err := <-o.ch:
 		t.Fatalf("a late PUBACK settled a publish: %v", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	pub.write(appendAck(nil, pktPuback<<4, bp.id))
+	pub.write(mqttwire.AppendAck(nil, mqttwire.TypePuback<<4, bp.ID))
 	if err := o.all(t, 1, wait)[0]; err != nil {
 		t.Errorf("done(%v), want nil", err)
 	}
@@ -391,12 +392,12 @@ func TestSubackCodes(t *testing.T) {
 		defer cancel()
 		errc <- c.Subscribe(ctx, "ok/#", "no/#")
 	}()
-	p := sub.expectType(pktSubscribe)
-	if p.header != fixedHeaderSubscribe {
-		t.Errorf("SUBSCRIBE header %#x, want %#x", p.header, fixedHeaderSubscribe)
+	p := sub.expectType(mqttwire.TypeSubscribe)
+	if p.Header != mqttwire.HeaderSubscribe {
+		t.Errorf("SUBSCRIBE header %#x, want %#x", p.Header, mqttwire.HeaderSubscribe)
 	}
-	id, _ := decodeID(p)
-	sub.write([]byte{pktSuback << 4, 4, byte(id >> 8), byte(id), 1, subackFailure})
+	id, _ := mqttwire.DecodeID(p)
+	sub.write([]byte{mqttwire.TypeSuback << 4, 4, byte(id >> 8), byte(id), 1, mqttwire.SubackFailure})
 	err := <-errc
 	if err == nil || !strings.Contains(err.Error(), `"no/#"`) || strings.Contains(err.Error(), `"ok/#"`) {
 		t.Errorf("Subscribe: %v, want a refusal of \"no/#\" only", err)

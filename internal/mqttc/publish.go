@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // maxAttempts bounds how often one publish is sent when the publisher
@@ -18,7 +19,7 @@ import (
 const maxAttempts = 3
 
 // maxTopicLength is the longest topic a PUBLISH can carry [MQTT-1.5.3].
-const maxTopicLength = maxStringLength
+const maxTopicLength = mqttwire.MaxStringLength
 
 // item is one QoS 1 or 2 publish on its way (or a QoS 0 one that had to
 // wait): in the queue or in the in-flight window — in exactly one place at
@@ -118,7 +119,7 @@ func (c *Client) Publish(p *actions.Publish, done func(error)) {
 			var n int
 			if p.QoS == 0 {
 				b := s.begin()
-				b = appendPublish(b, p.Topic, p.Payload, 0, p.Retain, false, 0)
+				b = mqttwire.AppendPublish(b, p.Topic, p.Payload, 0, p.Retain, false, 0)
 				n = s.end(b)
 			} else {
 				it := q.newItem(p, done)
@@ -195,7 +196,7 @@ func checkPublish(p *actions.Publish) error {
 		return fmt.Errorf("publish: topic of %d bytes is over the MQTT limit of %d", len(p.Topic), maxTopicLength)
 	case p.QoS > 2:
 		return fmt.Errorf("publish to %s: invalid QoS %d", p.Topic, p.QoS)
-	case publishLength(p.Topic, p.Payload, p.QoS) > maxRemainingLength:
+	case mqttwire.PublishLength(p.Topic, p.Payload, p.QoS) > mqttwire.MaxRemainingLength:
 		return fmt.Errorf("publish to %s: payload of %d bytes is over the MQTT limit", p.Topic, len(p.Payload))
 	}
 	return nil
@@ -220,7 +221,7 @@ func (q *publishQueue) send(s *session, it *item) int {
 	it.attempts++
 	it.ticks = 0
 	b := s.begin()
-	b = appendPublish(b, it.p.Topic, it.p.Payload, it.p.QoS, it.p.Retain, it.attempts > 1, id)
+	b = mqttwire.AppendPublish(b, it.p.Topic, it.p.Payload, it.p.QoS, it.p.Retain, it.attempts > 1, id)
 	return s.end(b)
 }
 
@@ -234,7 +235,7 @@ func (q *publishQueue) fill(s *session, settled []*item) []*item {
 		if it.p.QoS == 0 {
 			q.queue.pop()
 			b := s.begin()
-			b = appendPublish(b, it.p.Topic, it.p.Payload, 0, it.p.Retain, false, 0)
+			b = mqttwire.AppendPublish(b, it.p.Topic, it.p.Payload, 0, it.p.Retain, false, 0)
 			s.end(b)
 			settled = append(settled, it)
 			continue
@@ -323,7 +324,7 @@ func (c *Client) ackPublish(s *session, id uint16) {
 // released with PUBREL and settled on PUBCOMP [MQTT-4.3.3].
 func (c *Client) received(s *session, id uint16) {
 	b := s.begin()
-	b = appendAck(b, fixedHeaderPubrel, id)
+	b = mqttwire.AppendAck(b, mqttwire.HeaderPubrel, id)
 	s.end(b)
 }
 
@@ -333,51 +334,51 @@ func (c *Client) publisherSession(s *session) {
 	s.onTick = func(time.Time) { c.expire(s) }
 	s.quickAck = nil // it writes often enough; acknowledgements ride along
 	s.mayPause = func() bool { return c.pq.waiters.Load() == 0 }
-	s.start(func(p packet) error { return c.publisherPacket(s, p) }, func() bool { s.flush(); return true })
+	s.start(func(p mqttwire.Packet) error { return c.publisherPacket(s, p) }, func() bool { s.flush(); return true })
 }
 
-func (c *Client) publisherPacket(s *session, p packet) error {
-	switch p.typ() {
-	case pktPuback, pktPubcomp:
-		id, err := decodeID(p)
+func (c *Client) publisherPacket(s *session, p mqttwire.Packet) error {
+	switch p.Type() {
+	case mqttwire.TypePuback, mqttwire.TypePubcomp:
+		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
 		c.ackPublish(s, id)
-	case pktPubrec:
-		id, err := decodeID(p)
+	case mqttwire.TypePubrec:
+		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
 		c.received(s, id)
-	case pktPingresp:
-	case pktDisconnect:
+	case mqttwire.TypePingresp:
+	case mqttwire.TypeDisconnect:
 		return errBrokerDisconnect
-	case pktPublish:
+	case mqttwire.TypePublish:
 		// The publisher subscribes to nothing; acknowledge and drop.
-		m, err := decodePublish(p)
+		m, err := mqttwire.DecodePublish(p)
 		if err != nil {
 			return err
 		}
-		if m.qos > 0 {
-			h := pktPuback << 4
-			if m.qos == 2 {
-				h = pktPubrec << 4
+		if m.QoS > 0 {
+			h := mqttwire.TypePuback << 4
+			if m.QoS == 2 {
+				h = mqttwire.TypePubrec << 4
 			}
 			b := s.begin()
-			b = appendAck(b, h, m.id)
+			b = mqttwire.AppendAck(b, h, m.ID)
 			s.end(b)
 		}
-	case pktPubrel:
-		id, err := decodeID(p)
+	case mqttwire.TypePubrel:
+		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
 		b := s.begin()
-		b = appendAck(b, pktPubcomp<<4, id)
+		b = mqttwire.AppendAck(b, mqttwire.TypePubcomp<<4, id)
 		s.end(b)
 	default:
-		return fmt.Errorf("unexpected %s from the broker: %w", typeName(p.typ()), errMalformed)
+		return fmt.Errorf("unexpected %s from the broker: %w", mqttwire.TypeName(p.Type()), mqttwire.ErrMalformed)
 	}
 	return nil
 }

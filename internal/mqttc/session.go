@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // Buffer sizes of a session.
@@ -38,7 +40,7 @@ var errBrokerDisconnect = errors.New("the broker sent DISCONNECT")
 // writers on other goroutines. The flusher also keeps the connection alive.
 type session struct {
 	nc net.Conn
-	pr packetReader
+	pr *mqttwire.Reader
 
 	pingAfter    int64 // ns without sending or receiving before a PINGREQ
 	pingTimeout  int64 // ns a PINGREQ may go unanswered
@@ -97,7 +99,7 @@ func newSession(nc net.Conn, cfg sessionConfig) *session {
 		done:         make(chan struct{}),
 		acks:         make(map[uint16]chan []byte),
 	}
-	s.pr.r = bufio.NewReaderSize(timedReader{s}, readBuffer)
+	s.pr = mqttwire.NewReader(bufio.NewReaderSize(timedReader{s}, readBuffer))
 	s.quickAck = quickAcker(nc)
 	now := time.Now().UnixNano()
 	s.lastRead.Store(now)
@@ -119,8 +121,8 @@ func (t timedReader) Read(p []byte) (int, error) {
 // handshake sends CONNECT and reads CONNACK, both bounded by ctx. It
 // returns the CONNACK's session-present flag and return code; err is set
 // when no CONNACK arrived or it was not 0 (accepted).
-func (s *session) handshake(ctx context.Context, c connectPacket) (present bool, code byte, err error) {
-	pkt, err := appendConnect(nil, c)
+func (s *session) handshake(ctx context.Context, c mqttwire.Connect) (present bool, code byte, err error) {
+	pkt, err := mqttwire.AppendConnect(nil, c)
 	if err != nil {
 		return false, 0, err
 	}
@@ -141,11 +143,11 @@ func (s *session) handshake(ctx context.Context, c connectPacket) (present bool,
 	if _, err := s.nc.Write(pkt); err != nil {
 		return false, 0, fail("send CONNECT", err)
 	}
-	p, err := s.pr.next()
+	p, err := s.pr.Next()
 	if err != nil {
 		return false, 0, fail("read CONNACK", err)
 	}
-	present, code, err = decodeConnack(p)
+	present, code, err = mqttwire.DecodeConnack(p)
 	if err != nil {
 		return false, 0, err
 	}
@@ -153,7 +155,7 @@ func (s *session) handshake(ctx context.Context, c connectPacket) (present bool,
 		return false, 0, ctx.Err()
 	}
 	_ = s.nc.SetDeadline(time.Time{})
-	if code != connackAccepted {
+	if code != mqttwire.ConnackAccepted {
 		return false, code, fmt.Errorf("broker refused the connection: CONNACK return code %d", code)
 	}
 	return present, code, nil
@@ -163,7 +165,7 @@ func (s *session) handshake(ctx context.Context, c connectPacket) (present bool,
 // (an error ends the session); drain when the reader has handled every
 // complete packet it has buffered, before it waits for the network: it
 // writes what is pending and reports whether it wrote to s.
-func (s *session) start(handle func(packet) error, drain func() bool) {
+func (s *session) start(handle func(mqttwire.Packet) error, drain func() bool) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { // owner: s; exits when the connection fails or is closed
@@ -202,7 +204,7 @@ const (
 //     readDelay before reading again, so that one read, one write and one
 //     wake-up serve many packets; each then waits up to about readDelay
 //     more. At lower rates it reads again at once and adds no latency.
-func (s *session) read(handle func(packet) error, drain func() bool) {
+func (s *session) read(handle func(mqttwire.Packet) error, drain func() bool) {
 	var (
 		n        int // packets handled since the reader last drained
 		winStart = time.Now()
@@ -210,7 +212,7 @@ func (s *session) read(handle func(packet) error, drain func() bool) {
 		busy     bool
 	)
 	for {
-		if !s.pr.complete() {
+		if !s.pr.Complete() {
 			wrote := drain()
 			if n > 0 && !wrote && s.quickAck != nil {
 				s.quickAck()
@@ -229,7 +231,7 @@ func (s *session) read(handle func(packet) error, drain func() bool) {
 			n = 0
 		}
 		n++
-		p, err := s.pr.next()
+		p, err := s.pr.Next()
 		if err != nil {
 			s.fail(fmt.Errorf("read: %w", err))
 			return
@@ -271,7 +273,7 @@ func (s *session) disconnect(timeout time.Duration) {
 		_ = s.nc.SetWriteDeadline(s.wdeadline)
 		s.flushMu.Unlock()
 		b := s.begin()
-		b = append(b, pktDisconnect<<4, 0)
+		b = append(b, mqttwire.TypeDisconnect<<4, 0)
 		s.end(b)
 		s.flushWith(false)
 		s.fail(errClosedByClient)
@@ -374,7 +376,7 @@ func (s *session) keepAlive(now time.Time) {
 	if n-s.lastWrite.Load() >= s.pingAfter || n-s.lastRead.Load() >= s.pingAfter {
 		s.pingSent.Store(n)
 		b := s.begin()
-		b = append(b, pktPingreq<<4, 0)
+		b = append(b, mqttwire.TypePingreq<<4, 0)
 		s.end(b)
 		s.flush()
 	}

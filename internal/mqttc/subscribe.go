@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // subscribeChunk is how many filters go into one SUBSCRIBE packet.
@@ -155,7 +157,7 @@ func (c *Client) subscribeNow(filters []string, epoch uint64) error {
 		for i, f := range chunk {
 			bf[i] = c.brokerFilter(f)
 		}
-		codes, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return appendSubscribe(b, id, bf, 1) })
+		codes, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return mqttwire.AppendSubscribe(b, id, bf, 1) })
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", quote(chunk), err)
 		}
@@ -181,7 +183,7 @@ func (c *Client) subscribeNow(filters []string, epoch uint64) error {
 		c.mu.Unlock()
 	}
 	if len(refused) > 0 {
-		return fmt.Errorf("subscribe %s: refused by the broker (SUBACK 0x%02x)", quote(refused), subackFailure)
+		return fmt.Errorf("subscribe %s: refused by the broker (SUBACK 0x%02x)", quote(refused), mqttwire.SubackFailure)
 	}
 	return nil
 }
@@ -196,7 +198,7 @@ func (c *Client) unsubscribeNow(filters []string) error {
 		bf[i] = c.brokerFilter(f)
 	}
 	for chunk := range slices.Chunk(bf, subscribeChunk) {
-		if _, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return appendUnsubscribe(b, id, chunk) }); err != nil {
+		if _, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return mqttwire.AppendUnsubscribe(b, id, chunk) }); err != nil {
 			return fmt.Errorf("unsubscribe %s: %w", quote(filters), err)
 		}
 	}
