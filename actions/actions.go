@@ -95,9 +95,11 @@ var ErrQueueFull = errors.New("queue full")
 // Publisher sends rendered publishes to the MQTT broker. The MQTT connection
 // implements it.
 type Publisher interface {
-	// Publish queues p without blocking and calls done exactly once with the
-	// outcome: nil once the broker took it (PUBACK for QoS 1), ErrQueueFull
-	// (possibly before Publish returns) when its bounded queue is full, or
-	// another error. p must not be changed after the call.
+	// Publish queues p and calls done exactly once with the outcome: nil
+	// once the broker took it (PUBACK for QoS 1), ErrQueueFull (possibly
+	// before Publish returns) when its bounded queue is full, or another
+	// error. It does not wait for the network, but may wait a bounded time
+	// for room while connected (backpressure: internal/mqttc's
+	// PublishBackpressure). p must not be changed after the call.
 	Publish(p *Publish, done func(error))
 }

@@ -242,7 +242,7 @@ func (c *Client) connect(cn *conn) (s *session, present bool, code byte, err err
 // each session (start), calls up after each successful connect and down
 // after each loss. On Close it returns and leaves the current session to
 // Close.
-func (c *Client) run(cn *conn, start func(*session), up func(s *session, sessionPresent bool), down func(*session)) {
+func (c *Client) run(cn *conn, start, up func(s *session, sessionPresent bool), down func(*session)) {
 	defer c.wg.Done()
 	defer close(cn.done)
 	var (
@@ -289,7 +289,7 @@ func (c *Client) run(cn *conn, start func(*session), up func(s *session, session
 		}
 		failures, lastLog = 0, time.Time{}
 		since := time.Now()
-		start(s)
+		start(s, present)
 		cn.setUp(true, s)
 		up(s, present)
 
@@ -316,8 +316,13 @@ func (c *Client) run(cn *conn, start func(*session), up func(s *session, session
 // subscriberSession starts the subscriber's reader: it hands every
 // PUBLISH to OnMessage, acknowledges it after OnMessage returned and, when
 // it has read all it had, writes the acknowledgements and the publishes
-// OnMessage made.
-func (c *Client) subscriberSession(s *session) {
+// OnMessage made. Without a session on the broker, no QoS 2 delivery of
+// the last one is pending any more: their ids are forgotten (the last
+// reader has exited, so this is the only goroutine touching qos2In).
+func (c *Client) subscriberSession(s *session, sessionPresent bool) {
+	if !sessionPresent {
+		clear(c.qos2In)
+	}
 	s.start(func(p mqttwire.Packet) error { return c.subscriberPacket(s, p) }, func() bool {
 		if ps := c.pubSess.Load(); ps != nil {
 			ps.flush()
@@ -335,21 +340,18 @@ func (c *Client) subscriberPacket(s *session, p mqttwire.Packet) error {
 		}
 		switch m.QoS {
 		case 0:
-			c.deliver(&m)
+			c.deliver(&m, nil, 0)
 		case 1:
-			if c.deliver(&m) {
-				b := s.begin()
-				b = mqttwire.AppendAck(b, mqttwire.TypePuback<<4, m.ID)
-				s.end(b)
-			}
+			c.deliver(&m, s, mqttwire.TypePuback<<4)
 		case 2:
 			// Delivered once, on the first PUBLISH with its id; a DUP
 			// before the PUBREL is only acknowledged again [MQTT-4.3.3-2].
 			if _, seen := c.qos2In[m.ID]; !seen {
-				if !c.deliver(&m) {
+				if !c.deliver(&m, s, mqttwire.TypePubrec<<4) {
 					return nil
 				}
 				c.qos2In[m.ID] = struct{}{}
+				return nil
 			}
 			b := s.begin()
 			b = mqttwire.AppendAck(b, mqttwire.TypePubrec<<4, m.ID)
@@ -389,30 +391,36 @@ func (c *Client) subscriberPacket(s *session, p mqttwire.Packet) error {
 
 // deliver hands m to OnMessage (the Client's only message handler, so
 // each PUBLISH packet reaches it exactly once, even when several
-// subscriptions match). It returns false when Close has stopped
-// deliveries: the message must then not be acknowledged, so that the
-// broker delivers it again to the next session.
-func (c *Client) deliver(m *mqttwire.Publish) bool {
+// subscriptions match) and then, when ack is not 0, queues that
+// acknowledgement of m on s — still under the gate, so that Close cannot
+// send DISCONNECT between the two. It returns false when Close has
+// stopped deliveries: the message is then neither handled nor
+// acknowledged, and the broker delivers it again to the next session.
+func (c *Client) deliver(m *mqttwire.Publish, s *session, ack byte) bool {
 	c.gate.RLock()
 	defer c.gate.RUnlock()
 	if c.gateClosed {
 		return false
 	}
-	if c.s.OnMessage == nil {
-		return true
+	if c.s.OnMessage != nil {
+		msg := Message{
+			Topic:     string(m.Topic),
+			QoS:       m.QoS,
+			Retained:  m.Retain,
+			Duplicate: m.Dup,
+		}
+		if len(m.Payload) > 0 {
+			msg.Payload = append([]byte(nil), m.Payload...)
+		}
+		c.inHandler.Store(true)
+		defer c.inHandler.Store(false)
+		c.s.OnMessage(msg)
 	}
-	msg := Message{
-		Topic:     string(m.Topic),
-		QoS:       m.QoS,
-		Retained:  m.Retain,
-		Duplicate: m.Dup,
+	if ack != 0 {
+		b := s.begin()
+		b = mqttwire.AppendAck(b, ack, m.ID)
+		s.end(b)
 	}
-	if len(m.Payload) > 0 {
-		msg.Payload = append([]byte(nil), m.Payload...)
-	}
-	c.inHandler.Store(true)
-	defer c.inHandler.Store(false)
-	c.s.OnMessage(msg)
 	return true
 }
 
@@ -516,7 +524,13 @@ func (c *Client) close(ctx context.Context) error {
 
 	// 1. Stop taking messages: no OnMessage call after the gate closed (a
 	// message read later is not acknowledged, so the broker keeps it for
-	// the next session), then DISCONNECT.
+	// the next session), then DISCONNECT. A publish that OnMessage is
+	// waiting to make for room in the window is queued instead, so that
+	// the gate closes at once; the drain below bounds it by ctx.
+	c.pq.mu.Lock()
+	c.pq.closing = true
+	c.pq.wake()
+	c.pq.mu.Unlock()
 	c.sub.stop()
 	<-c.sub.done
 	c.gate.Lock()

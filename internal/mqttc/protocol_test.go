@@ -431,3 +431,82 @@ func TestConnectCarriesCredentials(t *testing.T) {
 func pub_(topic string, qos byte) *actions.Publish {
 	return &actions.Publish{Topic: topic, Payload: []byte(topic), QoS: qos}
 }
+
+// TestInboundQoS2FreshSessionForgetsIDs: a QoS 2 delivery whose PUBREL
+// never came is forgotten when the broker reconnects without the session,
+// so a new message that reuses its packet id is delivered, not taken for
+// a duplicate.
+func TestInboundQoS2FreshSessionForgetsIDs(t *testing.T) {
+	b := newFakeBroker(t)
+	rec := newRecorder()
+	_, sub, _, _ := startFake(t, b, rec, nil)
+	sub.write(fakePublish("q2/a", "first", 2, false, 7))
+	sub.expectType(mqttwire.TypePubrec)
+	rec.expect(t, "q2/a", "first")
+	sub.nc.Close() // the PUBREL never comes
+	again := b.next("subscriber")
+	again.connack(false, 0) // no session kept
+	again.write(fakePublish("q2/a", "second", 2, false, 7))
+	again.expectType(mqttwire.TypePubrec)
+	rec.expect(t, "q2/a", "second")
+}
+
+// TestCloseDoesNotWaitOutBackpressure: Close while OnMessage waits for
+// room in a full window queues that publish and returns within its
+// context, instead of waiting PublishBackpressure per publish.
+func TestCloseDoesNotWaitOutBackpressure(t *testing.T) {
+	b := newFakeBroker(t)
+	var c *Client
+	c, sub, _, _ := startFake(t, b, newRecorder(), func(o *Options) {
+		o.PublishInFlight = 1
+		o.PublishQueue = 1
+		o.PublishBackpressure = time.Minute
+		o.OnMessage = func(Message) {
+			for range 4 { // the third waits for room the broker never makes
+				c.Publish(&actions.Publish{Topic: "out/x", Payload: []byte("y"), QoS: 1}, func(error) {})
+			}
+		}
+	})
+	sub.write(fakePublish("in/a", "1", 1, false, 1))
+	eventually(t, wait, "OnMessage waiting for room", func() bool { return c.pq.waiters.Load() > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Close(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close = %v, want the publishes not sent for its context's deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10 s of a 200 ms context")
+	}
+}
+
+// TestKeepAliveWhileHandlerBusy: a PINGRESP that waits unread while the
+// reader is in OnMessage does not make the client drop a live broker.
+func TestKeepAliveWhileHandlerBusy(t *testing.T) {
+	b := newFakeBroker(t)
+	release := make(chan struct{})
+	_, sub, pub, logs := startFake(t, b, newRecorder(), func(o *Options) {
+		o.KeepAlive = 2 * time.Second
+		o.ConnectTimeout = time.Second // the PINGRESP timeout
+		o.OnMessage = func(Message) { <-release }
+	})
+	go func() { // owner: the test; answers the publisher's PINGREQs until the client closes
+		for !pub.closed(wait) {
+		}
+	}()
+	sub.write(fakePublish("in/a", "1", 1, false, 1))
+	// For 3 s — past the PINGRESP timeout (1 s) after the first PINGREQ
+	// (at about 1.5 s) — the broker answers every PINGREQ at once and
+	// sees nothing else: the reader is held, so no PUBACK yet.
+	if p, err := sub.tryRead(3 * time.Second); err == nil {
+		t.Fatalf("got %s while OnMessage was held", mqttwire.TypeName(p.Type()))
+	}
+	close(release)
+	sub.expectType(mqttwire.TypePuback)
+	if logs.count("no answer to PINGREQ") > 0 || logs.count("connection to broker lost") > 0 {
+		t.Errorf("a live broker was dropped:\n%s", logs)
+	}
+}

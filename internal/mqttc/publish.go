@@ -53,6 +53,7 @@ type publishQueue struct {
 	mu       sync.Mutex
 	sess     *session // the publisher's session while it is up
 	closed   bool
+	closing  bool // Close began: Publish queues beyond limit rather than wait (the drain follows)
 	queue    ring
 	limit    int     // most items in queue: PublishQueue, plus the next to send
 	slots    []*item // by packet id (1..window); nil: free
@@ -136,7 +137,7 @@ func (c *Client) Publish(p *actions.Publish, done func(error)) {
 			}
 			return
 		}
-		if q.queue.len() < q.limit {
+		if q.queue.len() < q.limit || q.closing {
 			q.queue.push(q.newItem(p, done))
 			q.mu.Unlock()
 			if timer != nil {
@@ -330,7 +331,7 @@ func (c *Client) received(s *session, id uint16) {
 
 // publisherSession starts the publisher's reader: acknowledgements settle
 // publishes and make room for the next.
-func (c *Client) publisherSession(s *session) {
+func (c *Client) publisherSession(s *session, _ bool) {
 	s.onTick = func(time.Time) { c.expire(s) }
 	s.quickAck = nil // it writes often enough; acknowledgements ride along
 	s.mayPause = func() bool { return c.pq.waiters.Load() == 0 }

@@ -66,6 +66,7 @@ type session struct {
 	done      chan struct{} // closed when the reader and the flusher exited
 
 	lastRead  atomic.Int64 // unix ns of the last read that returned data
+	handling  atomic.Bool  // the reader is in the handler, not reading
 	lastWrite atomic.Int64 // unix ns of the last write
 	pingSent  atomic.Int64 // unix ns of the unanswered PINGREQ, or 0
 
@@ -236,7 +237,10 @@ func (s *session) read(handle func(mqttwire.Packet) error, drain func() bool) {
 			s.fail(fmt.Errorf("read: %w", err))
 			return
 		}
-		if err := handle(p); err != nil {
+		s.handling.Store(true)
+		err = handle(p)
+		s.handling.Store(false)
+		if err != nil {
 			s.fail(err)
 			return
 		}
@@ -367,7 +371,10 @@ func (s *session) keepAlive(now time.Time) {
 		if s.lastRead.Load() >= sent {
 			s.pingSent.Store(0) // the broker answered (or sent anything)
 		} else {
-			if n-sent >= s.pingTimeout {
+			// While the reader is in the handler (e.g. waiting for room
+			// to publish), the answer may be in the socket unread: only
+			// a reader that reads and finds none proves the broker silent.
+			if n-sent >= s.pingTimeout && !s.handling.Load() {
 				s.fail(fmt.Errorf("no answer to PINGREQ within %v", time.Duration(s.pingTimeout)))
 			}
 			return

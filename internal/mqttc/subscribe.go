@@ -266,6 +266,16 @@ func (c *Client) subscriberUp(_ *session, sessionPresent bool) {
 	}
 	c.mu.Unlock()
 	slices.Sort(want)
+	// Filters removed while disconnected go first: Ready (every desired
+	// filter acknowledged) must not come before they stop delivering.
+	if len(stale) > 0 {
+		if err := c.unsubscribeNow(stale); err != nil {
+			if errors.Is(err, errNotConnected) || errors.Is(err, errShuttingDown) {
+				return
+			}
+			c.sub.log.Warn("unsubscribe of removed filters failed", "err", err)
+		}
+	}
 	if len(want) > 0 {
 		if err := c.subscribeNow(want, epoch); err != nil {
 			if errors.Is(err, errNotConnected) || errors.Is(err, errShuttingDown) {
@@ -274,11 +284,6 @@ func (c *Client) subscriberUp(_ *session, sessionPresent bool) {
 			c.sub.log.Error("resubscribe failed", "err", err)
 		} else {
 			c.sub.log.Info("subscribed", "filters", len(want))
-		}
-	}
-	if len(stale) > 0 {
-		if err := c.unsubscribeNow(stale); err != nil && !errors.Is(err, errNotConnected) && !errors.Is(err, errShuttingDown) {
-			c.sub.log.Warn("unsubscribe of removed filters failed", "err", err)
 		}
 	}
 }
