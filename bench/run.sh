@@ -271,7 +271,7 @@ verdict() { # verdict CONDITION(awk expr over x)  VALUE
   if [ -z "$2" ] || [ "$2" = n/a ]; then echo "not run"; return; fi
   awk -v x="$2" "BEGIN { if ($1) print \"MET\"; else print \"NOT MET\" }"
 }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "n/a" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo
