@@ -301,6 +301,30 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 		return
 	}
 
+	usesPrev := r.Uses()&rules.UsesPrev != 0
+	var (
+		ok  bool
+		err error
+	)
+	if !usesPrev {
+		// The condition does not depend on the key's state. A key that
+		// has none yet gets none from a false (or failing) message: such
+		// messages must not evict keys that hold a pending for, a firing
+		// episode or an absence timer.
+		ok, err = c.ev.Condition(r.When)
+		if _, known := rt.st.keys[c.key]; !known && (err != nil || !ok) {
+			if err != nil {
+				fail(err)
+				return
+			}
+			ev.Cond = condPtr(false)
+			ev.Outcome = OutcomeFalse
+			if r.Absent > 0 {
+				ev.Outcome = OutcomeNotCounted
+			}
+			return
+		}
+	}
 	ks, evicted := e.getKey(rt.st, c.key, e.maxKeys)
 	if evicted {
 		rt.stats.KeysEvicted.Add(1)
@@ -308,12 +332,18 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 			e.log.Warn("rule tracks too many keys: evicted the least recently seen", "rule", r.Name, "max_keys", e.maxKeys, "evicted_since_last_log", n+1)
 		}
 	}
-	usesPrev := r.Uses()&rules.UsesPrev != 0
+	if due := ks.timerAt; !due.IsZero() && !due.After(c.msg.Time) {
+		// The key's timer was due before this message: it fires first,
+		// whether or not Run has got to it yet.
+		e.unschedule(ks)
+		e.timerFired(ks, due)
+	}
 	if usesPrev {
 		c.ev.Vars[rules.VarPrev] = prevValue(ks.prev)
+		ok, err = c.ev.Condition(r.When)
 	}
 	snap := snapshotOf(c.msg, filter)
-	if ok, err := c.ev.Condition(r.When); err != nil {
+	if err != nil {
 		fail(err)
 	} else {
 		ev.Cond = condPtr(ok)
@@ -442,7 +472,11 @@ func (e *Engine) hopAllowed(c *evalCtx, rt *ruleRuntime, req *actions.Request) b
 	}
 	req.Hop = c.hop + 1
 	if req.Hop <= e.maxHops {
-		e.loops.record(p.Topic, p.Payload, req.Hop, c.msg.Time)
+		at := c.msg.Time // a timer's firing carries its trigger's, older, time
+		if now := e.clock.Now(); now.After(at) {
+			at = now
+		}
+		e.loops.record(p.Topic, p.Payload, req.Hop, at)
 		return true
 	}
 	rt.stats.LoopCutoffs.Add(1)

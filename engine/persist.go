@@ -8,10 +8,12 @@ import (
 // StateStore keeps the engine's state across restarts (--state).
 // internal/statestore implements it on an embedded database.
 type StateStore interface {
-	// Load returns every saved key.
-	Load() ([]KeyRecord, error)
-	// Save writes the given keys and deletes the given ones, atomically.
-	Save(put []KeyRecord, del []KeyRef) error
+	// Load returns every saved key, and the time of the last save (zero
+	// when there was none).
+	Load() (recs []KeyRecord, savedAt time.Time, err error)
+	// Save writes the given keys, deletes the given ones and records at as
+	// the time of the last save, atomically.
+	Save(put []KeyRecord, del []KeyRef, at time.Time) error
 }
 
 // KeyRef names the state of one (rule, key).
@@ -90,7 +92,7 @@ func (e *Engine) markDeleted(st *ruleState, ks *keyState) {
 // had left when saved: time the engine was down does not count. Cooldowns
 // end at the wall-clock time they were set to.
 func (e *Engine) Restore(store StateStore) (restored int, err error) {
-	recs, err := store.Load()
+	recs, lastSave, err := store.Load()
 	if err != nil {
 		return 0, err
 	}
@@ -116,7 +118,13 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 		ks.firing = rec.Firing
 		ks.cooldownUntil = rec.CooldownUntil
 		if !rec.TimerAt.IsZero() {
-			left := max(rec.TimerAt.Sub(rec.SavedAt), 0)
+			// The engine was up until its last save, which a key that
+			// stayed unchanged was not part of: its timer ran until then.
+			upTo := rec.SavedAt
+			if lastSave.After(upTo) {
+				upTo = lastSave
+			}
+			left := max(rec.TimerAt.Sub(upTo), 0)
 			if !ks.pendingSince.IsZero() {
 				// Keep for's bookkeeping consistent with the shifted deadline.
 				ks.pendingSince = now.Add(left - rt.rule.For)
@@ -128,9 +136,11 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 	return restored, nil
 }
 
-// Persist saves changed state to store every interval until ctx ends, then
-// once more. A crash loses at most the last interval of changes. Errors
-// are logged; the changes stay pending for the next attempt.
+// Persist saves changed state to store every interval until ctx ends. A
+// crash loses at most the last interval of changes. Errors are logged; the
+// changes stay pending for the next attempt. For a clean stop, call
+// SaveState once more after Run has returned, so that no timer fires
+// after the last save.
 func (e *Engine) Persist(ctx context.Context, store StateStore, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -139,7 +149,6 @@ func (e *Engine) Persist(ctx context.Context, store StateStore, interval time.Du
 		case <-t.C:
 			e.SaveState(store)
 		case <-ctx.Done():
-			e.SaveState(store)
 			return
 		}
 	}
@@ -150,9 +159,9 @@ func (e *Engine) Persist(ctx context.Context, store StateStore, interval time.Du
 func (e *Engine) SaveState(store StateStore) {
 	now := e.clock.Now()
 	e.stateMu.Lock()
-	if len(e.persist.dirty) == 0 && len(e.persist.deleted) == 0 {
+	if len(e.persist.dirty) == 0 && len(e.persist.deleted) == 0 && len(e.timers) == 0 {
 		e.stateMu.Unlock()
-		return
+		return // nothing changed, and no timer runs whose progress to record
 	}
 	put := make([]KeyRecord, 0, len(e.persist.dirty))
 	for ks := range e.persist.dirty {
@@ -181,10 +190,13 @@ func (e *Engine) SaveState(store StateStore) {
 	e.persist.dirty, e.persist.deleted = map[*keyState]struct{}{}, map[KeyRef]struct{}{}
 	e.stateMu.Unlock()
 
-	if err := store.Save(put, del); err != nil {
+	if err := store.Save(put, del, now); err != nil {
 		e.log.Error("saving state failed; will retry", "err", err, "keys", len(put), "deleted", len(del))
 		e.stateMu.Lock()
 		for ks := range dirty {
+			if ks.owner.dead || ks.owner.keys[ks.key] != ks {
+				continue // evicted or dropped meanwhile: its deletion is pending
+			}
 			e.persist.dirty[ks] = struct{}{}
 		}
 		for ref := range deleted {

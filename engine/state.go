@@ -88,7 +88,9 @@ func newRuleState(rt *ruleRuntime) *ruleState {
 // needsState reports whether the engine keeps per-key state for r: the
 // stateful keys of SPEC §5, or a rule that reads prev.
 func needsState(r *rules.Rule) bool {
-	return r.Stateful() || r.Uses()&rules.UsesPrev != 0
+	// A disabled rule keeps none: its keys and timers are dropped as for
+	// a changed rule, so no timer of it fires.
+	return r.Enabled && (r.Stateful() || r.Uses()&rules.UsesPrev != 0)
 }
 
 // get returns the state of key, creating it, and marks it most recently

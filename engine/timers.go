@@ -116,6 +116,11 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 		c.ev.Vars[rules.VarPrev] = prevValue(ks.triggerPrev)
 	}
 	ev.Outcome, ev.Until = e.tryFire(c, rt, ks, at)
+	if ev.Outcome == OutcomeCooldown && r.Absent > 0 {
+		// The silence goes on: report it when the cooldown ends, unless
+		// a message comes first.
+		e.schedule(ks, ks.cooldownUntil)
+	}
 }
 
 // load prepares c for a message kept in state, outside of matching.

@@ -167,9 +167,13 @@ func Start(cfg Config) (*App, error) {
 	a.engine.SetRules(rs)
 	releaseLoadGarbage()
 	if cfg.State != "" {
-		if a.store, err = statestore.Open(cfg.State); err != nil {
+		var damaged string
+		if a.store, damaged, err = statestore.OpenOrMoveAside(cfg.State); err != nil {
 			a.closeBroker()
 			return nil, err
+		}
+		if damaged != "" {
+			a.log.Error("state file was damaged: moved aside, starting without saved state", "file", cfg.State, "moved_to", damaged)
 		}
 		n, err := a.engine.Restore(a.store)
 		if err != nil {
@@ -397,12 +401,14 @@ func (a *App) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// stopBackground stops the timers and the state saver, which saves a last
-// time, and closes the state file.
+// stopBackground stops the timers and the state saver, saves a last time
+// — after the timers stopped, so that none fires after the save and again
+// after a restart — and closes the state file.
 func (a *App) stopBackground() {
 	a.stopTimers()
 	<-a.timersDone
 	if a.store != nil {
+		a.engine.SaveState(a.store)
 		if err := a.store.Close(); err != nil {
 			a.log.Warn("state file close", "err", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,8 +23,13 @@ import (
 )
 
 // bucket holds one record per (rule, key), under the bolt key
-// rule + "\x00" + key, as JSON.
-var bucket = []byte("keys-v1")
+// rule + "\x00" + key, as JSON; meta holds savedAtKey, the time of the
+// last save (RFC 3339), which bounds how long the engine ran.
+var (
+	bucket     = []byte("keys-v1")
+	meta       = []byte("meta-v1")
+	savedAtKey = []byte("saved_at")
+)
 
 // Store is an open state file.
 type Store struct {
@@ -32,24 +38,74 @@ type Store struct {
 
 var _ engine.StateStore = (*Store)(nil)
 
-// Open opens the state file at path, creating it when missing. A file that
-// another process holds open is an error after a second, not a hang.
-func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+// ErrDamaged marks a state file that is not a readable state database.
+var ErrDamaged = errors.New("damaged or not a state file")
+
+// Open opens the state file at path, creating it when missing, and reads
+// it through once. A file that another process holds open is an error
+// after a second, not a hang; a damaged one is an error wrapping
+// ErrDamaged (bbolt panics on some damage; that is recovered here).
+func Open(path string) (s *Store, err error) {
+	var db *bolt.DB
+	defer func() {
+		if p := recover(); p != nil {
+			s, err = nil, fmt.Errorf("state file %s: %w: %v", path, ErrDamaged, p)
+		}
+		if err != nil && db != nil {
+			db.Close()
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		db = nil
+		switch {
+		case errors.Is(err, bolt.ErrTimeout):
 			return nil, fmt.Errorf("state file %s: in use by another process (one --state file per engine)", path)
+		case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
+			return nil, fmt.Errorf("state file %s: %w: %w", path, ErrDamaged, err)
 		}
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
+	// Read every page once now, so that damage shows here rather than
+	// as a panic later.
+	if err := db.View(func(tx *bolt.Tx) error {
+		var damage error
+		for err := range tx.Check() { // drained: the checker goroutine holds tx
+			if damage == nil {
+				damage = fmt.Errorf("%w: %w", ErrDamaged, err)
+			}
+		}
+		return damage
+	}); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucket)
+		if _, err := tx.CreateBucketIfNotExists(bucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(meta)
 		return err
 	}); err != nil {
-		db.Close()
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
+}
+
+// OpenOrMoveAside opens the state file at path; when it is damaged, it
+// renames it to path.damaged-TIME (returned as movedTo, for the operator)
+// and starts a new one: state is a cache of what the engine saw, never a
+// reason not to start.
+func OpenOrMoveAside(path string) (s *Store, movedTo string, err error) {
+	s, err = Open(path)
+	if !errors.Is(err, ErrDamaged) {
+		return s, "", err
+	}
+	movedTo = path + ".damaged-" + time.Now().UTC().Format("20060102T150405Z")
+	if rerr := os.Rename(path, movedTo); rerr != nil {
+		return nil, "", fmt.Errorf("%w (and moving it aside failed: %w)", err, rerr)
+	}
+	s, err = Open(path)
+	return s, movedTo, err
 }
 
 // Close closes the file.
@@ -62,9 +118,12 @@ func dbKey(ref engine.KeyRef) []byte {
 // Load returns every saved key. A record that cannot be decoded is skipped
 // (and deleted by the engine's next save of that key), not fatal: state is
 // a cache of what the engine saw, never a reason not to start.
-func (s *Store) Load() ([]engine.KeyRecord, error) {
+func (s *Store) Load() (recs []engine.KeyRecord, savedAt time.Time, err error) {
 	var out []engine.KeyRecord
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(meta).Get(savedAtKey); v != nil {
+			_ = savedAt.UnmarshalText(v) // unreadable: as if never saved
+		}
 		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 			var rec engine.KeyRecord
 			if json.Unmarshal(v, &rec) == nil {
@@ -73,12 +132,20 @@ func (s *Store) Load() ([]engine.KeyRecord, error) {
 			return nil
 		})
 	})
-	return out, err
+	return out, savedAt, err
 }
 
-// Save deletes del, then writes put, in one transaction.
-func (s *Store) Save(put []engine.KeyRecord, del []engine.KeyRef) error {
+// Save deletes del, then writes put and at as the time of the last save,
+// in one transaction.
+func (s *Store) Save(put []engine.KeyRecord, del []engine.KeyRef, at time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		ts, err := at.MarshalText()
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(meta).Put(savedAtKey, ts); err != nil {
+			return err
+		}
 		b := tx.Bucket(bucket)
 		for _, ref := range del {
 			if err := b.Delete(dbKey(ref)); err != nil {

@@ -2,6 +2,7 @@ package statestore_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -198,7 +199,7 @@ func mustLoad(t *testing.T, path string) []engine.KeyRecord {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	recs, err := s.Load()
+	recs, _, err := s.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,5 +215,107 @@ func TestOpenLockedFile(t *testing.T) {
 	defer s.Close()
 	if _, err := statestore.Open(path); err == nil || !strings.Contains(err.Error(), "in use by another process") {
 		t.Errorf("second Open = %v, want an in-use error", err)
+	}
+}
+
+// atSaving is at with the once-a-second save Persist makes in production.
+func (in *instance) atSaving(sec int, msgs ...string) {
+	for s := int(in.c.Now().Sub(t0) / time.Second); s <= sec; s++ {
+		in.at(s)
+		in.e.SaveState(in.store)
+	}
+	in.at(sec, msgs...)
+	in.e.SaveState(in.store)
+}
+
+// TestRemainingTimeCountsUptimeOfUnchangedKeys: a key saved once and then
+// unchanged still had its timer running while the engine ran; a restart
+// resumes it with the time left at the engine's last save, not at the
+// key's.
+func TestRemainingTimeCountsUptimeOfUnchangedKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	src := fmt.Sprintf(rule, "for: 10s")
+	a := boot(t, path, src, 0)
+	a.atSaving(0, "t=31")
+	a.atSaving(9)
+	a.crash(false)
+	b := boot(t, path, src, 9) // restarted at once: 1 s of the for is left
+	b.at(11)
+	expect(t, b.out.take(), "10s r fire t 31")
+}
+
+// TestAbsentFiresAcrossFrequentRestarts: restarts more often than the
+// absence period do not postpone the alert for ever.
+func TestAbsentFiresAcrossFrequentRestarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	src := fmt.Sprintf(rule, "absent: 10s")
+	a := boot(t, path, src, 0)
+	a.atSaving(0, "t=31")
+	a.crash(false)
+	var got []string
+	for start := 0; start < 40; start += 8 { // a restart every 8 s, no downtime
+		b := boot(t, path, src, start)
+		b.atSaving(start + 8)
+		got = append(got, b.out.take()...)
+		b.crash(false)
+	}
+	expect(t, got, "10s r fire t 31")
+}
+
+// TestDamagedFileIsMovedAside: a state file whose pages are damaged (bbolt
+// panics on some) or that is not a database at all is renamed aside and a
+// new one started, with an error the caller logs — not a crash loop.
+func TestDamagedFileIsMovedAside(t *testing.T) {
+	damage := map[string]func(t *testing.T, path string){
+		"pages": func(t *testing.T, path string) {
+			s, err := statestore.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var put []engine.KeyRecord
+			for i := range 2000 {
+				put = append(put, engine.KeyRecord{KeyRef: engine.KeyRef{Rule: "r", Key: fmt.Sprint("key", i)}, Fingerprint: "x"})
+			}
+			if err := s.Save(put, nil, t0); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := 2 * 4096; off+64 < len(data); off += 4096 {
+				for j := range 16 {
+					data[off+j] ^= 0x5a
+				}
+			}
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"text": func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte("hello, this is not a database\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, damage := range damage {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state.db")
+			damage(t, path)
+			// (Not Open first: a bbolt panic inside its Open leaves the
+			// file locked by this process until it exits.)
+			s, moved, err := statestore.OpenOrMoveAside(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := os.Stat(moved); moved == "" || err != nil {
+				t.Errorf("damaged file moved to %q: %v", moved, err)
+			}
+			if recs, _, err := s.Load(); err != nil || len(recs) != 0 {
+				t.Errorf("new state file: %d records, %v; want 0, nil", len(recs), err)
+			}
+		})
 	}
 }
