@@ -316,6 +316,12 @@ func (a *App) reload(ctx context.Context, start time.Time) error {
 	added, removed := diff(a.subs, subs)
 	if len(added) > 0 {
 		if err := a.client.Subscribe(ctx, added...); err != nil {
+			// The set is rejected: take back what was asked for, granted
+			// or not, so the client wants exactly the running set's
+			// filters again (and /readyz does not wait for a refused one).
+			if uerr := a.client.Unsubscribe(ctx, added...); uerr != nil {
+				a.log.Warn("reload: unsubscribe of the rejected set's filters failed", "filters", added, "err", uerr)
+			}
 			return fmt.Errorf("reload: %w", err)
 		}
 	}
@@ -387,12 +393,15 @@ func ruleChanges(old, next *rules.RuleSet) (added, removed, changed []string) {
 	return added, removed, changed
 }
 
-// Close stops taking messages, lets in-flight actions finish until ctx
-// ends, disconnects and stops the embedded broker.
+// Close stops taking messages, stops the timers (saving state a last
+// time), lets in-flight actions finish until ctx ends — their publishes,
+// dead letters included, still go out — then disconnects and stops the
+// embedded broker.
 func (a *App) Close(ctx context.Context) error {
-	errs := []error{a.client.Close(ctx)}
+	a.client.StopReceiving()
 	a.stopBackground()
-	errs = append(errs, a.exec.Close(ctx))
+	errs := []error{a.exec.Close(ctx)}
+	errs = append(errs, a.client.Close(ctx))
 	if a.http != nil {
 		a.stopHTTP()
 		<-a.http.Done()

@@ -75,6 +75,7 @@ type Client struct {
 	startOnce sync.Once
 	started   atomic.Bool
 	closeOnce sync.Once
+	recvOnce  sync.Once // StopReceiving
 	closeErr  error
 
 	// Subscriptions; mu guards the fields below it.
@@ -522,27 +523,8 @@ func (c *Client) close(ctx context.Context) error {
 		return nil
 	}
 
-	// 1. Stop taking messages: no OnMessage call after the gate closed (a
-	// message read later is not acknowledged, so the broker keeps it for
-	// the next session), then DISCONNECT. A publish that OnMessage is
-	// waiting to make for room in the window is queued instead, so that
-	// the gate closes at once; the drain below bounds it by ctx.
-	c.pq.mu.Lock()
-	c.pq.closing = true
-	c.pq.wake()
-	c.pq.mu.Unlock()
-	c.sub.stop()
-	<-c.sub.done
-	c.gate.Lock()
-	c.gateClosed = true
-	c.gate.Unlock()
-	if s := c.sub.session(); s != nil {
-		s.disconnect(quiesce)
-	}
-	if c.sub.isUp() {
-		c.sub.setUp(false, nil)
-		c.subscriberDown()
-	}
+	// 1. Stop taking messages (unless the caller did already).
+	c.StopReceiving()
 
 	// 2. Drain the publish queue and the in-flight window.
 	var err error
@@ -571,4 +553,38 @@ func (c *Client) close(ctx context.Context) error {
 	c.wg.Wait()
 	c.log.Info("mqtt connection closed", "client_id", c.s.ClientID)
 	return err
+}
+
+// StopReceiving is the first half of Close: no OnMessage call begins
+// after it returns (a message read later is not acknowledged, so the
+// broker keeps it for the next session), and the subscriber connection
+// disconnects. Publishing goes on until Close, so that actions still
+// running — webhooks that end in a dead letter, timers — can publish.
+// A publish that OnMessage is waiting to make for room in the window is
+// queued instead, so that this returns at once; Close's drain bounds it.
+// It is safe to call more than once, and before Start.
+func (c *Client) StopReceiving() {
+	if !c.started.Load() {
+		return
+	}
+	c.recvOnce.Do(c.stopReceiving)
+}
+
+func (c *Client) stopReceiving() {
+	c.pq.mu.Lock()
+	c.pq.closing = true
+	c.pq.wake()
+	c.pq.mu.Unlock()
+	c.sub.stop()
+	<-c.sub.done
+	c.gate.Lock()
+	c.gateClosed = true
+	c.gate.Unlock()
+	if s := c.sub.session(); s != nil {
+		s.disconnect(quiesce)
+	}
+	if c.sub.isUp() {
+		c.sub.setUp(false, nil)
+		c.subscriberDown()
+	}
 }
