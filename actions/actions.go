@@ -70,6 +70,11 @@ type Request struct {
 	Key   string // the rule's state key for this firing
 	Hop   int    // loop hop of the message that fired it: 0 for a message from outside the engine
 
+	// Secrets are values to mask wherever the request is shown (logs,
+	// errors, dead letters): what the rule's file took from the
+	// environment (rules.Rule.EnvValues), longest first.
+	Secrets []string
+
 	Publish *Publish
 	Webhook *Webhook
 	Log     *Log

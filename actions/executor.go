@@ -280,7 +280,7 @@ func (x *Executor) doWebhook(req Request, once *reportOnce) {
 		x.rep.ActionDone(req.Rule, KindWebhook, errors.New("webhook request without a request"), 0)
 		return
 	}
-	key, err := destinationKey(w.URL)
+	key, err := destinationKey(w.URL, req.Secrets)
 	if err != nil {
 		once.claim()
 		x.rep.ActionDone(req.Rule, KindWebhook, err, 0)
@@ -302,7 +302,7 @@ func (x *Executor) doWebhook(req Request, once *reportOnce) {
 			x.mu.Unlock()
 			once.claim()
 			x.rep.Dropped(req.Rule, KindWebhook, "too_many_destinations")
-			x.rep.ActionDone(req.Rule, KindWebhook, fmt.Errorf("%s %s: %w (%d active)", method(w), RedactURL(w.URL), ErrTooManyDestinations, x.maxDests), 0)
+			x.rep.ActionDone(req.Rule, KindWebhook, fmt.Errorf("%s %s: %w (%d active)", method(w), RedactURL(w.URL, req.Secrets...), ErrTooManyDestinations, x.maxDests), 0)
 			if n := x.destDrops.add(now); n > 0 {
 				x.log.Warn("too many webhook destinations, dropping requests", "rule", req.Rule, "action", "webhook",
 					"destination", key, "max_destinations", x.maxDests, "dropped", n)
@@ -329,7 +329,7 @@ func (x *Executor) doWebhook(req Request, once *reportOnce) {
 
 	once.claim()
 	x.rep.Dropped(req.Rule, KindWebhook, "queue_full")
-	x.rep.ActionDone(req.Rule, KindWebhook, fmt.Errorf("%s %s: %w", method(w), RedactURL(w.URL), ErrQueueFull), 0)
+	x.rep.ActionDone(req.Rule, KindWebhook, fmt.Errorf("%s %s: %w", method(w), RedactURL(w.URL, req.Secrets...), ErrQueueFull), 0)
 	if n > 0 {
 		x.log.Warn("webhook queue full, dropping requests", "rule", req.Rule, "action", "webhook",
 			"destination", key, "queue", x.queueCap, "dropped", n)

@@ -81,7 +81,31 @@ func hasSecretWord(lower string) bool {
 // (and fragment) parameters with secret-looking names read "[REDACTED]"
 // (the words of RedactHeader, plus sig, apikey, api_key, access_token and
 // code). A URL that does not parse reads "[unparsable URL]".
-func RedactURL(raw string) string {
+//
+// Each of secrets (see Mask) is masked too: a Slack- or Telegram-style URL
+// carries its secret in the path, where no name says so.
+func RedactURL(raw string, secrets ...string) string {
+	return Mask(redactURL(raw), secrets)
+}
+
+// Mask returns s with every one of secrets replaced by "[REDACTED]", also
+// where it appears URL-escaped. Give the longest first, so that a secret
+// containing another is masked whole.
+func Mask(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec == "" {
+			continue
+		}
+		for _, form := range [...]string{sec, url.PathEscape(sec), url.QueryEscape(sec)} {
+			if strings.Contains(s, form) {
+				s = strings.ReplaceAll(s, form, Redacted)
+			}
+		}
+	}
+	return s
+}
+
+func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return unparsableURL

@@ -37,17 +37,17 @@ func (e *StatusError) Error() string {
 
 // destinationKey returns the scheme://host[:port] a webhook URL goes to, or
 // an error that names the URL redacted.
-func destinationKey(raw string) (string, error) {
+func destinationKey(raw string, secrets []string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("invalid webhook URL %s", unparsableURL)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "http" && scheme != "https" {
-		return "", fmt.Errorf("webhook URL %s: scheme must be http or https", RedactURL(raw))
+		return "", fmt.Errorf("webhook URL %s: scheme must be http or https", RedactURL(raw, secrets...))
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("webhook URL %s: no host", RedactURL(raw))
+		return "", fmt.Errorf("webhook URL %s: no host", RedactURL(raw, secrets...))
 	}
 	return scheme + "://" + strings.ToLower(u.Host), nil
 }
@@ -63,7 +63,7 @@ func method(w *Webhook) string {
 func (x *Executor) runWebhook(r *Request) {
 	start := time.Now()
 	w := r.Webhook
-	m, redacted := method(w), RedactURL(w.URL)
+	m, redacted := method(w), RedactURL(w.URL, r.Secrets...)
 	var once reportOnce
 	defer func() {
 		if p := recover(); p != nil {
@@ -160,11 +160,16 @@ func (x *Executor) deadLetter(r *Request, method, redactedURL string, status, at
 		Time     time.Time `json:"time"`
 		Request  request   `json:"request"`
 	}{
-		Rule: r.Rule, Topic: r.Topic, Key: r.Key, Error: failure.Error(), Status: status, Attempts: attempts, Time: time.Now(),
+		Rule: r.Rule, Topic: r.Topic, Key: r.Key, Error: Mask(failure.Error(), r.Secrets), Status: status, Attempts: attempts, Time: time.Now(),
 		Request: request{Method: method, URL: redactedURL, Headers: RedactHeader(w.Header)},
 	}
+	for _, vs := range rec.Request.Headers {
+		for i := range vs {
+			vs[i] = Mask(vs[i], r.Secrets)
+		}
+	}
 	if utf8.Valid(w.Body) {
-		rec.Request.Body = string(w.Body)
+		rec.Request.Body = Mask(string(w.Body), r.Secrets)
 	} else {
 		rec.Request.BodyBase64 = w.Body
 	}

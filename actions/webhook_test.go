@@ -579,3 +579,54 @@ func TestWebhookConnectionResetRetried(t *testing.T) {
 		t.Errorf("outcome %v after %d attempts, want success on the 3rd", done.err, n.Load())
 	}
 }
+
+// TestSecretsInURLPathAreMasked: a Slack-style URL whose secret is in the
+// path, where no parameter name marks it, is masked with the request's
+// Secrets (what the rule's file took from the environment) in the failure
+// log, the outcome and the dead letter.
+func TestSecretsInURLPathAreMasked(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	const secret = "T000/B000/XXXXsecretXXXX"
+	pub := &fakePublisher{}
+	h := newHarness(t, Config{Publisher: pub, DeadLetterTopic: "dead"})
+	req := webhook("slack", srv.URL+"/services/"+secret, 0)
+	req.Secrets = []string{srv.URL + "/services/" + secret, secret} // as the loader records ${SLACK_URL}, longest first
+	req.Webhook.Body = []byte(`{"text":"hot","url":"` + secret + `"}`)
+	h.x.Do(req)
+	done := h.rec.waitRule(t, "slack", 1)[0]
+	deadline := time.Now().Add(waitLimit)
+	for {
+		pub.mu.Lock()
+		n := len(pub.got)
+		pub.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no dead letter published")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for what, s := range map[string]string{
+		"log":         h.log.String(),
+		"outcome":     done.err.Error(),
+		"dead letter": string(pub.got[0].Payload),
+	} {
+		if strings.Contains(s, "secret") {
+			t.Errorf("%s holds the secret: %s", what, s)
+		}
+		if !strings.Contains(s, Redacted) {
+			t.Errorf("%s does not show where the secret was: %s", what, s)
+		}
+	}
+}
+
+func TestMask(t *testing.T) {
+	got := Mask("path x%20y%2Fz, query x+y%2Fz, raw x y/z, other x y", []string{"x y/z"})
+	if want := "path " + Redacted + ", query " + Redacted + ", raw " + Redacted + ", other x y"; got != want {
+		t.Errorf("Mask = %q, want %q", got, want)
+	}
+}

@@ -451,6 +451,7 @@ func (e *Engine) runActions(c *evalCtx, rt *ruleRuntime, acts []rules.Action) {
 			continue
 		}
 		req.Rule = rt.rule.Name
+		req.Secrets = rt.rule.EnvValues
 		req.Topic = c.msg.Topic
 		req.Key = c.key
 		if acts[i].Publish != nil && acts[i].Publish.MayLoop && !e.hopAllowed(c, rt, &req) {

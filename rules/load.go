@@ -107,8 +107,11 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 	seen := map[string]string{} // rule name -> where first defined
 	for _, src := range sources {
 		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs}
-		fl.yr = yamlnode.Reader{LookupEnv: lookup, Report: fl.report}
-		for _, r := range fl.load() {
+		fl.yr = yamlnode.Reader{LookupEnv: fl.lookup(lookup), Report: fl.report}
+		loaded := fl.load()
+		env := fl.envValues()
+		for _, r := range loaded {
+			r.EnvValues = env
 			if prev, ok := seen[r.Name]; ok {
 				errs = append(errs, &Error{File: r.File, Line: r.nameLine, Col: r.nameCol, Rule: r.Name,
 					Msg: fmt.Sprintf("name: already used by the rule at %s", prev)})
@@ -266,6 +269,43 @@ type fileLoader struct {
 	c     *compiler
 	errs  *Errors
 	yr    yamlnode.Reader
+	env   map[string]struct{} // values taken from the environment (see Rule.EnvValues)
+}
+
+// MinEnvValueLen is the shortest environment value Rule.EnvValues keeps:
+// shorter ones (a port, "on", a room name) would mask ordinary words.
+const MinEnvValueLen = 8
+
+// lookup resolves ${NAME} with l and records the value.
+func (fl *fileLoader) lookup(l func(string) (string, bool)) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := l(name)
+		if ok && len(v) >= MinEnvValueLen {
+			if fl.env == nil {
+				fl.env = map[string]struct{}{}
+			}
+			fl.env[v] = struct{}{}
+		}
+		return v, ok
+	}
+}
+
+// envValues returns the recorded values, longest first.
+func (fl *fileLoader) envValues() []string {
+	if len(fl.env) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(fl.env))
+	for v := range fl.env {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	return out
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

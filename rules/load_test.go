@@ -688,3 +688,33 @@ rules:
 		t.Errorf("false loop warning: %v", w)
 	}
 }
+
+// TestEnvValuesAreRecorded: what a file takes from the environment (at
+// least MinEnvValueLen bytes) is kept on its rules, longest first, for
+// masking; short values and defaults written in the file are not.
+func TestEnvValuesAreRecorded(t *testing.T) {
+	l := NewLoader()
+	env := map[string]string{"SLACK_URL": "https://hooks.example/services/T0/B0/XYZ", "TOKEN": "0123456789", "ROOM": "kitchen"}
+	l.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	rs, err := l.LoadSources(Source{Name: "a.yaml", Data: []byte(`
+rules:
+  - name: a
+    topic: home/${ROOM}/t
+    actions: [{webhook: {url: "${SLACK_URL}", headers: {X-Token: "${TOKEN}"}, body: "${UNSET:-a default value}"}}]
+  - name: b
+    topic: b
+    actions: [{log: x}]
+`)}, Source{Name: "b.yaml", Data: []byte("rules: [{name: c, topic: c, actions: [{log: x}]}]")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{env["SLACK_URL"], env["TOKEN"]}
+	for _, name := range []string{"a", "b"} {
+		if got := rs.Rule(name).EnvValues; !slices.Equal(got, want) {
+			t.Errorf("rule %s: EnvValues = %q, want %q", name, got, want)
+		}
+	}
+	if got := rs.Rule("c").EnvValues; len(got) != 0 {
+		t.Errorf("rule c of a file without ${...}: EnvValues = %q", got)
+	}
+}

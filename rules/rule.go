@@ -45,6 +45,13 @@ type Rule struct {
 	// Index is the rule's position in its RuleSet.
 	Index int
 
+	// EnvValues are the values its file took from the environment through
+	// ${NAME} (at least MinEnvValueLen bytes, longest first): webhook URLs
+	// like Slack's carry a secret where no name says so, so whatever came
+	// from the environment is masked wherever the rule's actions are shown
+	// — logs, errors, dead letters, the status page, dry runs.
+	EnvValues []string
+
 	// NameValue is Name boxed once, for the environment's `rule`.
 	NameValue any
 

@@ -34,7 +34,7 @@ func Line(req actions.Request) string {
 	case actions.KindWebhook:
 		w := req.Webhook
 		var b strings.Builder
-		fmt.Fprintf(&b, "webhook %s %s", w.Method, actions.RedactURL(w.URL))
+		fmt.Fprintf(&b, "webhook %s %s", w.Method, actions.RedactURL(w.URL, req.Secrets...))
 		if len(w.Header) > 0 {
 			fmt.Fprintf(&b, " headers={%s}", strings.Join(headerLines(w.Header), ", "))
 		}
@@ -73,7 +73,7 @@ func Full(w io.Writer, indent string, req actions.Request) {
 		body(p.Payload)
 	case actions.KindWebhook:
 		h := req.Webhook
-		fmt.Fprintf(w, "%swebhook  %s %s  timeout %s  retries %d\n", indent, h.Method, actions.RedactURL(h.URL), FormatDuration(h.Timeout), h.Retries)
+		fmt.Fprintf(w, "%swebhook  %s %s  timeout %s  retries %d\n", indent, h.Method, actions.RedactURL(h.URL, req.Secrets...), FormatDuration(h.Timeout), h.Retries)
 		for _, l := range headerLines(h.Header) {
 			fmt.Fprintf(w, "%s%s%s\n", indent, pad, l)
 		}

@@ -101,7 +101,7 @@ func rulesInfo(st Status) RulesResponse {
 		s := cs.Rule(r.Name)
 		info := RuleInfo{
 			Name:            r.Name,
-			Description:     red.Text(r.Description), // a ${ENV} secret would show as written
+			Description:     red.With(r.EnvValues).Text(r.Description), // a ${ENV} secret would show as written
 			File:            r.File,
 			Line:            r.Line,
 			Filters:         make([]string, len(r.Filters)),

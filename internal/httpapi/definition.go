@@ -74,7 +74,7 @@ type HeaderSource struct {
 // every environment variable whose name looks secret is replaced wherever
 // it appears.
 func Define(r *rules.Rule) RuleDefinition {
-	red := NewRedactor()
+	red := NewRedactor().With(r.EnvValues)
 	d := RuleDefinition{
 		Name:        r.Name,
 		Description: red.Text(r.Description),
@@ -169,6 +169,17 @@ func NewRedactor() Redactor {
 	// Longest first, so a secret that contains another is replaced whole.
 	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
 	return r
+}
+
+// With returns a Redactor that also replaces values, e.g. a rule's
+// rules.Rule.EnvValues (whatever its file took from the environment).
+func (r Redactor) With(values []string) Redactor {
+	if len(values) == 0 {
+		return r
+	}
+	all := append(append([]string(nil), r.secrets...), values...)
+	sort.Slice(all, func(i, j int) bool { return len(all[i]) > len(all[j]) })
+	return Redactor{secrets: all}
 }
 
 // Text returns s with every secret value replaced by "[REDACTED]".

@@ -135,7 +135,7 @@ func (s *snapshotter) setRules(rs *rules.RuleSet) {
 				s.stateful = append(s.stateful, i)
 			}
 			m := ruleMeta{
-				Name: r.Name, Description: red.Text(r.Description),
+				Name: r.Name, Description: red.With(r.EnvValues).Text(r.Description),
 				Filters: make([]string, len(r.Filters)), Enabled: r.Enabled, Stateful: r.Stateful(),
 				For: dur(r.For), Cooldown: dur(r.Cooldown), Absent: dur(r.Absent),
 			}
