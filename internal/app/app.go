@@ -289,8 +289,10 @@ func (a *App) LastReload() httpapi.Reload {
 }
 
 // Reload loads the rule paths again and, when the set is valid, swaps it
-// in: filters the new set needs are subscribed before the swap, filters it
-// no longer needs are unsubscribed after, so no message is lost across it.
+// in: the set is swapped, then the filters it adds are subscribed, then
+// those it no longer needs unsubscribed, so no message is lost across it
+// and a new filter's retained messages meet the new rules. A set the
+// broker refuses a filter of is swapped back out.
 // An invalid set changes nothing; its errors are returned (rules.Errors).
 // Every attempt is counted, also one that changes nothing.
 func (a *App) Reload(ctx context.Context) error {
@@ -314,18 +316,27 @@ func (a *App) reload(ctx context.Context, start time.Time) error {
 	old := a.engine.Rules()
 	subs := topic.Reduce(rs.Filters())
 	added, removed := diff(a.subs, subs)
+	// Swap, then subscribe: the broker sends a new filter's retained
+	// messages right after its SUBACK, and they must meet the rules that
+	// asked for them (subscribing first left them to the old set). No
+	// message can arrive on a new filter before it is subscribed; one on
+	// a topic the running subscriptions already cover meets the new set,
+	// as it should.
+	a.engine.SetRules(rs)
 	if len(added) > 0 {
 		if err := a.client.Subscribe(ctx, added...); err != nil {
-			// The set is rejected: take back what was asked for, granted
-			// or not, so the client wants exactly the running set's
-			// filters again (and /readyz does not wait for a refused one).
+			// The set is rejected: the running set comes back (rules the
+			// rejected set had changed start their state afresh), and
+			// what was asked for is taken back, granted or not, so the
+			// client wants exactly the running set's filters again (and
+			// /readyz does not wait for a refused one).
+			a.engine.SetRules(old)
 			if uerr := a.client.Unsubscribe(ctx, added...); uerr != nil {
 				a.log.Warn("reload: unsubscribe of the rejected set's filters failed", "filters", added, "err", uerr)
 			}
 			return fmt.Errorf("reload: %w", err)
 		}
 	}
-	a.engine.SetRules(rs)
 	a.subs = subs
 	releaseLoadGarbage()
 	if len(removed) > 0 {

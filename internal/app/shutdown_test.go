@@ -155,3 +155,24 @@ func TestRefusedFilterRollsBack(t *testing.T) {
 		t.Error("not ready after the refused rule was removed")
 	}
 }
+
+// TestReloadNewFilterGetsItsRetainedMessage: a rule added by a reload on a
+// topic with a retained message handles that message, as it would have on
+// a fresh start.
+func TestReloadNewFilterGetsItsRetainedMessage(t *testing.T) {
+	brokers(t, func(t *testing.T, url string) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "a.yaml"), relay("a", "v1"))
+		testbroker.Publish(t, url, "in/r", []byte("retained"), 1, true)
+		a := start(t, Config{Rules: []string{dir}, Broker: url, NoWatch: true})
+		sub := testbroker.Subscribe(t, url, "out/#")
+		writeFile(t, filepath.Join(dir, "r.yaml"), relay("r", "v1"))
+		if err := a.Reload(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		m, ok := sub.TryNext(5 * time.Second)
+		if !ok || m.Topic != "out/r" {
+			t.Errorf("the new rule did not handle the retained message of its filter: %+v %v", m, ok)
+		}
+	})
+}
