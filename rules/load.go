@@ -108,8 +108,14 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 	for _, src := range sources {
 		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs}
 		fl.yr = yamlnode.Reader{LookupEnv: fl.lookup(lookup), Report: fl.report}
+		before := len(errs)
 		loaded := fl.load()
 		env := fl.envValues()
+		for _, e := range errs[before:] {
+			// An error quotes what it found, which may be a ${NAME} value:
+			// errors are logged and shown on the status page.
+			e.Msg, e.Rule = maskValues(e.Msg, env), maskValues(e.Rule, env)
+		}
 		for _, r := range loaded {
 			r.EnvValues = env
 			if prev, ok := seen[r.Name]; ok {
@@ -288,6 +294,14 @@ func (fl *fileLoader) lookup(l func(string) (string, bool)) func(string) (string
 		}
 		return v, ok
 	}
+}
+
+// maskValues replaces each of values (longest first) in s by "[REDACTED]".
+func maskValues(s string, values []string) string {
+	for _, v := range values {
+		s = strings.ReplaceAll(s, v, "[REDACTED]")
+	}
+	return s
 }
 
 // envValues returns the recorded values, longest first.

@@ -718,3 +718,25 @@ rules:
 		t.Errorf("rule c of a file without ${...}: EnvValues = %q", got)
 	}
 }
+
+// TestErrorsMaskEnvValues: a load error quotes what it found, which may be
+// a value from the environment; errors are logged and shown on the status
+// page, so such values are masked in them.
+func TestErrorsMaskEnvValues(t *testing.T) {
+	l := NewLoader()
+	l.LookupEnv = func(string) (string, bool) { return "hunter2hunter2", true }
+	for _, src := range []string{
+		"rules:\n  - name: a\n    topic: a/b\n    when: payload.k == ${API_TOKEN}\n    actions: [{log: x}]\n",
+		"rules:\n  - name: a\n    topic: a/b\n    actions: [{webhook: {url: \"ftp://${API_TOKEN}.example.com/x\"}}]\n",
+		"rules:\n  - name: a\n    topic: a/${API_TOKEN}+\n    actions: [{log: x}]\n",
+		"rules:\n  - name: a\n    topic: a/b\n    actions: [{publish: {topic: \"x/{{ ${API_TOKEN} }}\"}}]\n",
+	} {
+		_, err := l.LoadSources(Source{Name: "r.yaml", Data: []byte(src)})
+		if err == nil {
+			t.Fatalf("%q loaded", src)
+		}
+		if msg := err.Error(); strings.Contains(msg, "hunter2hunter2") {
+			t.Errorf("error shows the value: %s", msg)
+		}
+	}
+}

@@ -96,3 +96,17 @@ func TestExampleConfigParses(t *testing.T) {
 		t.Errorf("parsed %+v", o.cfg)
 	}
 }
+
+// TestHTTPTokenWhiteSpace: a token read from a file keeps no trailing
+// newline, and one that is only white space is a usage error rather than
+// a server that locks every client out.
+func TestHTTPTokenWhiteSpace(t *testing.T) {
+	t.Setenv("MQTT_RULES_HTTP_TOKEN", "abc123\n")
+	o, err := parseRun(t, "")
+	if err != nil || o.cfg.HTTPToken != "abc123" {
+		t.Errorf("token from the environment with a newline: %q, %v; want \"abc123\"", o.cfg.HTTPToken, err)
+	}
+	if _, err := parseRun(t, "http_token: \" \"\n"); err == nil || !strings.Contains(err.Error(), "--http-token") {
+		t.Errorf("a blank token: %v, want a usage error naming --http-token", err)
+	}
+}

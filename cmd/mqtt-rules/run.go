@@ -76,6 +76,15 @@ func (o *runOptions) parse(fs *flag.FlagSet, args []string) error {
 	if o.cfg.HTTPToken == "" {
 		o.cfg.HTTPToken = os.Getenv("MQTT_RULES_HTTP_TOKEN")
 	}
+	// A token read from a file (a Kubernetes Secret, $(cat ...)) often ends
+	// in a newline no client would send; one that is only white space
+	// would lock every client out.
+	if tok := strings.TrimSpace(o.cfg.HTTPToken); tok != o.cfg.HTTPToken {
+		if tok == "" {
+			return valueError{errors.New("--http-token: only white space (leave it unset to serve without a token)")}
+		}
+		o.cfg.HTTPToken = tok
+	}
 	o.cfg.Rules = o.rulePaths
 	if len(o.cfg.Rules) == 0 {
 		o.cfg.Rules = []string{"./rules"}

@@ -212,7 +212,7 @@ func Start(cfg Config) (*App, error) {
 	if cfg.HTTP != "" && cfg.HTTP != "off" {
 		var hctx context.Context
 		hctx, a.stopHTTP = context.WithCancel(context.Background())
-		h := httpapi.NewHandler(a, httpapi.Options{Token: cfg.HTTPToken, Logger: a.log, Version: cfg.Version})
+		h := httpapi.NewHandler(a, httpapi.Options{Token: cfg.HTTPToken, LocalOnly: httpapi.IsLoopback(cfg.HTTP), Logger: a.log, Version: cfg.Version})
 		statuspage.New(a, statuspage.Options{Version: cfg.Version, Logger: a.log}).Register(hctx, h)
 		if a.http, err = httpapi.Start(hctx, cfg.HTTP, h, a.log); err != nil {
 			a.stopHTTP()

@@ -120,7 +120,7 @@ func defineActions(acts []rules.Action, red Redactor) []ActionDefinition {
 			ad.QoS, ad.Retain = ptr(p.QoS), ptr(p.Retain)
 		case a.Webhook != nil:
 			h := a.Webhook
-			ad.URL = red.Text(actions.RedactURL(h.URL.Source))
+			ad.URL = red.Text(actions.RedactURL(h.URL.Source, red.secrets...)) // RedactURL re-escapes; it masks the escaped forms
 			ad.Method = h.Method
 			for _, hd := range h.Headers {
 				v := actions.RedactHeader(http.Header{hd.Name: {hd.Value.Source}})[hd.Name][0]

@@ -14,6 +14,9 @@ import (
 
 	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/rules"
+	"net"
+	"net/netip"
+	"strconv"
 )
 
 // Status is what the endpoints read. internal/app implements it. Its
@@ -56,6 +59,12 @@ type Options struct {
 	// Token, when not empty, is required as `Authorization: Bearer TOKEN`
 	// on every endpoint but /healthz and /readyz (--http-token).
 	Token string
+	// LocalOnly, set when the server listens on a loopback address (the
+	// default 127.0.0.1:9464), makes it answer without a token only
+	// requests whose Host names this machine (an IP literal, localhost or
+	// *.localhost): a web page whose host name an attacker re-points at
+	// 127.0.0.1 (DNS rebinding) comes with its own name and gets 403.
+	LocalOnly bool
 	// Logger receives the handler's own problems; nil discards them.
 	Logger *slog.Logger
 	// Version is the build's version, shown by /api/status and
@@ -118,6 +127,10 @@ func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.mux.HandleFu
 // the TokenCookie that `GET /?token=TOKEN` sets (see tokenLogin): a page
 // cannot set headers on an EventSource, but its cookies go along.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.opts.LocalOnly && !s.hasAuth && !openPaths[r.URL.Path] && !localHost(r.Host) {
+		http.Error(w, "forbidden: the Host "+strconv.Quote(r.Host)+" does not name this machine (a server on localhost without --http-token answers only localhost and IP addresses)", http.StatusForbidden)
+		return
+	}
 	if s.hasAuth && !openPaths[r.URL.Path] {
 		if r.URL.Path == "/" && r.URL.Query().Has(TokenParam) {
 			s.tokenLogin(w, r)
@@ -191,4 +204,32 @@ func plain(w http.ResponseWriter, code int, line string) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(line + "\n"))
+}
+
+// localHost reports whether host (a Host header) names this machine by an
+// IP literal, localhost or a *.localhost name.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(host, "]"), "["), ".")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	host = strings.ToLower(host)
+	return host == "localhost" || strings.HasSuffix(host, ".localhost")
+}
+
+// IsLoopback reports whether the listen address addr (host:port) is on a
+// loopback interface only: 127.0.0.0/8, ::1 or localhost.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
