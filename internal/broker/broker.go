@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -24,8 +26,13 @@ import (
 // Broker is a running embedded MQTT broker.
 type Broker struct {
 	srv  *mqtt.Server
+	ln   *trackedListener
 	addr string
 }
+
+// closeGrace is how long Close lets connections that are ending (a client
+// that just disconnected) close before it stops the server.
+const closeGrace = time.Second
 
 // ErrAddrInUse is wrapped by the error Start returns when the listen address
 // is already taken (typically by another MQTT broker).
@@ -48,8 +55,15 @@ func Start(addr string, logger *slog.Logger) (*Broker, error) {
 		_ = srv.Close()
 		return nil, fmt.Errorf("embedded broker: add auth hook: %w", err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
+	nl, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = srv.Close()
+		return nil, listenError(addr, err)
+	}
+	tl := &trackedListener{Listener: nl}
+	l := listeners.NewNet("tcp", tl)
 	if err := srv.AddListener(l); err != nil {
+		_ = nl.Close()
 		_ = srv.Close()
 		return nil, listenError(addr, err)
 	}
@@ -57,7 +71,7 @@ func Start(addr string, logger *slog.Logger) (*Broker, error) {
 		_ = srv.Close()
 		return nil, fmt.Errorf("embedded broker: serve on %s: %w", addr, err)
 	}
-	return &Broker{srv: srv, addr: l.Address()}, nil
+	return &Broker{srv: srv, ln: tl, addr: l.Address()}, nil
 }
 
 // Addr returns the address the broker listens on, with the actual port
@@ -68,8 +82,12 @@ func (b *Broker) Addr() string { return b.addr }
 // with a wildcard host (0.0.0.0, ::) replaced by the loopback address.
 func (b *Broker) URL() string { return "tcp://" + dialAddr(b.addr) }
 
-// Close stops the listener and disconnects every client.
+// Close stops the listener and disconnects every client. Connections that
+// are ending get closeGrace to close first: mochi v2.7.9's Server.Close is
+// not ordered after the goroutines that established them (a data race
+// under -race, mochi-mqtt/server#541); one that closed before is.
 func (b *Broker) Close() error {
+	b.ln.waitIdle(closeGrace)
 	if err := b.srv.Close(); err != nil {
 		return fmt.Errorf("embedded broker: close: %w", err)
 	}
@@ -161,4 +179,64 @@ func (h *warnHandler) WithAttrs(as []slog.Attr) slog.Handler {
 // WithGroup implements slog.Handler.
 func (h *warnHandler) WithGroup(name string) slog.Handler {
 	return &warnHandler{next: h.next.WithGroup(name)}
+}
+
+// trackedListener counts the connections it accepted that are still open.
+type trackedListener struct {
+	net.Listener
+	mu   sync.Mutex
+	open int
+	idle chan struct{} // closed when open drops to 0 while waitIdle waits
+}
+
+func (l *trackedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.open++
+	l.mu.Unlock()
+	return &trackedConn{Conn: c, l: l}, nil
+}
+
+// waitIdle returns once no accepted connection is open, or after d.
+func (l *trackedListener) waitIdle(d time.Duration) {
+	l.mu.Lock()
+	if l.open == 0 {
+		l.mu.Unlock()
+		return
+	}
+	if l.idle == nil {
+		l.idle = make(chan struct{})
+	}
+	idle := l.idle
+	l.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	l    *trackedListener
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		l := c.l
+		l.mu.Lock()
+		l.open--
+		if l.open == 0 && l.idle != nil {
+			close(l.idle)
+			l.idle = nil
+		}
+		l.mu.Unlock()
+	})
+	return err
 }
