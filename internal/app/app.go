@@ -183,6 +183,17 @@ func Start(cfg Config) (*App, error) {
 		}
 		a.log.Info("state restored", "file", cfg.State, "keys", n)
 	}
+	// Before the watcher starts: a reload writes these too.
+	a.subs = topic.Reduce(rs.Filters())
+	// Not connected yet: this records the subscriptions, made on connect.
+	if err := a.client.Subscribe(context.Background(), a.subs...); err != nil {
+		if a.store != nil {
+			a.store.Close()
+		}
+		a.closeBroker()
+		return nil, err
+	}
+	a.lastReload = httpapi.Reload{At: time.Now(), Rules: len(rs.Rules)}
 	var bg context.Context
 	bg, a.stopTimers = context.WithCancel(context.Background())
 	a.timersDone = make(chan struct{})
@@ -201,14 +212,6 @@ func Start(cfg Config) (*App, error) {
 		wg.Wait()
 		close(a.timersDone)
 	}()
-	a.subs = topic.Reduce(rs.Filters())
-	// Not connected yet: this records the subscriptions, made on connect.
-	if err := a.client.Subscribe(context.Background(), a.subs...); err != nil {
-		a.stopBackground()
-		a.closeBroker()
-		return nil, err
-	}
-	a.lastReload = httpapi.Reload{At: time.Now(), Rules: len(rs.Rules)}
 	if cfg.HTTP != "" && cfg.HTTP != "off" {
 		var hctx context.Context
 		hctx, a.stopHTTP = context.WithCancel(context.Background())
