@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -133,11 +134,13 @@ func (s *session) handshake(ctx context.Context, c mqttwire.Connect) (present bo
 	stop := context.AfterFunc(ctx, func() { _ = s.nc.SetDeadline(time.Unix(pastSeconds, 0)) })
 	defer stop()
 	fail := func(what string, err error) error {
-		if ctx.Err() != nil {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%s: no answer within the connect timeout: %w", what, err)
-			}
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
 			return ctx.Err()
+		case ctx.Err() != nil, errors.Is(err, os.ErrDeadlineExceeded):
+			// The socket's deadline is the context's: whichever of the two
+			// timers fired first, the broker did not answer in time.
+			return fmt.Errorf("%s: no answer within the connect timeout: %w", what, err)
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
