@@ -64,6 +64,25 @@ type fakePublisher struct {
 	twice bool // call done twice, breaking the contract
 }
 
+// waitFor waits until n publishes were made, failing the test after
+// waitLimit.
+func (f *fakePublisher) waitFor(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		f.mu.Lock()
+		got := len(f.got)
+		f.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d publishes after %v, want %d", got, waitLimit, n)
+		}
+		time.Sleep(time.Millisecond) // polling with a deadline
+	}
+}
+
 func (f *fakePublisher) Publish(p *Publish, done func(error)) {
 	f.mu.Lock()
 	f.got = append(f.got, p)

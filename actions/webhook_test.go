@@ -514,19 +514,7 @@ func TestDeadLetter(t *testing.T) {
 	req.Key = "k1"
 	req.Webhook.Header = http.Header{"Authorization": {"Bearer s3cret"}, "X-Room": {"kitchen"}}
 	h.x.Do(req)
-	deadline := time.Now().Add(waitLimit)
-	for {
-		pub.mu.Lock()
-		n := len(pub.got)
-		pub.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no dead letter published")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	pub.waitFor(t, 1)
 	p := pub.got[0]
 	if p.Topic != "mqtt-rules/dead-letter" || p.QoS != 1 {
 		t.Errorf("dead letter on %s qos %d", p.Topic, p.QoS)
@@ -597,19 +585,7 @@ func TestSecretsInURLPathAreMasked(t *testing.T) {
 	req.Webhook.Body = []byte(`{"text":"hot","url":"` + secret + `"}`)
 	h.x.Do(req)
 	done := h.rec.waitRule(t, "slack", 1)[0]
-	deadline := time.Now().Add(waitLimit)
-	for {
-		pub.mu.Lock()
-		n := len(pub.got)
-		pub.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no dead letter published")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	pub.waitFor(t, 1)
 	for what, s := range map[string]string{
 		"log":         h.log.String(),
 		"outcome":     done.err.Error(),

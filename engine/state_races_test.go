@@ -81,11 +81,7 @@ rules:
 // Messages that are false for keys the rule does not know create no key,
 // so they cannot evict a key that holds an episode.
 func TestFalseMessagesDoNotEvictStatefulKeys(t *testing.T) {
-	clock := &fakeClock{now: t0}
-	tl := &timeline{clock: clock}
-	e := New(Config{Actions: tl, Clock: clock, MaxKeys: 2})
-	h := &harness{t: t, e: e, clock: clock, tl: tl}
-	h.load(`
+	h := newHarnessWith(t, Config{MaxKeys: 2}, `
 rules:
   - name: r
     topic: "#"
@@ -124,11 +120,7 @@ func (s *failingStore) Save(put []KeyRecord, del []KeyRef, _ time.Time) error {
 // A save that fails while a key is evicted does not bring the key back on
 // the retry.
 func TestFailedSaveDoesNotResurrectEvictedKey(t *testing.T) {
-	clock := &fakeClock{now: t0}
-	tl := &timeline{clock: clock}
-	e := New(Config{Actions: tl, Clock: clock, MaxKeys: 1})
-	h := &harness{t: t, e: e, clock: clock, tl: tl}
-	h.load(`
+	h := newHarnessWith(t, Config{MaxKeys: 1}, `
 rules:
   - name: r
     topic: "#"
@@ -136,6 +128,7 @@ rules:
     for: 10s
     actions: [{log: "fire {{ topic }}"}]
 `)
+	e := h.e
 	st := &failingStore{recs: map[KeyRef]KeyRecord{}}
 	if _, err := e.Restore(st); err != nil {
 		t.Fatal(err)

@@ -65,10 +65,17 @@ type harness struct {
 
 func newHarness(t *testing.T, src string) *harness {
 	t.Helper()
+	return newHarnessWith(t, Config{}, src)
+}
+
+// newHarnessWith is newHarness with cfg's other settings (MaxKeys, ...);
+// the harness provides Actions and Clock.
+func newHarnessWith(t *testing.T, cfg Config, src string) *harness {
+	t.Helper()
 	clock := &fakeClock{now: t0}
 	tl := &timeline{clock: clock}
-	e := New(Config{Actions: tl, Clock: clock})
-	h := &harness{t: t, e: e, clock: clock, tl: tl}
+	cfg.Actions, cfg.Clock = tl, clock
+	h := &harness{t: t, e: New(cfg), clock: clock, tl: tl}
 	h.load(src)
 	return h
 }
@@ -287,22 +294,15 @@ func TestStateSurvivesReloadOfUnchangedRule(t *testing.T) {
 }
 
 func TestMaxKeysEvictsLeastRecentlySeen(t *testing.T) {
-	clock := &fakeClock{now: t0}
-	tl := &timeline{clock: clock}
-	e := New(Config{Actions: tl, Clock: clock, MaxKeys: 2})
-	rs, err := rules.NewLoader().LoadSources(rules.Source{Name: "s.yaml", Data: []byte(`
+	h := newHarnessWith(t, Config{MaxKeys: 2}, `
 rules:
   - name: r
     topic: "#"
     when: payload > 30
     for: 10s
     actions: [{log: "fire {{ topic }} {{ payload }}"}]
-`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetRules(rs)
-	h := &harness{t: t, e: e, clock: clock, tl: tl}
+`)
+	e := h.e
 	got := h.run("0 a=31", "1 b=31", "2 a=31", "3 c=31", "20")
 	// b was the least recently seen when c arrived: it is forgotten.
 	want := []string{"10s r log fire a 31", "13s r log fire c 31"}

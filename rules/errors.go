@@ -2,9 +2,9 @@ package rules
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
-	"strings"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 )
 
 // Error is one problem in a rule file, at the place it was found.
@@ -18,20 +18,7 @@ type Error struct {
 
 // Error formats as file:line:col: rule "name": msg.
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-		if e.Col > 0 {
-			fmt.Fprintf(&b, ":%d", e.Col)
-		}
-	}
-	b.WriteString(": ")
-	if e.Rule != "" {
-		fmt.Fprintf(&b, "rule %q: ", e.Rule)
-	}
-	b.WriteString(e.Msg)
-	return b.String()
+	return yamlnode.FormatError(e.File, e.Line, e.Col, "rule", e.Rule, e.Msg)
 }
 
 // Errors is every problem found while loading a rule set, sorted by file
@@ -39,13 +26,7 @@ func (e *Error) Error() string {
 type Errors []*Error
 
 // Error returns one line per problem.
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+func (es Errors) Error() string { return yamlnode.JoinErrors(es) }
 
 func (es Errors) sort() {
 	slices.SortStableFunc(es, func(a, b *Error) int {

@@ -114,7 +114,7 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 		for _, e := range errs[before:] {
 			// An error quotes what it found, which may be a ${NAME} value:
 			// errors are logged and shown on the status page.
-			e.Msg, e.Rule = maskValues(e.Msg, env), maskValues(e.Rule, env)
+			e.Msg, e.Rule = actions.Mask(e.Msg, env), actions.Mask(e.Rule, env)
 		}
 		for _, r := range loaded {
 			r.EnvValues = env
@@ -294,14 +294,6 @@ func (fl *fileLoader) lookup(l func(string) (string, bool)) func(string) (string
 		}
 		return v, ok
 	}
-}
-
-// maskValues replaces each of values (longest first) in s by "[REDACTED]".
-func maskValues(s string, values []string) string {
-	for _, v := range values {
-		s = strings.ReplaceAll(s, v, "[REDACTED]")
-	}
-	return s
 }
 
 // envValues returns the recorded values, longest first.

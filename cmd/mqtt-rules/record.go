@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqtt-rules/mqtt-rules/internal/dryrun"
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttc"
 )
 
 // recordFlushEvery is how often record writes what it buffered to the file.
@@ -76,7 +76,7 @@ func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usageErr("--count %d: must not be negative", o.count)
 	}
 	for _, f := range o.topics {
-		if err := checkFilter(f); err != nil {
+		if err := mqttc.ValidFilter(f); err != nil {
 			return usageErr("--topic: %v", err)
 		}
 	}
@@ -328,22 +328,4 @@ func (o *recordOptions) tlsConfig() (*tls.Config, error) {
 		return nil, fmt.Errorf("key file %s given without a certificate file", o.keyFile)
 	}
 	return cfg, nil
-}
-
-// checkFilter checks an MQTT topic filter (MQTT 3.1.1 §4.7.1): not empty,
-// '#' only as the whole last level, '+' only as a whole level.
-func checkFilter(f string) error {
-	if f == "" {
-		return errors.New("empty topic filter")
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		switch {
-		case l == "#" && i != len(levels)-1:
-			return fmt.Errorf("topic filter %q: '#' must be the last level", f)
-		case l != "#" && l != "+" && strings.ContainsAny(l, "+#"):
-			return fmt.Errorf("topic filter %q: '+' and '#' must fill a whole level", f)
-		}
-	}
-	return nil
 }

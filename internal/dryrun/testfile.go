@@ -103,33 +103,14 @@ type Error struct {
 
 // Error formats as file:line:col: test "name": msg.
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-		if e.Col > 0 {
-			fmt.Fprintf(&b, ":%d", e.Col)
-		}
-	}
-	b.WriteString(": ")
-	if e.Test != "" {
-		fmt.Fprintf(&b, "test %q: ", e.Test)
-	}
-	b.WriteString(e.Msg)
-	return b.String()
+	return yamlnode.FormatError(e.File, e.Line, e.Col, "test", e.Test, e.Msg)
 }
 
 // Errors is every problem found in a test file, in file order.
 type Errors []*Error
 
 // Error returns one line per problem.
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+func (es Errors) Error() string { return yamlnode.JoinErrors(es) }
 
 // LoadTestFile reads and parses a rule test file; see ParseTestFile.
 func LoadTestFile(path string, lookup func(string) (string, bool)) (*TestFile, error) {

@@ -120,7 +120,7 @@ func defineActions(acts []rules.Action, red Redactor) []ActionDefinition {
 			ad.QoS, ad.Retain = ptr(p.QoS), ptr(p.Retain)
 		case a.Webhook != nil:
 			h := a.Webhook
-			ad.URL = red.Text(actions.RedactURL(h.URL.Source, red.secrets...)) // RedactURL re-escapes; it masks the escaped forms
+			ad.URL = actions.RedactURL(h.URL.Source, red.secrets...) // masks raw and escaped forms
 			ad.Method = h.Method
 			for _, hd := range h.Headers {
 				v := actions.RedactHeader(http.Header{hd.Name: {hd.Value.Source}})[hd.Name][0]
@@ -183,14 +183,7 @@ func (r Redactor) With(values []string) Redactor {
 }
 
 // Text returns s with every secret value replaced by "[REDACTED]".
-func (r Redactor) Text(s string) string {
-	for _, sec := range r.secrets {
-		if strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, actions.Redacted)
-		}
-	}
-	return s
-}
+func (r Redactor) Text(s string) string { return actions.Mask(s, r.secrets) }
 
 func (s *Server) apiRule(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")

@@ -267,9 +267,9 @@ func defaultClientID() string {
 	return "mqtt-rules-" + h
 }
 
-// validFilter checks an MQTT topic filter (MQTT 3.1.1 §4.7.1): not empty,
+// ValidFilter checks an MQTT topic filter (MQTT 3.1.1 §4.7.1): not empty,
 // '#' only as the whole last level, '+' only as a whole level, no NUL.
-func validFilter(f string) error {
+func ValidFilter(f string) error {
 	if f == "" {
 		return errors.New("empty topic filter")
 	}

@@ -189,13 +189,13 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 
 func TestValidFilter(t *testing.T) {
 	for _, f := range []string{"a", "a/b", "+", "#", "a/+/b", "a/#", "+/+", "/", "a//b", "$SYS/#"} {
-		if err := validFilter(f); err != nil {
-			t.Errorf("validFilter(%q) = %v, want nil", f, err)
+		if err := ValidFilter(f); err != nil {
+			t.Errorf("ValidFilter(%q) = %v, want nil", f, err)
 		}
 	}
 	for _, f := range []string{"", "a/#/b", "#/a", "a/b+", "a+/b", "a/#b", "a\x00b"} {
-		if err := validFilter(f); err == nil {
-			t.Errorf("validFilter(%q) = nil, want an error", f)
+		if err := ValidFilter(f); err == nil {
+			t.Errorf("ValidFilter(%q) = nil, want an error", f)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func (c *Client) brokerFilter(f string) string {
 // (so Ready stays false) and is tried again on every reconnect.
 func (c *Client) Subscribe(ctx context.Context, filters ...string) error {
 	for _, f := range filters {
-		if err := validFilter(f); err != nil {
+		if err := ValidFilter(f); err != nil {
 			return fmt.Errorf("subscribe: %w", err)
 		}
 	}

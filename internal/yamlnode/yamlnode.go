@@ -265,3 +265,32 @@ func IsIdent(s string) bool {
 	}
 	return true
 }
+
+// FormatError formats a problem found in a file as
+// file:line:col: kind "name": msg, leaving out a zero line or column and
+// an empty name (rule and test file errors share it).
+func FormatError(file string, line, col int, kind, name, msg string) string {
+	var b strings.Builder
+	b.WriteString(file)
+	if line > 0 {
+		fmt.Fprintf(&b, ":%d", line)
+		if col > 0 {
+			fmt.Fprintf(&b, ":%d", col)
+		}
+	}
+	b.WriteString(": ")
+	if name != "" {
+		fmt.Fprintf(&b, "%s %q: ", kind, name)
+	}
+	b.WriteString(msg)
+	return b.String()
+}
+
+// JoinErrors returns one line per error.
+func JoinErrors[E error](es []E) string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
