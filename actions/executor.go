@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,7 +20,6 @@ const (
 	DefaultMaxDestinations    = 256
 	DefaultRetryBase          = 500 * time.Millisecond
 	DefaultRetryMax           = 30 * time.Second
-	DefaultWebhookTimeout     = 10 * time.Second
 	DefaultUserAgent          = "mqtt-rules"
 )
 
@@ -78,6 +76,14 @@ type Config struct {
 	// UserAgent is sent with webhooks that do not set one.
 	UserAgent string
 
+	// ExecConcurrency is how many exec programs run at once; ExecQueue how
+	// many may wait, beyond which they are dropped as "queue_full".
+	ExecConcurrency int
+	ExecQueue       int
+	// ExecOutput is how many bytes of a program's stdout, and of its
+	// stderr, are kept.
+	ExecOutput int
+
 	// DeadLetterTopic, when set, receives every webhook that finally
 	// failed, as JSON with the rule, the error and the rendered request
 	// (secrets redacted), published at QoS 1 through Publisher.
@@ -102,6 +108,14 @@ type Executor struct {
 	ua        string
 
 	deadLetterTopic string
+
+	execWorkers  int
+	execWaiting  int // how many programs may wait for a worker
+	execOutput   int
+	execQueue    chan *Request // closed by Close; capacity execWorkers+execWaiting
+	execInFlight int           // accepted, not finished; guarded by mu
+	execOnce     sync.Once
+	execDrops    dropCounter
 
 	// base is the parent of every webhook attempt and backoff wait; abort
 	// cancels it when Close stops waiting. It is the executor's lifetime,
@@ -152,7 +166,12 @@ func NewExecutor(cfg Config) *Executor {
 		dests:     make(map[string]*destination),
 
 		deadLetterTopic: cfg.DeadLetterTopic,
+
+		execWorkers: orDefault(cfg.ExecConcurrency, DefaultExecConcurrency),
+		execOutput:  orDefault(cfg.ExecOutput, DefaultExecOutput),
+		execWaiting: orDefault(cfg.ExecQueue, DefaultExecQueue),
 	}
+	x.execQueue = make(chan *Request, x.execWorkers+x.execWaiting)
 	if x.retryMax < x.retryBase {
 		x.retryMax = x.retryBase
 	}
@@ -217,83 +236,33 @@ func (x *Executor) Do(req Request) {
 		x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("%s: %w", req.Kind, ErrShuttingDown), 0)
 		return
 	}
-	switch req.Kind {
-	case KindLog:
-		x.doLog(req, &once)
-	case KindPublish:
-		x.doPublish(req, &once)
-	case KindWebhook:
-		x.doWebhook(req, &once)
-	default:
+	if req.Action == nil {
 		once.claim()
-		x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("unknown action kind %d", uint8(req.Kind)), 0)
+		x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("%s request without an action", req.Kind), 0)
+		return
 	}
+	req.Action.run(x, &req, &once)
 }
 
-func (x *Executor) doLog(req Request, once *reportOnce) {
-	if req.Log == nil {
-		once.claim()
-		x.rep.ActionDone(req.Rule, KindLog, errors.New("log request without a log line"), 0)
-		return
-	}
-	start := time.Now()
-	x.log.LogAttrs(context.Background(), req.Log.Level, req.Log.Message,
-		slog.String("rule", req.Rule), slog.String("topic", req.Topic), slog.String("action", "log"))
-	once.claim()
-	x.rep.ActionDone(req.Rule, KindLog, nil, time.Since(start))
-}
-
-func (x *Executor) doPublish(req Request, once *reportOnce) {
-	p := req.Publish
-	if p == nil {
-		once.claim()
-		x.rep.ActionDone(req.Rule, KindPublish, errors.New("publish request without a message"), 0)
-		return
-	}
-	if x.pub == nil {
-		once.claim()
-		x.rep.ActionDone(req.Rule, KindPublish, fmt.Errorf("publish %s: %w", p.Topic, ErrNoConnection), 0)
-		return
-	}
-	rule, start := req.Rule, time.Now()
-	x.pub.Publish(p, func(err error) {
-		if !once.claim() {
-			return // the Publisher broke its contract by calling done twice
-		}
-		if errors.Is(err, ErrQueueFull) {
-			x.rep.Dropped(rule, KindPublish, "queue_full")
-			if n := x.pubDrops.add(time.Now()); n > 0 {
-				x.log.Warn("publish queue full, dropping publishes", "rule", rule, "action", "publish", "dropped", n)
-			}
-		}
-		if err != nil {
-			err = fmt.Errorf("publish %s: %w", p.Topic, err)
-		}
-		x.rep.ActionDone(rule, KindPublish, err, time.Since(start))
-	})
-}
-
-func (x *Executor) doWebhook(req Request, once *reportOnce) {
-	w := req.Webhook
-	if w == nil {
-		once.claim()
-		x.rep.ActionDone(req.Rule, KindWebhook, errors.New("webhook request without a request"), 0)
-		return
-	}
-	key, err := destinationKey(w.URL, req.Secrets)
+// enqueue queues a remote action (a webhook, a notification) for its
+// destination's workers, starting them when needed, or reports why it
+// cannot.
+func (x *Executor) enqueue(req *Request, a remote, once *reportOnce) {
+	key, err := a.destination(req.Secrets)
 	if err != nil {
 		once.claim()
-		x.rep.ActionDone(req.Rule, KindWebhook, err, 0)
+		x.rep.ActionDone(req.Rule, req.Kind, err, 0)
 		return
 	}
-	r := req
+	r := *req
 	now := time.Now()
+	label, _ := a.target(req.Secrets)
 
 	x.mu.Lock()
 	if x.closed {
 		x.mu.Unlock()
 		once.claim()
-		x.rep.ActionDone(req.Rule, KindWebhook, fmt.Errorf("webhook: %w", ErrShuttingDown), 0)
+		x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("%s: %w", req.Kind, ErrShuttingDown), 0)
 		return
 	}
 	d := x.dests[key]
@@ -301,10 +270,10 @@ func (x *Executor) doWebhook(req Request, once *reportOnce) {
 		if len(x.dests) >= x.maxDests {
 			x.mu.Unlock()
 			once.claim()
-			x.rep.Dropped(req.Rule, KindWebhook, "too_many_destinations")
-			x.rep.ActionDone(req.Rule, KindWebhook, fmt.Errorf("%s %s: %w (%d active)", method(w), RedactURL(w.URL, req.Secrets...), ErrTooManyDestinations, x.maxDests), 0)
+			x.rep.Dropped(req.Rule, req.Kind, "too_many_destinations")
+			x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("%s: %w (%d active)", label, ErrTooManyDestinations, x.maxDests), 0)
 			if n := x.destDrops.add(now); n > 0 {
-				x.log.Warn("too many webhook destinations, dropping requests", "rule", req.Rule, "action", "webhook",
+				x.log.Warn("too many webhook destinations, dropping requests", "rule", req.Rule, "action", req.Kind.String(),
 					"destination", key, "max_destinations", x.maxDests, "dropped", n)
 			}
 			return
@@ -328,10 +297,10 @@ func (x *Executor) doWebhook(req Request, once *reportOnce) {
 	x.mu.Unlock()
 
 	once.claim()
-	x.rep.Dropped(req.Rule, KindWebhook, "queue_full")
-	x.rep.ActionDone(req.Rule, KindWebhook, fmt.Errorf("%s %s: %w", method(w), RedactURL(w.URL, req.Secrets...), ErrQueueFull), 0)
+	x.rep.Dropped(req.Rule, req.Kind, "queue_full")
+	x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("%s: %w", label, ErrQueueFull), 0)
 	if n > 0 {
-		x.log.Warn("webhook queue full, dropping requests", "rule", req.Rule, "action", "webhook",
+		x.log.Warn(req.Kind.String()+" queue full, dropping requests", "rule", req.Rule, "action", req.Kind.String(),
 			"destination", key, "queue", x.queueCap, "dropped", n)
 	}
 }
@@ -349,7 +318,7 @@ func (x *Executor) work(d *destination) {
 				return
 			}
 			d.busy.Add(1)
-			x.runWebhook(r)
+			x.runRemote(r)
 			d.busy.Add(-1)
 			idle.Reset(x.idle)
 		case <-idle.C:
@@ -407,6 +376,7 @@ func (x *Executor) Close(ctx context.Context) error {
 				unlogged = append(unlogged, flushed{d.key, n})
 			}
 		}
+		close(x.execQueue)
 	}
 	x.mu.Unlock()
 	for _, f := range unlogged {
@@ -433,6 +403,9 @@ func (x *Executor) Close(ctx context.Context) error {
 	}
 	if n := x.pubDrops.flush(); n > 0 {
 		x.log.Warn("publish queue full, dropped publishes", "action", "publish", "dropped", n)
+	}
+	if n := x.execDrops.flush(); n > 0 {
+		x.log.Warn("exec queue full, dropped programs", "action", "exec", "dropped", n)
 	}
 	if n := x.destDrops.flush(); n > 0 {
 		x.log.Warn("too many webhook destinations, dropped requests", "action", "webhook", "max_destinations", x.maxDests, "dropped", n)
@@ -490,14 +463,7 @@ func (c *dropCounter) flush() int {
 
 type nopReporter struct{}
 
-func (nopReporter) ActionDone(string, Kind, error, time.Duration) {}
-func (nopReporter) Dropped(string, Kind, string)                  {}
+func (nopReporter) ActionDone(string, *Kind, error, time.Duration) {}
+func (nopReporter) Dropped(string, *Kind, string)                  {}
 
 var _ Reporter = nopReporter{}
-
-// drain reads at most maxResponseBody bytes of a response and closes it,
-// so that small responses leave their connection reusable.
-func drain(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxResponseBody))
-	_ = body.Close()
-}

@@ -15,7 +15,7 @@ import (
 func TestLogAction(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.x.Do(Request{Kind: KindLog, Rule: "kitchen-too-hot", Topic: "home/kitchen/temperature",
-		Log: &Log{Message: "kitchen is 31 °C", Level: slog.LevelWarn}})
+		Action: &Log{Message: "kitchen is 31 °C", Level: slog.LevelWarn}})
 
 	// A log action is written and reported before Do returns.
 	done, _ := h.rec.snapshot()
@@ -33,9 +33,9 @@ func TestMalformedRequests(t *testing.T) {
 	tests := []struct {
 		name string
 		req  Request
-		kind Kind
+		kind *Kind
 	}{
-		{"unknown kind", Request{Kind: 0, Rule: "r"}, 0},
+		{"no kind", Request{Rule: "r"}, nil},
 		{"log without line", Request{Kind: KindLog, Rule: "r"}, KindLog},
 		{"publish without message", Request{Kind: KindPublish, Rule: "r"}, KindPublish},
 		{"webhook without request", Request{Kind: KindWebhook, Rule: "r"}, KindWebhook},
@@ -128,7 +128,7 @@ func TestPublishAction(t *testing.T) {
 			}
 			h := newHarness(t, cfg)
 			p := &Publish{Topic: "alerts/kitchen/hot", Payload: []byte("31"), QoS: 1}
-			h.x.Do(Request{Kind: KindPublish, Rule: "r", Publish: p})
+			h.x.Do(Request{Kind: KindPublish, Rule: "r", Action: p})
 			h.rec.waitRule(t, "r", 1)
 			if tt.pub != nil {
 				tt.pub.wg.Wait()
@@ -176,8 +176,8 @@ func TestDoAfterClose(t *testing.T) {
 	if err := h.x.Close(context.Background()); err != nil {
 		t.Fatalf("Close: got %v, want nil", err)
 	}
-	h.x.Do(Request{Kind: KindLog, Rule: "log", Log: &Log{Message: "written after close"}})
-	h.x.Do(Request{Kind: KindPublish, Rule: "publish", Publish: &Publish{Topic: "a"}})
+	h.x.Do(Request{Kind: KindLog, Rule: "log", Action: &Log{Message: "written after close"}})
+	h.x.Do(Request{Kind: KindPublish, Rule: "publish", Action: &Publish{Topic: "a"}})
 	h.x.Do(webhook("webhook", "http://127.0.0.1:1/x", 0))
 
 	done, _ := h.rec.snapshot()
@@ -345,9 +345,9 @@ func TestConcurrentDoAndClose(t *testing.T) {
 				case 0:
 					h.x.Do(webhook("r", srv.URL+"/"+string(rune('a'+g)), 0))
 				case 1:
-					h.x.Do(Request{Kind: KindPublish, Rule: "r", Publish: &Publish{Topic: "t"}})
+					h.x.Do(Request{Kind: KindPublish, Rule: "r", Action: &Publish{Topic: "t"}})
 				default:
-					h.x.Do(Request{Kind: KindLog, Rule: "r", Log: &Log{Message: "m"}})
+					h.x.Do(Request{Kind: KindLog, Rule: "r", Action: &Log{Message: "m"}})
 				}
 			}
 		}()
@@ -382,7 +382,7 @@ func closeWithin(t *testing.T, x *Executor, ctx context.Context) error {
 func BenchmarkDoLog(b *testing.B) {
 	x := NewExecutor(Config{Logger: slog.New(slog.DiscardHandler)})
 	b.Cleanup(func() { _ = x.Close(context.Background()) })
-	req := Request{Kind: KindLog, Rule: "r", Topic: "home/kitchen/temperature", Log: &Log{Message: "kitchen is 31 °C"}}
+	req := Request{Kind: KindLog, Rule: "r", Topic: "home/kitchen/temperature", Action: &Log{Message: "kitchen is 31 °C"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		x.Do(req)
@@ -392,7 +392,7 @@ func BenchmarkDoLog(b *testing.B) {
 func BenchmarkDoPublish(b *testing.B) {
 	x := NewExecutor(Config{Publisher: &nopPublisher{}})
 	b.Cleanup(func() { _ = x.Close(context.Background()) })
-	req := Request{Kind: KindPublish, Rule: "r", Publish: &Publish{Topic: "alerts/kitchen/hot", Payload: []byte("31")}}
+	req := Request{Kind: KindPublish, Rule: "r", Action: &Publish{Topic: "alerts/kitchen/hot", Payload: []byte("31")}}
 	b.ReportAllocs()
 	for b.Loop() {
 		x.Do(req)

@@ -18,14 +18,14 @@ const waitLimit = 10 * time.Second
 
 type doneRec struct {
 	rule string
-	kind Kind
+	kind *Kind
 	err  error
 	took time.Duration
 }
 
 type dropRec struct {
 	rule   string
-	kind   Kind
+	kind   *Kind
 	reason string
 }
 
@@ -40,7 +40,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
 
-func (r *recorder) ActionDone(rule string, kind Kind, err error, took time.Duration) {
+func (r *recorder) ActionDone(rule string, kind *Kind, err error, took time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.done = append(r.done, doneRec{rule, kind, err, took})
@@ -48,7 +48,7 @@ func (r *recorder) ActionDone(rule string, kind Kind, err error, took time.Durat
 	r.changed = make(chan struct{})
 }
 
-func (r *recorder) Dropped(rule string, kind Kind, reason string) {
+func (r *recorder) Dropped(rule string, kind *Kind, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.drops = append(r.drops, dropRec{rule, kind, reason})
@@ -177,10 +177,10 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // webhook returns a webhook request of rule to url.
 func webhook(rule, url string, retries int) Request {
 	return Request{
-		Kind:    KindWebhook,
-		Rule:    rule,
-		Topic:   "home/kitchen/temperature",
-		Webhook: &Webhook{Method: http.MethodPost, URL: url, Body: []byte(`{"value":31}`), Retries: retries},
+		Kind:   KindWebhook,
+		Rule:   rule,
+		Topic:  "home/kitchen/temperature",
+		Action: &Webhook{Method: http.MethodPost, URL: url, Body: []byte(`{"value":31}`), Retries: retries},
 	}
 }
 

@@ -6,50 +6,234 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
 
-// maxResponseBody is how much of a webhook response is read before it is
-// closed.
-const maxResponseBody = 64 << 10
+// Defaults and bounds of a webhook's keys (docs/rules.md, "Actions").
+const (
+	DefaultWebhookTimeout = 10 * time.Second
+	DefaultWebhookRetries = 3
+	MaxWebhookRetries     = 20
+)
 
-// StatusError is a webhook attempt answered with an HTTP status of 400 or
-// more.
-type StatusError struct {
-	Code   int    // e.g. 503
-	Status string // e.g. "503 Service Unavailable"
-}
+// KindWebhook calls an HTTP endpoint: `- webhook: {url, method, headers,
+// body, timeout, retries}`, retried on network errors, 5xx and 429, and
+// dead-lettered when it finally fails (docs/rules.md, "Actions").
+var KindWebhook = register(&Kind{
+	Name: "webhook",
+	Keys: []string{"url", "method", "headers", "body", "timeout", "retries"},
+	Synonyms: map[string]string{
+		"payload": "body", "data": "body", "message": "body", "header": "headers",
+		"topic": "url", "endpoint": "url", "retry": "retries",
+	},
+	Redact:  redactWebhookField,
+	Compile: compileWebhook,
+})
 
-// Error returns the status line, e.g. "503 Service Unavailable".
-func (e *StatusError) Error() string {
-	if e.Status != "" {
-		return e.Status
+// redactWebhookField redacts the URL's secret parts and secret-looking
+// headers (see RedactURL, RedactHeader).
+func redactWebhookField(name string) func(string) string {
+	if name == "url" {
+		return redactURLField
 	}
-	return strconv.Itoa(e.Code) + " " + http.StatusText(e.Code)
+	if h, ok := strings.CutPrefix(name, "headers."); ok && secretHeader(h) {
+		return redacted
+	}
+	return nil
 }
 
-// destinationKey returns the scheme://host[:port] a webhook URL goes to, or
-// an error that names the URL redacted.
-func destinationKey(raw string, secrets []string) (string, error) {
-	u, err := url.Parse(raw)
+func redacted(string) string { return Redacted }
+
+// WebhookSpec is a compiled webhook action.
+type WebhookSpec struct {
+	URL     Template
+	Method  string
+	Headers []Header
+	Body    Template // nil: the triggering message's payload
+	Timeout time.Duration
+	Retries int
+}
+
+// Header is a webhook header with a templated value.
+type Header struct {
+	Name  string
+	Value Template
+}
+
+var (
+	httpMethod = regexp.MustCompile(`^[A-Za-z]+$`)
+	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
+
+func compileWebhook(d *Decoder) Spec {
+	spec := &WebhookSpec{Method: http.MethodPost, Timeout: DefaultWebhookTimeout, Retries: DefaultWebhookRetries}
+	for _, kv := range d.Pairs() {
+		switch kv.Key.Value {
+		case "url":
+			spec.URL = d.Template(kv.Value, "url")
+			if spec.URL != nil && spec.URL.IsLiteral() {
+				if err := CheckURL(spec.URL.Source()); err != nil {
+					d.KeyErrorf(kv.Value, "url", "%v", err)
+				}
+			}
+		case "method":
+			if s, ok := d.Str(kv.Value, "method"); ok {
+				if !httpMethod.MatchString(s) {
+					d.KeyErrorf(kv.Value, "method", "%q is not an HTTP method", s)
+				}
+				spec.Method = strings.ToUpper(s)
+			}
+		case "headers":
+			hs, ok := d.Mapping(kv.Value, "headers", "header names to values")
+			if !ok {
+				continue
+			}
+			for _, h := range hs {
+				if !headerName.MatchString(h.Key.Value) {
+					d.KeyErrorf(h.Key, "headers", "%q is not a header name", h.Key.Value)
+					continue
+				}
+				if t := d.Template(h.Value, "headers."+h.Key.Value); t != nil {
+					spec.Headers = append(spec.Headers, Header{Name: h.Key.Value, Value: t})
+				}
+			}
+		case "body":
+			spec.Body = d.Template(kv.Value, "body")
+		case "timeout":
+			spec.Timeout, _ = d.Duration(kv.Value, "timeout")
+		case "retries":
+			spec.Retries, _ = d.Int(kv.Value, "retries", 0, MaxWebhookRetries)
+		}
+	}
+	if spec.URL == nil {
+		d.Missing("url", "")
+	}
+	if d.Failed() {
+		return nil
+	}
+	return spec
+}
+
+// CheckURL checks a webhook URL: absolute http or https with a host.
+func CheckURL(s string) error {
+	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("invalid webhook URL %s", unparsableURL)
+		return errors.New("not a URL: write it as http://host/path or https://host/path")
 	}
-	scheme := strings.ToLower(u.Scheme)
-	if scheme != "http" && scheme != "https" {
-		return "", fmt.Errorf("webhook URL %s: scheme must be http or https", RedactURL(raw, secrets...))
+	if u.Scheme == "" {
+		return errors.New("not a URL: it has no scheme; write http://… or https://…")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme %q: want http or https", u.Scheme)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("webhook URL %s: no host", RedactURL(raw, secrets...))
+		return errors.New("no host")
 	}
-	return scheme + "://" + strings.ToLower(u.Host), nil
+	return nil
+}
+
+// Templates implements Spec.
+func (s *WebhookSpec) Templates() []Template {
+	out := []Template{s.URL}
+	if s.Body != nil {
+		out = append(out, s.Body)
+	}
+	for _, h := range s.Headers {
+		out = append(out, h.Value)
+	}
+	return out
+}
+
+// Render implements Spec.
+func (s *WebhookSpec) Render(r Renderer, payload []byte) (Action, error) {
+	u, err := r.Render(s.URL)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	if !s.URL.IsLiteral() {
+		if err := CheckURL(u); err != nil {
+			return nil, fmt.Errorf("rendered url: %w", err)
+		}
+	}
+	h := make(http.Header, len(s.Headers))
+	for _, hd := range s.Headers {
+		v, err := r.Render(hd.Value)
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", hd.Name, err)
+		}
+		h.Add(hd.Name, v)
+	}
+	body := payload
+	if s.Body != nil {
+		if body, err = r.Append(nil, s.Body); err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
+	}
+	return &Webhook{Method: s.Method, URL: u, Header: h, Body: body, Timeout: s.Timeout, Retries: s.Retries}, nil
+}
+
+// Describe implements Spec.
+func (s *WebhookSpec) Describe() []Field {
+	out := []Field{
+		{Name: "method", Value: s.Method, Bare: true},
+		{Name: "url", Value: s.URL.Source(), Bare: true, Redact: redactURLField},
+	}
+	for _, h := range s.Headers {
+		out = append(out, headerField(h.Name, h.Value.Source()))
+	}
+	out = append(out,
+		Field{Name: "timeout", Value: FormatDuration(s.Timeout), Quiet: true},
+		Field{Name: "retries", Value: strconv.Itoa(s.Retries), Quiet: true})
+	body := Field{Name: "body", Text: true, Note: "the message's payload"}
+	if s.Body != nil {
+		body.Value, body.Note = s.Body.Source(), ""
+	}
+	return append(out, body)
+}
+
+func redactURLField(s string) string { return RedactURL(s) }
+
+// headerField shows a header, its value redacted when its name looks
+// secret (see RedactHeader).
+func headerField(name, value string) Field {
+	return Field{Name: "headers." + name, Value: value, Redact: redactWebhookField("headers." + name)}
+}
+
+// Webhook is a rendered HTTP request.
+type Webhook struct {
+	Method  string
+	URL     string
+	Header  http.Header
+	Body    []byte
+	Timeout time.Duration // per attempt
+	Retries int           // extra attempts after the first, on network errors, 5xx and 429
+}
+
+// Fields implements Action.
+func (w *Webhook) Fields() []Field {
+	out := []Field{
+		{Name: "method", Value: method(w), Bare: true, Fold: true},
+		{Name: "url", Value: w.URL, Bare: true, Redact: redactURLField},
+	}
+	names := make([]string, 0, len(w.Header))
+	for k := range w.Header {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		out = append(out, headerField(k, strings.Join(w.Header[k], ", ")))
+	}
+	return append(out,
+		Field{Name: "timeout", Value: FormatDuration(w.Timeout), Quiet: true},
+		Field{Name: "retries", Value: strconv.Itoa(w.Retries), Quiet: true},
+		Field{Name: "body", Value: string(w.Body), Text: true})
 }
 
 func method(w *Webhook) string {
@@ -59,145 +243,33 @@ func method(w *Webhook) string {
 	return w.Method
 }
 
-// runWebhook runs one queued webhook to its final outcome and reports it.
-func (x *Executor) runWebhook(r *Request) {
-	start := time.Now()
-	w := r.Webhook
-	m, redacted := method(w), RedactURL(w.URL, r.Secrets...)
-	var once reportOnce
-	defer func() {
-		if p := recover(); p != nil {
-			x.log.Error("action panicked", "rule", r.Rule, "topic", r.Topic, "action", "webhook", "url", redacted, "panic", p)
-			if once.claim() {
-				x.rep.ActionDone(r.Rule, KindWebhook, fmt.Errorf("webhook action panicked: %v", p), time.Since(start))
-			}
-		}
-	}()
+func (w *Webhook) run(x *Executor, req *Request, once *reportOnce) { x.enqueue(req, w, once) }
 
-	if x.base.Err() != nil {
-		x.cancelled.Add(1)
-		once.claim()
-		x.rep.ActionDone(r.Rule, KindWebhook, fmt.Errorf("%s %s: not sent: %w", m, redacted, ErrShuttingDown), time.Since(start))
-		return
-	}
-	timeout := w.Timeout
-	if timeout <= 0 {
-		timeout = DefaultWebhookTimeout
-	}
-	retries := max(w.Retries, 0)
-
-	var (
-		res       attemptResult
-		attempts  int
-		cancelled bool
-	)
-	for {
-		attempts++
-		res = x.attempt(w, m, timeout)
-		if res.err == nil {
-			once.claim()
-			x.rep.ActionDone(r.Rule, KindWebhook, nil, time.Since(start))
-			return
-		}
-		if x.base.Err() != nil {
-			cancelled = true
-			break
-		}
-		if !res.retry || attempts > retries {
-			break
-		}
-		wait := x.backoff(attempts)
-		if res.retryAfter >= 0 {
-			wait = min(res.retryAfter, x.retryMax)
-		}
-		if !x.sleep(wait) {
-			cancelled = true
-			break
-		}
-	}
-
-	took := time.Since(start)
-	if cancelled {
-		x.cancelled.Add(1)
-		once.claim()
-		x.rep.ActionDone(r.Rule, KindWebhook, fmt.Errorf("%s %s: cancelled after %s: %w: %w", m, redacted, plural(attempts, "attempt"), ErrShuttingDown, res.err), took)
-		return
-	}
-	err := fmt.Errorf("%s %s: %w after %s", m, redacted, res.err, plural(attempts, "attempt"))
-	args := []any{"rule", r.Rule, "topic", r.Topic, "action", "webhook", "url", redacted}
-	if res.status > 0 {
-		args = append(args, "status", res.status)
-	}
-	args = append(args, "attempts", attempts, "err", err)
-	x.log.Warn("webhook failed", args...)
-	once.claim()
-	x.rep.ActionDone(r.Rule, KindWebhook, err, took)
-	x.deadLetter(r, m, redacted, res.status, attempts, err)
-}
-
-// deadLetter publishes a webhook that finally failed to the dead-letter
-// topic, when one is set (SPEC §9): the rule, the error and the rendered
-// request, with its secrets redacted as in logs.
-func (x *Executor) deadLetter(r *Request, method, redactedURL string, status, attempts int, failure error) {
-	if x.deadLetterTopic == "" || x.pub == nil {
-		return
-	}
-	w := r.Webhook
-	type request struct {
-		Method     string      `json:"method"`
-		URL        string      `json:"url"`
-		Headers    http.Header `json:"headers,omitempty"`
-		Body       string      `json:"body,omitempty"`
-		BodyBase64 []byte      `json:"body_base64,omitempty"`
-	}
-	rec := struct {
-		Rule     string    `json:"rule"`
-		Topic    string    `json:"topic,omitempty"`
-		Key      string    `json:"key,omitempty"`
-		Error    string    `json:"error"`
-		Status   int       `json:"status,omitempty"`
-		Attempts int       `json:"attempts"`
-		Time     time.Time `json:"time"`
-		Request  request   `json:"request"`
-	}{
-		Rule: r.Rule, Topic: r.Topic, Key: r.Key, Error: Mask(failure.Error(), r.Secrets), Status: status, Attempts: attempts, Time: time.Now(),
-		Request: request{Method: method, URL: redactedURL, Headers: RedactHeader(w.Header)},
-	}
-	for _, vs := range rec.Request.Headers {
-		for i := range vs {
-			vs[i] = Mask(vs[i], r.Secrets)
-		}
-	}
-	if utf8.Valid(w.Body) {
-		rec.Request.Body = Mask(string(w.Body), r.Secrets)
-	} else {
-		rec.Request.BodyBase64 = w.Body
-	}
-	payload, err := json.Marshal(rec)
+func (w *Webhook) destination(secrets []string) (string, error) {
+	u, err := url.Parse(w.URL)
 	if err != nil {
-		x.log.Error("dead letter not published", "rule", r.Rule, "action", "webhook", "err", err)
-		return
+		return "", fmt.Errorf("invalid webhook URL %s", unparsableURL)
 	}
-	x.pub.Publish(&Publish{Topic: x.deadLetterTopic, Payload: payload, QoS: 1}, func(err error) {
-		if err != nil {
-			x.log.Error("dead letter not published", "rule", r.Rule, "action", "webhook", "topic", x.deadLetterTopic, "err", err)
-		}
-	})
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" {
+		return "", fmt.Errorf("webhook URL %s: scheme must be http or https", RedactURL(w.URL, secrets...))
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("webhook URL %s: no host", RedactURL(w.URL, secrets...))
+	}
+	return scheme + "://" + strings.ToLower(u.Host), nil
 }
 
-// attemptResult is the outcome of one HTTP exchange.
-type attemptResult struct {
-	err        error
-	status     int           // 0 when no response
-	retry      bool          // worth another attempt
-	retryAfter time.Duration // the server's Retry-After, or -1
+func (w *Webhook) target(secrets []string) (string, string) {
+	u := RedactURL(w.URL, secrets...)
+	return method(w) + " " + u, u
 }
 
-// attempt makes one HTTP exchange bounded by timeout.
-func (x *Executor) attempt(w *Webhook, m string, timeout time.Duration) attemptResult {
-	ctx, cancel := context.WithTimeout(x.base, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, m, w.URL, bytes.NewReader(w.Body))
+func (w *Webhook) policy() (time.Duration, int) { return w.Timeout, w.Retries }
+
+// attempt makes one HTTP exchange.
+func (w *Webhook) attempt(ctx context.Context, x *Executor) attemptResult {
+	req, err := http.NewRequestWithContext(ctx, method(w), w.URL, bytes.NewReader(w.Body))
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) { // its text holds the URL, which may hold a secret
@@ -205,40 +277,22 @@ func (x *Executor) attempt(w *Webhook, m string, timeout time.Duration) attemptR
 		}
 		return attemptResult{err: fmt.Errorf("building request: %w", err), retryAfter: -1}
 	}
-	req.Header = x.header(w)
-
+	req.Header = w.header(x.ua)
 	resp, err := x.client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) { // drop the URL from the text: it is logged redacted
 			err = ue.Err
 		}
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) && x.base.Err() == nil {
-			err = fmt.Errorf("no response within %s: %w", timeout, context.DeadlineExceeded)
-		}
 		return attemptResult{err: err, retry: true, retryAfter: -1}
 	}
 	drain(resp.Body)
-	if resp.StatusCode < 400 { // 2xx, or a 3xx the client did not follow
-		return attemptResult{status: resp.StatusCode, retryAfter: -1}
-	}
-	res := attemptResult{
-		err:        &StatusError{Code: resp.StatusCode, Status: resp.Status},
-		status:     resp.StatusCode,
-		retry:      resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500,
-		retryAfter: -1,
-	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			res.retryAfter = d
-		}
-	}
-	return res
+	return statusResult(resp)
 }
 
 // header returns the request headers: w's, canonicalised, plus User-Agent
 // and Content-Type when w does not set them.
-func (x *Executor) header(w *Webhook) http.Header {
+func (w *Webhook) header(ua string) http.Header {
 	h := make(http.Header, len(w.Header)+2)
 	for k, vs := range w.Header {
 		for _, v := range vs {
@@ -246,7 +300,7 @@ func (x *Executor) header(w *Webhook) http.Header {
 		}
 	}
 	if _, ok := h["User-Agent"]; !ok {
-		h.Set("User-Agent", x.ua)
+		h.Set("User-Agent", ua)
 	}
 	if _, ok := h["Content-Type"]; !ok && len(w.Body) > 0 {
 		if json.Valid(w.Body) {
@@ -258,61 +312,24 @@ func (x *Executor) header(w *Webhook) http.Header {
 	return h
 }
 
-// backoff returns the wait after the given number of failed attempts: full
-// jitter, uniform in [0, min(RetryMax, RetryBase·2^(attempts-1))].
-func (x *Executor) backoff(attempts int) time.Duration {
-	ceiling := x.retryBase
-	for i := 1; i < attempts && ceiling < x.retryMax; i++ {
-		ceiling *= 2
+func (w *Webhook) letter(secrets []string) any {
+	type request struct {
+		Method     string      `json:"method"`
+		URL        string      `json:"url"`
+		Headers    http.Header `json:"headers,omitempty"`
+		Body       string      `json:"body,omitempty"`
+		BodyBase64 []byte      `json:"body_base64,omitempty"`
 	}
-	ceiling = min(ceiling, x.retryMax)
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling + 1)
-}
-
-// sleep waits d, or less when Close gives up waiting; it returns false then.
-func (x *Executor) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return x.base.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-x.base.Done():
-		return false
-	}
-}
-
-// parseRetryAfter reads a Retry-After value, delta-seconds or an HTTP-date
-// (RFC 9110 §10.2.3), as a wait from now. A date in the past is no wait.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
+	out := request{Method: method(w), URL: RedactURL(w.URL, secrets...), Headers: RedactHeader(w.Header)}
+	for _, vs := range out.Headers {
+		for i := range vs {
+			vs[i] = Mask(vs[i], secrets)
 		}
-		if secs > int64(math.MaxInt64/time.Second) {
-			return time.Duration(math.MaxInt64), true
-		}
-		return time.Duration(secs) * time.Second, true
 	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
+	if utf8.Valid(w.Body) {
+		out.Body = Mask(string(w.Body), secrets)
+	} else {
+		out.BodyBase64 = w.Body
 	}
-	return max(t.Sub(now), 0), true
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return strconv.Itoa(n) + " " + word + "s"
+	return out
 }

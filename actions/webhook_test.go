@@ -75,7 +75,7 @@ func TestWebhookSendsRequest(t *testing.T) {
 
 			hook := tt.hook
 			hook.URL = srv.URL + "/notify?room=kitchen"
-			h.x.Do(Request{Kind: KindWebhook, Rule: "r", Webhook: &hook})
+			h.x.Do(Request{Kind: KindWebhook, Rule: "r", Action: &hook})
 			done := h.rec.waitRule(t, "r", 1)
 			if done[0].err != nil || done[0].kind != KindWebhook {
 				t.Fatalf("outcome: got %v %v, want webhook success", done[0].kind, done[0].err)
@@ -156,7 +156,7 @@ func TestWebhookFailureIsLoggedRedacted(t *testing.T) {
 	h := newHarness(t, Config{})
 	srv, _ := statusServer(t, http.StatusInternalServerError)
 	req := webhook("kitchen-too-hot", srv.URL+"/hook?token=s3cret&room=kitchen", 1)
-	req.Webhook.Header = http.Header{"Authorization": {"Bearer s3cret"}}
+	req.Action.(*Webhook).Header = http.Header{"Authorization": {"Bearer s3cret"}}
 	h.x.Do(req)
 	done := h.rec.waitRule(t, "kitchen-too-hot", 1)[0]
 
@@ -289,7 +289,7 @@ func TestWebhookAttemptTimeout(t *testing.T) {
 	h := newHarness(t, Config{})
 	b := newBlocker(t)
 	req := webhook("r", b.srv.URL, 1)
-	req.Webhook.Timeout = 50 * time.Millisecond
+	req.Action.(*Webhook).Timeout = 50 * time.Millisecond
 	h.x.Do(req)
 	done := h.rec.waitRule(t, "r", 1)[0]
 
@@ -329,7 +329,7 @@ func TestSlowDestinationDoesNotDelayOthers(t *testing.T) {
 	slow.waitEntered(t, 1) // the slow destination's only worker is stuck
 
 	h.x.Do(webhook("fast", fast.URL, 0))
-	h.x.Do(Request{Kind: KindLog, Rule: "log", Log: &Log{Message: "still logging"}})
+	h.x.Do(Request{Kind: KindLog, Rule: "log", Action: &Log{Message: "still logging"}})
 	if got := h.rec.waitRule(t, "fast", 1); got[0].err != nil {
 		t.Errorf("fast webhook: got %v, want success", got[0].err)
 	}
@@ -496,7 +496,7 @@ type panicOnceReporter struct {
 	panicked *atomic.Bool
 }
 
-func (p *panicOnceReporter) ActionDone(rule string, kind Kind, err error, took time.Duration) {
+func (p *panicOnceReporter) ActionDone(rule string, kind *Kind, err error, took time.Duration) {
 	if p.panicked.CompareAndSwap(false, true) {
 		panic("reporter broke")
 	}
@@ -512,7 +512,7 @@ func TestDeadLetter(t *testing.T) {
 	h := newHarness(t, Config{Publisher: pub, DeadLetterTopic: "mqtt-rules/dead-letter"})
 	req := webhook("notify", srv.URL+"/hook?token=abc", 1)
 	req.Key = "k1"
-	req.Webhook.Header = http.Header{"Authorization": {"Bearer s3cret"}, "X-Room": {"kitchen"}}
+	req.Action.(*Webhook).Header = http.Header{"Authorization": {"Bearer s3cret"}, "X-Room": {"kitchen"}}
 	h.x.Do(req)
 	pub.waitFor(t, 1)
 	p := pub.got[0]
@@ -582,7 +582,7 @@ func TestSecretsInURLPathAreMasked(t *testing.T) {
 	h := newHarness(t, Config{Publisher: pub, DeadLetterTopic: "dead"})
 	req := webhook("slack", srv.URL+"/services/"+secret, 0)
 	req.Secrets = []string{srv.URL + "/services/" + secret, secret} // as the loader records ${SLACK_URL}, longest first
-	req.Webhook.Body = []byte(`{"text":"hot","url":"` + secret + `"}`)
+	req.Action.(*Webhook).Body = []byte(`{"text":"hot","url":"` + secret + `"}`)
 	h.x.Do(req)
 	done := h.rec.waitRule(t, "slack", 1)[0]
 	pub.waitFor(t, 1)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -76,8 +77,8 @@ rules:
 		t.Errorf("number: fires %d, errors %d", number.Fires.Load(), number.ConditionErrors.Load())
 	}
 	for _, r := range reqs {
-		if r.Publish != nil && strings.Contains(r.Publish.Topic, "+") {
-			t.Errorf("published to a wildcard topic %q", r.Publish.Topic)
+		if p, ok := r.Action.(*actions.Publish); ok && strings.Contains(p.Topic, "+") {
+			t.Errorf("published to a wildcard topic %q", p.Topic)
 		}
 	}
 }

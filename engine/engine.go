@@ -454,7 +454,7 @@ func (e *Engine) runActions(c *evalCtx, rt *ruleRuntime, acts []rules.Action) {
 		req.Secrets = rt.rule.EnvValues
 		req.Topic = c.msg.Topic
 		req.Key = c.key
-		if acts[i].Publish != nil && acts[i].Publish.MayLoop && !e.hopAllowed(c, rt, &req) {
+		if acts[i].MayLoop && !e.hopAllowed(c, rt, &req) {
 			continue
 		}
 		e.actions.Do(req)
@@ -466,7 +466,11 @@ func (e *Engine) runActions(c *evalCtx, rt *ruleRuntime, acts []rules.Action) {
 // being handled; beyond --max-hops the chain is cut (counted, logged once
 // per episode), otherwise the engine remembers it to recognise it.
 func (e *Engine) hopAllowed(c *evalCtx, rt *ruleRuntime, req *actions.Request) bool {
-	p := req.Publish
+	m, ok := req.Action.(interface{ MQTTMessage() *actions.Publish })
+	if !ok {
+		return true
+	}
+	p := m.MQTTMessage()
 	c.pubLevels = topic.Split(p.Topic, c.pubLevels[:0])
 	if !c.rs.Reaches(c.pubLevels) {
 		return true

@@ -33,13 +33,13 @@ func (r *recorder) take() []actions.Request {
 
 // describe renders a request as one comparable line.
 func describe(q actions.Request) string {
-	switch q.Kind {
-	case actions.KindPublish:
-		return fmt.Sprintf("%s publish %s %s q%d r%v", q.Rule, q.Publish.Topic, q.Publish.Payload, q.Publish.QoS, q.Publish.Retain)
-	case actions.KindWebhook:
-		return fmt.Sprintf("%s webhook %s %s %v %s", q.Rule, q.Webhook.Method, q.Webhook.URL, q.Webhook.Header, q.Webhook.Body)
-	case actions.KindLog:
-		return fmt.Sprintf("%s log %s", q.Rule, q.Log.Message)
+	switch a := q.Action.(type) {
+	case *actions.Publish:
+		return fmt.Sprintf("%s publish %s %s q%d r%v", q.Rule, a.Topic, a.Payload, a.QoS, a.Retain)
+	case *actions.Webhook:
+		return fmt.Sprintf("%s webhook %s %s %v %s", q.Rule, a.Method, a.URL, a.Header, a.Body)
+	case *actions.Log:
+		return fmt.Sprintf("%s log %s", q.Rule, a.Message)
 	}
 	return "?"
 }

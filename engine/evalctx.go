@@ -3,12 +3,10 @@ package engine
 import (
 	"bytes"
 	"fmt"
-	"net/http"
 	"slices"
 	"unsafe"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
-	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -225,57 +223,15 @@ func rawString(b []byte) string {
 
 // render evaluates an action's templates into a request.
 func (c *evalCtx) render(a *rules.Action) (actions.Request, error) {
-	req := actions.Request{Kind: a.Kind}
-	switch a.Kind {
-	case actions.KindPublish:
-		spec := a.Publish
-		t, err := c.ev.Render(spec.Topic)
-		if err != nil {
-			return req, fmt.Errorf("topic: %w", err)
-		}
-		if err := topic.ValidateName(t); err != nil {
-			return req, fmt.Errorf("rendered topic: %w", err)
-		}
-		payload := c.msg.Payload
-		if spec.Payload != nil {
-			if payload, err = c.ev.Append(nil, spec.Payload); err != nil {
-				return req, fmt.Errorf("payload: %w", err)
-			}
-		}
-		req.Publish = &actions.Publish{Topic: t, Payload: payload, QoS: spec.QoS, Retain: spec.Retain}
-	case actions.KindWebhook:
-		spec := a.Webhook
-		u, err := c.ev.Render(spec.URL)
-		if err != nil {
-			return req, fmt.Errorf("url: %w", err)
-		}
-		if !spec.URL.IsLiteral() {
-			if err := rules.CheckURL(u); err != nil {
-				return req, fmt.Errorf("rendered url: %w", err)
-			}
-		}
-		h := make(http.Header, len(spec.Headers))
-		for _, hd := range spec.Headers {
-			v, err := c.ev.Render(hd.Value)
-			if err != nil {
-				return req, fmt.Errorf("header %s: %w", hd.Name, err)
-			}
-			h.Add(hd.Name, v)
-		}
-		body := c.msg.Payload
-		if spec.Body != nil {
-			if body, err = c.ev.Append(nil, spec.Body); err != nil {
-				return req, fmt.Errorf("body: %w", err)
-			}
-		}
-		req.Webhook = &actions.Webhook{Method: spec.Method, URL: u, Header: h, Body: body,
-			Timeout: spec.Timeout, Retries: spec.Retries}
-	case actions.KindLog:
-		m, err := c.ev.Render(a.Log.Message)
-		if err != nil {
-			return req, err
-		}
-		req.Log = &actions.Log{Message: m, Level: a.Log.Level}
-	}
-	return req, nil
+	act, err := a.Spec.Render(renderer{c.ev}, c.msg.Payload)
+	return actions.Request{Kind: a.Kind, Action: act}, err
+}
+
+// renderer lets an action kind evaluate the rules' templates.
+type renderer struct{ ev *rules.Evaluator }
+
+func (r renderer) Render(t actions.Template) (string, error) { return r.ev.Render(t.(*rules.Template)) }
+
+func (r renderer) Append(dst []byte, t actions.Template) ([]byte, error) {
+	return r.ev.Append(dst, t.(*rules.Template))
 }

@@ -16,9 +16,9 @@ type echoBroker struct {
 }
 
 func (b *echoBroker) Do(q actions.Request) {
-	if q.Publish != nil {
-		b.published = append(b.published, q.Publish.Topic)
-		b.queue = append(b.queue, Message{Topic: q.Publish.Topic, Payload: q.Publish.Payload})
+	if p, ok := q.Action.(*actions.Publish); ok {
+		b.published = append(b.published, p.Topic)
+		b.queue = append(b.queue, Message{Topic: p.Topic, Payload: p.Payload})
 	}
 }
 

@@ -17,10 +17,16 @@ type RuleStats struct {
 	KeysEvicted     atomic.Uint64 // keys dropped because the rule tracked too many
 	LoopCutoffs     atomic.Uint64 // publishes not made because their chain reached --max-hops
 	lastFired       atomic.Int64  // unix nanoseconds; 0: never
-	// actions[kind][0] counts ok results, [1] errors.
-	actions [4][2]atomic.Uint64
+	// actions[kind.ID()][0] counts ok results, [1] errors.
+	actions [][2]atomic.Uint64
+
+	noKind atomic.Uint64 // failed requests that named no kind
 
 	trace atomic.Pointer[traceRing] // the last evaluations; nil until the first
+}
+
+func newRuleStats() *RuleStats {
+	return &RuleStats{actions: make([][2]atomic.Uint64, actions.NumKinds())}
 }
 
 // LastFired returns when the rule last fired, or the zero time.
@@ -32,17 +38,17 @@ func (s *RuleStats) LastFired() time.Time {
 }
 
 // Actions returns how many actions of a kind finished ok and with an error.
-func (s *RuleStats) Actions(k actions.Kind) (ok, failed uint64) {
-	if int(k) >= len(s.actions) {
+func (s *RuleStats) Actions(k *actions.Kind) (ok, failed uint64) {
+	if k == nil {
 		return 0, 0
 	}
-	return s.actions[k][0].Load(), s.actions[k][1].Load()
+	return s.actions[k.ID()][0].Load(), s.actions[k.ID()][1].Load()
 }
 
 // Errors returns condition errors plus failed actions, the `errors` of
 // /api/rules.
 func (s *RuleStats) Errors() uint64 {
-	n := s.ConditionErrors.Load()
+	n := s.ConditionErrors.Load() + s.noKind.Load()
 	for k := range s.actions {
 		n += s.actions[k][1].Load()
 	}
@@ -54,15 +60,18 @@ func (s *RuleStats) fired(at time.Time) {
 	s.lastFired.Store(at.UnixNano())
 }
 
-func (s *RuleStats) actionResult(k actions.Kind, err error) {
-	if int(k) >= len(s.actions) {
+// actionResult counts an action's outcome. A request without a kind (a
+// caller's bug) counts as an error of no kind: only in Errors.
+func (s *RuleStats) actionResult(k *actions.Kind, err error) {
+	if k == nil {
+		s.noKind.Add(1)
 		return
 	}
 	i := 0
 	if err != nil {
 		i = 1
 	}
-	s.actions[k][i].Add(1)
+	s.actions[k.ID()][i].Add(1)
 }
 
 // Counters holds what the engine and the action executor count: messages,
@@ -72,7 +81,7 @@ func (s *RuleStats) actionResult(k actions.Kind, err error) {
 type Counters struct {
 	received  atomic.Uint64
 	drops     dropCounters
-	durations [4]Histogram // action durations by actions.Kind
+	durations []Histogram // action durations by actions.Kind ID
 	reloads   [2]atomic.Uint64
 
 	mu    sync.RWMutex
@@ -81,7 +90,7 @@ type Counters struct {
 
 // NewCounters returns zeroed counters.
 func NewCounters() *Counters {
-	return &Counters{rules: map[string]*RuleStats{}}
+	return &Counters{rules: map[string]*RuleStats{}, durations: make([]Histogram, actions.NumKinds())}
 }
 
 // Rule returns the counters of the rule with the given name, creating them
@@ -96,7 +105,7 @@ func (c *Counters) Rule(name string) *RuleStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s = c.rules[name]; s == nil {
-		s = &RuleStats{}
+		s = newRuleStats()
 		c.rules[name] = s
 	}
 	return s
@@ -104,19 +113,19 @@ func (c *Counters) Rule(name string) *RuleStats {
 
 // ActionDone implements actions.Reporter: it counts an action's outcome
 // against its rule.
-func (c *Counters) ActionDone(rule string, kind actions.Kind, err error, took time.Duration) {
+func (c *Counters) ActionDone(rule string, kind *actions.Kind, err error, took time.Duration) {
 	c.Rule(rule).actionResult(kind, err)
-	if int(kind) < len(c.durations) {
-		c.durations[kind].Observe(took.Seconds())
+	if kind != nil {
+		c.durations[kind.ID()].Observe(took.Seconds())
 	}
 }
 
 // ActionDurations returns the histogram of how long actions of a kind took.
-func (c *Counters) ActionDurations(k actions.Kind) *Histogram {
-	if int(k) >= len(c.durations) {
+func (c *Counters) ActionDurations(k *actions.Kind) *Histogram {
+	if k == nil {
 		return nil
 	}
-	return &c.durations[k]
+	return &c.durations[k.ID()]
 }
 
 // Reloaded counts a reload attempt.
@@ -144,7 +153,7 @@ func (c *Counters) Rules(fn func(name string, s *RuleStats)) {
 
 // Dropped implements actions.Reporter: an action not run at all is counted
 // as a drop with its reason.
-func (c *Counters) Dropped(rule string, kind actions.Kind, reason string) {
+func (c *Counters) Dropped(rule string, kind *actions.Kind, reason string) {
 	c.drops.add(reason)
 }
 

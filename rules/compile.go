@@ -96,7 +96,7 @@ func (c *compiler) template(src string, captures []string) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Template{Source: src}
+	t := &Template{src: src}
 	if len(exprs) == 0 {
 		return t, nil
 	}

@@ -8,13 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,19 +22,16 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 )
 
-// Defaults of optional keys (SPEC §2).
-const (
-	DefaultWebhookTimeout = 10 * time.Second
-	DefaultWebhookRetries = 3
-	MaxWebhookRetries     = 20
-)
-
 // Loader loads rule sets. It keeps the programs compiled by its last load,
 // so that reloading a large set recompiles only the expressions that
 // changed. A Loader is not safe for concurrent use.
 type Loader struct {
 	// LookupEnv resolves ${NAME} references; nil means os.LookupEnv.
 	LookupEnv func(name string) (string, bool)
+
+	// Allow lists the flags given that unlock gated action kinds (see
+	// actions.Kind.Gate), e.g. "--allow-exec".
+	Allow []string
 
 	c *compiler
 }
@@ -106,7 +100,7 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 	var errs Errors
 	seen := map[string]string{} // rule name -> where first defined
 	for _, src := range sources {
-		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs}
+		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs, allow: l.Allow}
 		fl.yr = yamlnode.Reader{LookupEnv: fl.lookup(lookup), Report: fl.report}
 		before := len(errs)
 		loaded := fl.load()
@@ -276,6 +270,7 @@ type fileLoader struct {
 	errs  *Errors
 	yr    yamlnode.Reader
 	env   map[string]struct{} // values taken from the environment (see Rule.EnvValues)
+	allow []string            // see Loader.Allow
 }
 
 // MinEnvValueLen is the shortest environment value Rule.EnvValues keeps:
@@ -314,8 +309,6 @@ func (fl *fileLoader) envValues() []string {
 	return out
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 func (fl *fileLoader) load() []*Rule {
 	dec := yaml.NewDecoder(bytes.NewReader(fl.src))
 	var out []*Rule
@@ -326,11 +319,8 @@ func (fl *fileLoader) load() []*Rule {
 			return out
 		}
 		if err != nil {
-			e := &Error{File: fl.name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-				e.Line, _ = strconv.Atoi(m[1])
-				e.Msg = m[2]
-			}
+			e := &Error{File: fl.name}
+			e.Line, e.Col, e.Msg = yamlnode.SyntaxError(fl.src, err)
 			*fl.errs = append(*fl.errs, e)
 			return nil
 		}
@@ -480,7 +470,7 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 	}
 
 	if v := byKey["actions"]; v == nil {
-		fl.errorf(n, label, "actions: missing (at least one of log, publish, webhook)")
+		fl.errorf(n, label, "actions: missing (at least one of %s)", actions.NameList())
 	} else if filtersOK {
 		r.Actions = fl.actions(v, r, label, "actions")
 	}
@@ -660,8 +650,9 @@ func (fl *fileLoader) indent(line int) int {
 }
 
 func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action {
+	names := actions.NameList()
 	if v.Kind != yaml.SequenceNode {
-		fl.errorf(v, rule, "%s: must be a list of actions (- log: …, - publish: …, - webhook: …), not %s", key, yamlnode.KindName(v))
+		fl.errorf(v, rule, "%s: must be a list of actions (- log: …, - publish: …), not %s", key, yamlnode.KindName(v))
 		return nil
 	}
 	if len(v.Content) == 0 {
@@ -673,184 +664,52 @@ func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action 
 		an = yamlnode.Resolve(an)
 		where := fmt.Sprintf("%s[%d]", key, i)
 		if an.Kind != yaml.MappingNode {
-			fl.errorf(an, rule, "%s: an action is a mapping with one key, log, publish or webhook, not %s", where, yamlnode.KindName(an))
+			fl.errorf(an, rule, "%s: an action is a mapping with one key, %s, not %s", where, names, yamlnode.KindName(an))
 			continue
 		}
 		kvs := fl.yr.Pairs(an, rule)
 		if len(kvs) != 1 {
-			fl.errorf(an, rule, "%s: an action has exactly one key (log, publish or webhook), found %d", where, len(kvs))
+			fl.errorf(an, rule, "%s: an action has exactly one key (%s), found %d", where, names, len(kvs))
 			continue
 		}
 		k, val := kvs[0].Key, kvs[0].Value
-		a := Action{Line: k.Line}
-		switch k.Value {
-		case "log":
-			a.Kind, a.Log = actions.KindLog, fl.logAction(val, r, rule, where+".log")
-		case "publish":
-			a.Kind, a.Publish = actions.KindPublish, fl.publishAction(val, r, rule, where+".publish")
-		case "webhook":
-			a.Kind, a.Webhook = actions.KindWebhook, fl.webhookAction(val, r, rule, where+".webhook")
-		default:
-			fl.errorf(k, rule, "%s: unknown action %q (want log, publish or webhook)%s", where, k.Value, yamlnode.Suggest(k.Value, []string{"log", "publish", "webhook"}))
+		kind := actions.Lookup(k.Value)
+		if kind == nil {
+			fl.errorf(k, rule, "%s: unknown action %q (want %s)%s", where, k.Value, names, yamlnode.Suggest(k.Value, actions.Names()))
 			continue
 		}
-		out = append(out, a)
+		if kind.Gate != "" && !slices.Contains(fl.allow, kind.Gate) {
+			fl.errorf(k, rule, "%s: %s actions run programs on this machine and are refused unless the engine runs with %s", where, kind.Name, kind.Gate)
+			continue
+		}
+		d := actions.NewDecoder(kind, val, where+"."+kind.Name, rule, &fl.yr,
+			func(n *yaml.Node, key string) actions.Template {
+				if t := fl.template(n, r, rule, key); t != nil {
+					return t
+				}
+				return nil
+			},
+			func(n *yaml.Node, msg string) { fl.report(n, rule, msg) })
+		spec := kind.Compile(d)
+		if spec == nil || d.Failed() {
+			continue
+		}
+		out = append(out, Action{Kind: kind, Spec: spec, Line: k.Line})
 	}
 	return out
-}
-
-func (fl *fileLoader) logAction(v *yaml.Node, r *Rule, rule, where string) *LogSpec {
-	spec := &LogSpec{Level: slog.LevelInfo}
-	if v.Kind != yaml.MappingNode {
-		spec.Message = fl.template(v, r, rule, where)
-		return spec
-	}
-	for _, kv := range fl.yr.Pairs(v, rule) {
-		switch kv.Key.Value {
-		case "message":
-			spec.Message = fl.template(kv.Value, r, rule, where+".message")
-		case "level":
-			if s, ok := fl.yr.Str(kv.Value, rule, where+".level"); ok {
-				if err := spec.Level.UnmarshalText([]byte(s)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s)) {
-					fl.errorf(kv.Value, rule, "%s.level: %q is not debug, info, warn or error", where, s)
-				}
-			}
-		default:
-			fl.errorf(kv.Key, rule, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"message", "level"}))
-		}
-	}
-	if spec.Message == nil {
-		fl.errorf(v, rule, "%s: message missing", where)
-	}
-	return spec
-}
-
-func (fl *fileLoader) publishAction(v *yaml.Node, r *Rule, rule, where string) *PublishSpec {
-	if v.Kind != yaml.MappingNode {
-		fl.errorf(v, rule, "%s: must be a mapping with topic (and payload, qos, retain), not %s", where, yamlnode.KindName(v))
-		return nil
-	}
-	spec := &PublishSpec{}
-	for _, kv := range fl.yr.Pairs(v, rule) {
-		switch kv.Key.Value {
-		case "topic":
-			spec.Topic = fl.template(kv.Value, r, rule, where+".topic")
-			if spec.Topic != nil && spec.Topic.IsLiteral() {
-				if err := topic.ValidateName(spec.Topic.Source); err != nil {
-					fl.errorf(kv.Value, rule, "%s.topic: %v", where, err)
-				}
-			}
-		case "payload":
-			spec.Payload = fl.template(kv.Value, r, rule, where+".payload")
-		case "qos":
-			q, _ := fl.yr.Int(kv.Value, rule, where+".qos", 0, 2)
-			spec.QoS = byte(q)
-		case "retain":
-			spec.Retain, _ = fl.yr.Bool(kv.Value, rule, where+".retain")
-		default:
-			fl.errorf(kv.Key, rule, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"topic", "payload", "qos", "retain"}))
-		}
-	}
-	if spec.Topic == nil {
-		fl.errorf(v, rule, "%s: topic missing", where)
-	}
-	return spec
-}
-
-var (
-	httpMethod = regexp.MustCompile(`^[A-Za-z]+$`)
-	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-)
-
-func (fl *fileLoader) webhookAction(v *yaml.Node, r *Rule, rule, where string) *WebhookSpec {
-	if v.Kind != yaml.MappingNode {
-		fl.errorf(v, rule, "%s: must be a mapping with url (and method, headers, body, timeout, retries), not %s", where, yamlnode.KindName(v))
-		return nil
-	}
-	spec := &WebhookSpec{Method: "POST", Timeout: DefaultWebhookTimeout, Retries: DefaultWebhookRetries}
-	for _, kv := range fl.yr.Pairs(v, rule) {
-		switch kv.Key.Value {
-		case "url":
-			spec.URL = fl.template(kv.Value, r, rule, where+".url")
-			if spec.URL != nil && spec.URL.IsLiteral() {
-				if err := CheckURL(spec.URL.Source); err != nil {
-					fl.errorf(kv.Value, rule, "%s.url: %v", where, err)
-				}
-			}
-		case "method":
-			if s, ok := fl.yr.Str(kv.Value, rule, where+".method"); ok {
-				if !httpMethod.MatchString(s) {
-					fl.errorf(kv.Value, rule, "%s.method: %q is not an HTTP method", where, s)
-				}
-				spec.Method = strings.ToUpper(s)
-			}
-		case "headers":
-			if kv.Value.Kind != yaml.MappingNode {
-				fl.errorf(kv.Value, rule, "%s.headers: must be a mapping of header names to values, not %s", where, yamlnode.KindName(kv.Value))
-				continue
-			}
-			for _, h := range fl.yr.Pairs(kv.Value, rule) {
-				if !headerName.MatchString(h.Key.Value) {
-					fl.errorf(h.Key, rule, "%s.headers: %q is not a header name", where, h.Key.Value)
-					continue
-				}
-				if t := fl.template(h.Value, r, rule, where+".headers."+h.Key.Value); t != nil {
-					spec.Headers = append(spec.Headers, Header{Name: h.Key.Value, Value: t})
-				}
-			}
-		case "body":
-			spec.Body = fl.template(kv.Value, r, rule, where+".body")
-		case "timeout":
-			spec.Timeout, _ = fl.yr.Duration(kv.Value, rule, where+".timeout", false)
-		case "retries":
-			spec.Retries, _ = fl.yr.Int(kv.Value, rule, where+".retries", 0, MaxWebhookRetries)
-		default:
-			fl.errorf(kv.Key, rule, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"url", "method", "headers", "body", "timeout", "retries"}))
-		}
-	}
-	if spec.URL == nil {
-		fl.errorf(v, rule, "%s: url missing", where)
-	}
-	return spec
-}
-
-// CheckURL checks a rendered webhook URL: absolute http or https with a host.
-func CheckURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("scheme %q: want http or https", u.Scheme)
-	}
-	if u.Host == "" {
-		return errors.New("no host")
-	}
-	return nil
 }
 
 // templates returns every template of the rule: key and actions.
 func (r *Rule) templates() []*Template {
 	var out []*Template
-	add := func(t *Template) {
-		if t != nil {
-			out = append(out, t)
-		}
+	if r.Key != nil {
+		out = append(out, r.Key)
 	}
-	add(r.Key)
 	for _, a := range slices.Concat(r.Actions, r.OnClear) {
-		switch {
-		case a.Publish != nil:
-			add(a.Publish.Topic)
-			add(a.Publish.Payload)
-		case a.Webhook != nil:
-			add(a.Webhook.URL)
-			add(a.Webhook.Body)
-			for _, h := range a.Webhook.Headers {
-				add(h.Value)
+		for _, t := range a.Spec.Templates() {
+			if t, ok := t.(*Template); ok && t != nil {
+				out = append(out, t)
 			}
-		case a.Log != nil:
-			add(a.Log.Message)
 		}
 	}
 	return out
@@ -871,7 +730,7 @@ func fingerprint(r *Rule) string {
 		}
 	}
 	if r.Key != nil {
-		field(r.Key.Source)
+		field(r.Key.Source())
 	} else {
 		field("-")
 	}

@@ -70,14 +70,14 @@ rules:
 	if len(r.Actions) != 3 || len(r.OnClear) != 1 {
 		t.Fatalf("actions = %d, on_clear = %d", len(r.Actions), len(r.OnClear))
 	}
-	w := r.Actions[2].Webhook
+	w := r.Actions[2].Spec.(*actions.WebhookSpec)
 	if w.Method != "POST" || w.Timeout != 5*time.Second || w.Retries != 3 {
 		t.Errorf("webhook = %+v", w)
 	}
-	if len(w.Headers) != 1 || w.Headers[0].Value.Source != "Bearer s3cret" {
+	if len(w.Headers) != 1 || w.Headers[0].Value.Source() != "Bearer s3cret" {
 		t.Errorf("headers = %+v, want the token expanded", w.Headers)
 	}
-	if p := r.Actions[1].Publish; p.QoS != 1 || p.Retain {
+	if p := r.Actions[1].Spec.(*actions.PublishSpec); p.QoS != 1 || p.Retain {
 		t.Errorf("publish = %+v", p)
 	}
 	if !r.Stateful() || !r.Episodic() {
@@ -207,14 +207,14 @@ rules:
 rules:
   - name: r
     topic: a
-`, `rules/home.yaml:3:5: rule "r": actions: missing (at least one of log, publish, webhook)`},
+`, `rules/home.yaml:3:5: rule "r": actions: missing (at least one of ` + actions.NameList() + `)`},
 		{"unknown action", `
 rules:
   - name: r
     topic: a
     actions:
       - pubish: {topic: x}
-`, `rules/home.yaml:6:9: rule "r": actions[0]: unknown action "pubish" (want log, publish or webhook) (did you mean "publish"?)`},
+`, `rules/home.yaml:6:9: rule "r": actions[0]: unknown action "pubish" (want ` + actions.NameList() + `) (did you mean "publish"?)`},
 		{"two actions in one item", `
 rules:
   - name: r
@@ -222,7 +222,7 @@ rules:
     actions:
       - log: a
         publish: {topic: x}
-`, `rules/home.yaml:6:9: rule "r": actions[0]: an action has exactly one key (log, publish or webhook), found 2`},
+`, `rules/home.yaml:6:9: rule "r": actions[0]: an action has exactly one key (` + actions.NameList() + `), found 2`},
 		{"bad qos", `
 rules:
   - name: r
@@ -265,7 +265,7 @@ rules:
   - name: r
     topic: a
    actions: []
-`, `rules/home.yaml:2: did not find expected '-' indicator`},
+`, `rules/home.yaml:5:4: did not find expected '-' indicator (actions: is at column 4; its sibling keys, like topic: on line 4, are at column 5)`},
 		{"absent with for", `
 rules:
   - name: r
@@ -503,7 +503,7 @@ rules:
 	}
 	e := NewEvaluator()
 	r.SetCaptures(e.Vars, 1, []string{"3", "lab"})
-	got, err := e.Render(r.Actions[0].Log.Message)
+	got, err := e.Render(r.Actions[0].Spec.(*actions.LogSpec).Message.(*Template))
 	if err != nil || got != "lab  3" {
 		t.Errorf("render = %q, %v; want %q (sensor only in the other filter is empty)", got, err, "lab  3")
 	}
@@ -543,17 +543,17 @@ rules:
       - webhook: {url: "http://127.0.0.1:1/x"}
 `)
 	as := rs.Rule("r").Actions
-	kinds := []actions.Kind{as[0].Kind, as[1].Kind, as[2].Kind}
-	if !slices.Equal(kinds, []actions.Kind{actions.KindLog, actions.KindPublish, actions.KindWebhook}) {
+	kinds := []*actions.Kind{as[0].Kind, as[1].Kind, as[2].Kind}
+	if !slices.Equal(kinds, []*actions.Kind{actions.KindLog, actions.KindPublish, actions.KindWebhook}) {
 		t.Errorf("kinds = %v", kinds)
 	}
-	if as[0].Log.Level.String() != "WARN" {
-		t.Errorf("log level = %v", as[0].Log.Level)
+	if l := as[0].Spec.(*actions.LogSpec); l.Level.String() != "WARN" {
+		t.Errorf("log level = %v", l.Level)
 	}
-	if as[1].Publish.Payload != nil || as[2].Webhook.Body != nil {
+	if as[1].Spec.(*actions.PublishSpec).Payload != nil || as[2].Spec.(*actions.WebhookSpec).Body != nil {
 		t.Error("payload and body default to the raw payload (nil template)")
 	}
-	if w := as[2].Webhook; w.Method != "POST" || w.Timeout != DefaultWebhookTimeout || w.Retries != DefaultWebhookRetries {
+	if w := as[2].Spec.(*actions.WebhookSpec); w.Method != "POST" || w.Timeout != actions.DefaultWebhookTimeout || w.Retries != actions.DefaultWebhookRetries {
 		t.Errorf("webhook defaults = %+v", w)
 	}
 }
@@ -675,8 +675,9 @@ rules:
 	r := rs.Rule("r")
 	want := []string{"zigbee2mqtt/+/light/set", "a/+/b", "a/#", "a/+/b", "a/#", "a/#", "+", "plain/topic"}
 	for i, a := range r.Actions {
-		if got := TopicPattern(a.Publish.Topic, r); got != want[i] {
-			t.Errorf("%s: pattern %q, want %q", a.Publish.Topic.Source, got, want[i])
+		tp := a.Spec.(*actions.PublishSpec).Topic.(*Template)
+		if got := TopicPattern(tp, r); got != want[i] {
+			t.Errorf("%s: pattern %q, want %q", tp.Source(), got, want[i])
 		}
 	}
 	if w := mustLoad(t, `

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 )
 
@@ -18,7 +19,7 @@ import (
 // It errs on the side of matching more.
 func TopicPattern(t *Template, r *Rule) string {
 	if t.IsLiteral() {
-		return t.Source
+		return t.src
 	}
 	const one, many = "\x00", "\x01" // cannot occur in a valid topic
 	var b strings.Builder
@@ -92,15 +93,26 @@ func (rs *RuleSet) findLoops() {
 	for _, r := range rs.Rules {
 		for _, acts := range [][]Action{r.Actions, r.OnClear} {
 			for i := range acts {
-				p := acts[i].Publish
-				if p == nil {
+				t := publishTopic(&acts[i])
+				if t == nil {
 					continue
 				}
-				p.MayLoop = rs.index.Overlaps(TopicPattern(p.Topic, r))
-				rs.mayLoop = rs.mayLoop || p.MayLoop
+				acts[i].MayLoop = rs.index.Overlaps(TopicPattern(t, r))
+				rs.mayLoop = rs.mayLoop || acts[i].MayLoop
 			}
 		}
 	}
+}
+
+// publishTopic returns the topic an action publishes its message to, when
+// its kind publishes to MQTT (see actions.PublishSpec.PublishTopic).
+func publishTopic(a *Action) *Template {
+	p, ok := a.Spec.(interface{ PublishTopic() actions.Template })
+	if !ok {
+		return nil
+	}
+	t, _ := p.PublishTopic().(*Template)
+	return t
 }
 
 // MayLoop reports whether a publish of the set can match a filter of the
@@ -131,13 +143,14 @@ func (rs *RuleSet) Warnings() []Warning {
 		}
 		for _, acts := range [][]Action{r.Actions, r.OnClear} {
 			for _, a := range acts {
-				if a.Publish == nil {
+				t := publishTopic(&a)
+				if t == nil {
 					continue
 				}
-				pat := TopicPattern(a.Publish.Topic, r)
+				pat := TopicPattern(t, r)
 				if own.Overlaps(pat) {
 					out = append(out, Warning{File: r.File, Line: a.Line, Rule: r.Name,
-						Msg: fmt.Sprintf("publish topic %q can match the rule's own topic filter: a loop (cut at --max-hops)", a.Publish.Topic.Source)})
+						Msg: fmt.Sprintf("%s topic %q can match the rule's own topic filter: a loop (cut at --max-hops)", a.Kind, t.src)})
 				}
 			}
 		}

@@ -5,7 +5,6 @@
 package rules
 
 import (
-	"log/slog"
 	"slices"
 	"time"
 
@@ -96,48 +95,17 @@ func (r *Rule) SetCaptures(vars map[string]any, filter int, wildcards []string) 
 	}
 }
 
-// Action is a compiled action: exactly one of Publish, Webhook and Log is
-// set, as Kind says.
+// Action is one step of a rule's actions or on_clear: a compiled action of
+// some kind (see actions.Kind).
 type Action struct {
-	Kind    actions.Kind
-	Publish *PublishSpec
-	Webhook *WebhookSpec
-	Log     *LogSpec
-	Line    int // where the action is defined
-}
+	Kind *actions.Kind
+	Spec actions.Spec
+	Line int // where the action is defined
 
-// PublishSpec is a compiled publish action.
-type PublishSpec struct {
-	Topic   *Template
-	Payload *Template // nil: the triggering message's payload
-	QoS     byte
-	Retain  bool
-
-	// MayLoop tells whether the topic can match a filter of the rule set,
-	// so the message may come back to the engine (see RuleSet.MayLoop).
+	// MayLoop tells whether the action publishes to a topic that can match
+	// a filter of the rule set, so the message may come back to the engine
+	// (see RuleSet.MayLoop).
 	MayLoop bool
-}
-
-// WebhookSpec is a compiled webhook action.
-type WebhookSpec struct {
-	URL     *Template
-	Method  string
-	Headers []Header
-	Body    *Template // nil: the triggering message's payload
-	Timeout time.Duration
-	Retries int
-}
-
-// Header is a webhook header with a templated value.
-type Header struct {
-	Name  string
-	Value *Template
-}
-
-// LogSpec is a compiled log action.
-type LogSpec struct {
-	Message *Template
-	Level   slog.Level
 }
 
 // RuleSet is a compiled, indexed set of rules. It is immutable: a reload

@@ -21,9 +21,10 @@ type Program struct {
 	payload payloadNeed
 }
 
-// Template is a compiled string with {{ expr }} parts (SPEC §4).
+// Template is a compiled string with {{ expr }} parts (docs/rules.md,
+// "Templates"). It implements actions.Template.
 type Template struct {
-	Source  string
+	src     string
 	parts   []part // literal text and expressions, alternating; empty for a literal template
 	uses    Uses
 	payload payloadNeed
@@ -34,6 +35,9 @@ type part struct {
 	prog *Program // nil for the trailing literal
 }
 
+// Source returns the template as written.
+func (t *Template) Source() string { return t.src }
+
 // IsLiteral reports whether the template has no {{ }} parts, so that
 // rendering it always gives Source.
 func (t *Template) IsLiteral() bool { return len(t.parts) == 0 }
@@ -42,7 +46,7 @@ func (t *Template) IsLiteral() bool { return len(t.parts) == 0 }
 // value is a string returns that string without copying.
 func (e *Evaluator) Render(t *Template) (string, error) {
 	if len(t.parts) == 0 {
-		return t.Source, nil
+		return t.src, nil
 	}
 	if len(t.parts) == 1 && t.parts[0].text == "" && t.parts[0].prog != nil {
 		out, err := e.vm.Run(t.parts[0].prog.prog, e.Vars)
@@ -67,7 +71,7 @@ func (e *Evaluator) Render(t *Template) (string, error) {
 // Append renders the template onto dst.
 func (e *Evaluator) Append(dst []byte, t *Template) ([]byte, error) {
 	if len(t.parts) == 0 {
-		return append(dst, t.Source...), nil
+		return append(dst, t.src...), nil
 	}
 	for _, p := range t.parts {
 		dst = append(dst, p.text...)

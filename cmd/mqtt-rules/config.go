@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -23,7 +24,8 @@ func applyConfig(fs *flag.FlagSet, path string) error {
 	}
 	var doc yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(src)).Decode(&doc); err != nil {
-		return fmt.Errorf("config %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		line, col, msg := yamlnode.SyntaxError(src, err)
+		return fmt.Errorf("config %s", yamlnode.FormatError(path, line, col, "", "", msg))
 	}
 	if len(doc.Content) == 0 {
 		return nil

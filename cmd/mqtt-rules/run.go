@@ -56,6 +56,7 @@ func (o *runOptions) define(fs *flag.FlagSet) {
 	fs.StringVar(&cfg.State, "state", "", "file that keeps rule state (for, cooldown, firing, absent, prev) across restarts; created if missing (default: memory only)")
 	fs.StringVar(&cfg.DeadLetterTopic, "dead-letter-topic", "", "publish every webhook that finally failed (rule, error, request with secrets redacted) to this topic")
 	fs.IntVar(&cfg.MaxHops, "max-hops", engine.DefaultMaxHops, "longest chain of the engine's own publishes triggering its rules again; beyond it the publish is not made")
+	fs.BoolVar(&cfg.AllowExec, "allow-exec", false, "accept exec actions: rules may then run programs on this machine, as the engine's user")
 	fs.IntVar(&cfg.MaxKeys, "max-keys", engine.DefaultMaxKeys, "keys one stateful rule tracks; the least recently seen is evicted beyond it")
 }
 

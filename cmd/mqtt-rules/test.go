@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/mqtt-rules/mqtt-rules/actions"
 	"io"
 	"regexp"
 	"strings"
@@ -104,7 +105,9 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 // loadRules loads the rule files under paths, printing the errors (and
 // warnings) to stderr as validate does.
 func loadRules(paths []string, stderr io.Writer) (*rules.RuleSet, bool) {
-	rs, err := rules.NewLoader().Load(paths...)
+	ld := rules.NewLoader()
+	ld.Allow = actions.Gates() // a dry run runs no program
+	rs, err := ld.Load(paths...)
 	if err != nil {
 		var es rules.Errors
 		if errors.As(err, &es) {

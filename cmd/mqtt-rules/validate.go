@@ -10,7 +10,8 @@ import (
 
 // validateCmd loads and compiles rule files without running them (SPEC §7).
 func validateCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", stderr, "validate PATH...")
+	fs := newFlagSet("validate", stderr, "validate [--allow-exec] PATH...")
+	allowExec := fs.Bool("allow-exec", false, "accept exec actions, as `mqtt-rules run --allow-exec` does")
 	paths, err := parseArgs(fs, args)
 	if err != nil {
 		return usageCode(err)
@@ -20,7 +21,11 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	rs, err := rules.Load(paths...)
+	ld := rules.NewLoader()
+	if *allowExec {
+		ld.Allow = []string{"--allow-exec"}
+	}
+	rs, err := ld.Load(paths...)
 	if err != nil {
 		var es rules.Errors
 		if errors.As(err, &es) {

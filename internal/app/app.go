@@ -47,6 +47,9 @@ type Config struct {
 	// DeadLetterTopic receives webhooks that finally failed; "" for none.
 	DeadLetterTopic string
 
+	// AllowExec accepts exec actions (refused at load without it).
+	AllowExec bool
+
 	// NoWatch turns off watching the rules paths; reloads then come from
 	// Reload (SIGHUP) only.
 	NoWatch bool
@@ -98,6 +101,9 @@ type App struct {
 // connection keeps retrying in the background.
 func Start(cfg Config) (*App, error) {
 	a := &App{cfg: cfg, log: cfg.Logger, loader: rules.NewLoader()}
+	if cfg.AllowExec {
+		a.loader.Allow = []string{actions.KindExec.Gate}
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 	"io"
-	"net/http"
 	"reflect"
 	"strings"
 	"time"
@@ -198,64 +197,72 @@ func (e *Expectation) compare(a Actual) ([]FieldDiff, bool) {
 	if e.OnClear != nil && *e.OnClear != a.OnClear {
 		add("on_clear", fmt.Sprint(*e.OnClear), fmt.Sprint(a.OnClear))
 	}
-	str := func(field string, want *string, got string) {
-		if want != nil && *want != got {
-			add(field, *want, got)
-		}
+	var fields []actions.Field
+	if a.Request.Action != nil {
+		fields = a.Request.Action.Fields()
 	}
-	switch q := a.Request; q.Kind {
-	case actions.KindPublish:
-		p := q.Publish
-		str("topic", e.Topic, p.Topic)
-		if e.QoS != nil && *e.QoS != p.QoS {
-			add("qos", fmt.Sprint(*e.QoS), fmt.Sprint(p.QoS))
-		}
-		if e.Retain != nil && *e.Retain != p.Retain {
-			add("retain", fmt.Sprint(*e.Retain), fmt.Sprint(p.Retain))
-		}
-		if e.Body != nil && !e.Body.matches(p.Payload) {
-			add("payload", e.Body.show(), Text(p.Payload))
-		}
-	case actions.KindWebhook:
-		w := q.Webhook
-		str("method", e.Method, w.Method)
-		if e.URL != nil && *e.URL != w.URL {
-			want, got := actions.RedactURL(*e.URL), actions.RedactURL(w.URL)
-			if want == got {
-				got += "  (differs in a secret part, not shown)"
+	for _, want := range e.Fields {
+		if _, ok := field(fields, want.Name); !ok && len(want.Sub) > 0 {
+			for _, sub := range want.Sub {
+				compareField(fields, sub, add)
 			}
-			add("url", want, got)
+			continue
 		}
-		for _, h := range e.Headers {
-			got, ok := w.Header[http.CanonicalHeaderKey(h.Name)]
-			if ok && len(got) == 1 && got[0] == h.Value {
-				continue
-			}
-			want := redactOne(h.Name, h.Value)
-			shown := "(no such header)"
-			if ok {
-				shown = redactOne(h.Name, strings.Join(got, ", "))
-				if shown == want {
-					shown += "  (differs in a secret part, not shown)"
-				}
-			}
-			add("header "+h.Name, want, shown)
-		}
-		if e.Body != nil && !e.Body.matches(w.Body) {
-			add("body", e.Body.show(), Text(w.Body))
-		}
-	case actions.KindLog:
-		l := q.Log
-		str("message", e.Message, l.Message)
-		if e.Level != nil && *e.Level != l.Level {
-			add("level", levelName(*e.Level), levelName(l.Level))
-		}
+		compareField(fields, want, add)
 	}
 	return diffs, true
 }
 
-func redactOne(name, value string) string {
-	return actions.RedactHeader(http.Header{name: {value}})[name][0]
+// field returns the action's field of the given name; the part after a
+// "key." prefix (a header name) matches in any case.
+func field(fields []actions.Field, name string) (actions.Field, bool) {
+	for _, f := range fields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	if group, sub, ok := strings.Cut(name, "."); ok {
+		for _, f := range fields {
+			if g, s, ok := strings.Cut(f.Name, "."); ok && g == group && strings.EqualFold(s, sub) {
+				return f, true
+			}
+		}
+	}
+	return actions.Field{}, false
+}
+
+func compareField(fields []actions.Field, want ExpectedField, add func(field, want, got string)) {
+	got, ok := field(fields, want.Name)
+	if !ok {
+		add(want.Name, want.Value.show(nil), "(not set)")
+		return
+	}
+	if want.Value.matches([]byte(got.Value)) || got.Fold && strings.EqualFold(want.Value.Text, got.Value) || sameBool(want.Value.Text, got.Value) {
+		return
+	}
+	w, g := want.Value.show(got.Redact), got.Show(got.Value, nil)
+	if got.Text || want.Value.IsJSON {
+		g = Text([]byte(g))
+	}
+	if w == g || got.Redact != nil && strings.TrimSuffix(w, "  (compared as JSON)") == g {
+		g += "  (differs in a secret part, not shown)"
+	}
+	add(want.Name, w, g)
+}
+
+// sameBool reports whether an expected true/false written as YAML allows
+// (yes, on, True) is the boolean the action's field holds.
+func sameBool(want, got string) bool {
+	if got != "true" && got != "false" {
+		return false
+	}
+	switch strings.ToLower(want) {
+	case "true", "yes", "on":
+		return got == "true"
+	case "false", "no", "off":
+		return got == "false"
+	}
+	return false
 }
 
 func (v *Value) matches(got []byte) bool {
@@ -269,11 +276,17 @@ func (v *Value) matches(got []byte) bool {
 	return reflect.DeepEqual(v.JSON, g)
 }
 
-func (v *Value) show() string {
-	if v.IsJSON {
-		return v.Text + "  (compared as JSON)"
+// show returns the expected value as displayed, redacted as the field it
+// is compared with redacts (nil: as it is).
+func (v *Value) show(redact func(string) string) string {
+	t := v.Text
+	if redact != nil {
+		t = redact(t)
 	}
-	return Text([]byte(v.Text))
+	if v.IsJSON {
+		return t + "  (compared as JSON)"
+	}
+	return Text([]byte(t))
 }
 
 // String renders an expectation as the fields it gives, on one line:
@@ -290,39 +303,29 @@ func (e *Expectation) String() string {
 		parts = append(parts, "on_clear:")
 	}
 	parts = append(parts, e.Kind.String())
-	field := func(name string, v *string) {
-		if v != nil {
-			parts = append(parts, name+"="+Text([]byte(*v)))
-		}
+	var redact func(name string) func(string) string
+	if e.Kind != nil {
+		redact = e.Kind.Redact
 	}
-	switch e.Kind {
-	case actions.KindPublish:
-		field("topic", e.Topic)
-		if e.QoS != nil {
-			parts = append(parts, fmt.Sprintf("qos=%d", *e.QoS))
+	for _, f := range e.Fields {
+		items := []ExpectedField{f}
+		if len(f.Sub) > 0 {
+			items = f.Sub
 		}
-		if e.Retain != nil {
-			parts = append(parts, fmt.Sprintf("retain=%t", *e.Retain))
+		for _, it := range items {
+			var r func(string) string
+			if redact != nil {
+				r = redact(it.Name)
+			}
+			t := it.Value.Text
+			if r != nil {
+				t = r(t)
+			}
+			if !it.Value.IsJSON {
+				t = Text([]byte(t))
+			}
+			parts = append(parts, it.Name+"="+t)
 		}
-		if e.Body != nil {
-			parts = append(parts, "payload="+e.Body.Text)
-		}
-	case actions.KindWebhook:
-		field("method", e.Method)
-		if e.URL != nil {
-			parts = append(parts, "url="+actions.RedactURL(*e.URL))
-		}
-		for _, h := range e.Headers {
-			parts = append(parts, fmt.Sprintf("header %s=%s", h.Name, redactOne(h.Name, h.Value)))
-		}
-		if e.Body != nil {
-			parts = append(parts, "body="+e.Body.Text)
-		}
-	case actions.KindLog:
-		if e.Level != nil {
-			parts = append(parts, "level="+levelName(*e.Level))
-		}
-		field("message", e.Message)
 	}
 	return strings.Join(parts, " ")
 }

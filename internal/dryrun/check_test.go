@@ -13,22 +13,24 @@ import (
 )
 
 func pub(rule, topic, payload string) Actual {
-	return Actual{Rule: rule, Request: actions.Request{Kind: actions.KindPublish, Publish: &actions.Publish{Topic: topic, Payload: []byte(payload)}}}
+	return Actual{Rule: rule, Request: actions.Request{Kind: actions.KindPublish, Action: &actions.Publish{Topic: topic, Payload: []byte(payload)}}}
 }
 
 func logA(rule, msg string) Actual {
-	return Actual{Rule: rule, Request: actions.Request{Kind: actions.KindLog, Log: &actions.Log{Message: msg}}}
+	return Actual{Rule: rule, Request: actions.Request{Kind: actions.KindLog, Action: &actions.Log{Message: msg}}}
 }
 
 func ptr[T any](v T) *T { return &v }
 
 func expPub(rule, topic string) Expectation {
-	return Expectation{Rule: rule, Kind: actions.KindPublish, Topic: ptr(topic)}
+	return Expectation{Rule: rule, Kind: actions.KindPublish, Fields: []ExpectedField{text("topic", topic)}}
 }
 
 func expLog(rule, msg string) Expectation {
-	return Expectation{Rule: rule, Kind: actions.KindLog, Message: ptr(msg)}
+	return Expectation{Rule: rule, Kind: actions.KindLog, Fields: []ExpectedField{text("message", msg)}}
 }
+
+func text(name, v string) ExpectedField { return ExpectedField{Name: name, Value: Value{Text: v}} }
 
 // opsString renders ops as "✓0=0 ✗1=1 -2 +3".
 func opsString(ops []Op) string {
@@ -79,7 +81,7 @@ func TestAlign(t *testing.T) {
 }
 
 func TestCompare(t *testing.T) {
-	hook := Actual{Rule: "r", At: time.Minute, OnClear: true, Request: actions.Request{Kind: actions.KindWebhook, Webhook: &actions.Webhook{
+	hook := Actual{Rule: "r", At: time.Minute, OnClear: true, Request: actions.Request{Kind: actions.KindWebhook, Action: &actions.Webhook{
 		Method: "POST", URL: "https://h.example/x?token=abc", Header: http.Header{"Authorization": {"Bearer real"}, "X-A": {"1"}},
 		Body: []byte(`{"b": 2, "a": [1, "x"]}`),
 	}}}
@@ -89,19 +91,20 @@ func TestCompare(t *testing.T) {
 		want []FieldDiff
 	}{
 		{"all given fields equal", Expectation{Rule: "r", Kind: actions.KindWebhook, At: ptr(time.Minute), OnClear: ptr(true),
-			Method: ptr("POST"), URL: ptr("https://h.example/x?token=abc"), Headers: []HeaderValue{{"authorization", "Bearer real"}},
-			Body: &Value{IsJSON: true, JSON: map[string]any{"a": []any{1.0, "x"}, "b": 2.0}, Text: `{"a":[1,"x"],"b":2}`}}, nil},
+			Fields: []ExpectedField{text("method", "POST"), text("url", "https://h.example/x?token=abc"),
+				{Name: "headers", Sub: []ExpectedField{text("headers.authorization", "Bearer real")}},
+				{Name: "body", Value: Value{IsJSON: true, JSON: map[string]any{"a": []any{1.0, "x"}, "b": 2.0}, Text: `{"a":[1,"x"],"b":2}`}}}}, nil},
 		{"at and on_clear", Expectation{Kind: actions.KindWebhook, At: ptr(2 * time.Minute), OnClear: ptr(false)},
 			[]FieldDiff{{"at", "2m", "1m"}, {"on_clear", "false", "true"}}},
-		{"secret part of the url", Expectation{Kind: actions.KindWebhook, URL: ptr("https://h.example/x?token=xyz")},
+		{"secret part of the url", Expectation{Kind: actions.KindWebhook, Fields: []ExpectedField{text("url", "https://h.example/x?token=xyz")}},
 			[]FieldDiff{{"url", "https://h.example/x?token=[REDACTED]", "https://h.example/x?token=[REDACTED]  (differs in a secret part, not shown)"}}},
-		{"secret header", Expectation{Kind: actions.KindWebhook, Headers: []HeaderValue{{"Authorization", "Bearer other"}}},
-			[]FieldDiff{{"header Authorization", "[REDACTED]", "[REDACTED]  (differs in a secret part, not shown)"}}},
-		{"missing header", Expectation{Kind: actions.KindWebhook, Headers: []HeaderValue{{"X-B", "2"}}},
-			[]FieldDiff{{"header X-B", "2", "(no such header)"}}},
-		{"text body compares bytes", Expectation{Kind: actions.KindWebhook, Body: &Value{Text: `{"a":[1,"x"],"b":2}`}},
+		{"secret header", Expectation{Kind: actions.KindWebhook, Fields: []ExpectedField{{Name: "headers", Sub: []ExpectedField{text("headers.Authorization", "Bearer other")}}}},
+			[]FieldDiff{{"headers.Authorization", "[REDACTED]", "[REDACTED]  (differs in a secret part, not shown)"}}},
+		{"missing header", Expectation{Kind: actions.KindWebhook, Fields: []ExpectedField{{Name: "headers", Sub: []ExpectedField{text("headers.X-B", "2")}}}},
+			[]FieldDiff{{"headers.X-B", "2", "(not set)"}}},
+		{"text body compares bytes", Expectation{Kind: actions.KindWebhook, Fields: []ExpectedField{text("body", `{"a":[1,"x"],"b":2}`)}},
 			[]FieldDiff{{"body", `{"a":[1,"x"],"b":2}`, `{"b": 2, "a": [1, "x"]}`}}},
-		{"json body compares values", Expectation{Kind: actions.KindWebhook, Body: &Value{IsJSON: true, JSON: map[string]any{"b": 3.0}, Text: `{"b":3}`}},
+		{"json body compares values", Expectation{Kind: actions.KindWebhook, Fields: []ExpectedField{{Name: "body", Value: Value{IsJSON: true, JSON: map[string]any{"b": 3.0}, Text: `{"b":3}`}}}},
 			[]FieldDiff{{"body", `{"b":3}  (compared as JSON)`, `{"b": 2, "a": [1, "x"]}`}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,8 +117,8 @@ func TestCompare(t *testing.T) {
 			}
 		})
 	}
-	lg := Actual{Rule: "r", Request: actions.Request{Kind: actions.KindLog, Log: &actions.Log{Message: "m", Level: slog.LevelInfo}}}
-	e := Expectation{Kind: actions.KindLog, Message: ptr("m"), Level: ptr(slog.LevelWarn)}
+	lg := Actual{Rule: "r", Request: actions.Request{Kind: actions.KindLog, Action: &actions.Log{Message: "m", Level: slog.LevelInfo}}}
+	e := Expectation{Kind: actions.KindLog, Fields: []ExpectedField{text("message", "m"), text("level", "warn")}}
 	if got, _ := e.compare(lg); fmt.Sprint(got) != fmt.Sprint([]FieldDiff{{"level", "warn", "info"}}) {
 		t.Errorf("log level diff = %q", got)
 	}

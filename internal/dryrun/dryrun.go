@@ -193,16 +193,18 @@ func (r *Runner) feed(steps []Step, s Step) []Step {
 	collect := func(s Step) {
 		for _, ev := range s.Events {
 			for _, a := range ev.Actions {
-				if a.Kind != actions.KindPublish {
+				m, ok := a.Action.(interface{ MQTTMessage() *actions.Publish })
+				if !ok {
 					continue
 				}
-				r.levels = topic.Split(a.Publish.Topic, r.levels[:0])
+				p := m.MQTTMessage()
+				r.levels = topic.Split(p.Topic, r.levels[:0])
 				if !r.rs.Reaches(r.levels) {
 					continue
 				}
 				queue = append(queue, pending{
-					msg: engine.Message{Topic: a.Publish.Topic, Payload: a.Publish.Payload,
-						QoS: min(a.Publish.QoS, 1), Time: r.now},
+					msg: engine.Message{Topic: p.Topic, Payload: p.Payload,
+						QoS: min(p.QoS, 1), Time: r.now},
 					from: ev.Rule,
 				})
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
@@ -222,7 +223,7 @@ rules:
 `)
 	steps := New(rs, Options{}).Send(msg(0, "t", "body"))
 	reqs := steps[0].Events[0].Actions
-	if len(reqs) != 1 || reqs[0].Webhook == nil || reqs[0].Webhook.URL != srv.URL+"/x" {
+	if w, ok := reqs[0].Action.(*actions.Webhook); len(reqs) != 1 || !ok || w.URL != srv.URL+"/x" {
 		t.Fatalf("actions = %+v, want the rendered webhook", reqs)
 	}
 	select {

@@ -3,9 +3,6 @@ package dryrun
 import (
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,33 +14,58 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
-// Line renders an action on one line, secrets redacted:
+// Line renders an action on one line from its fields (actions.Field),
+// secrets redacted:
 //
 //	publish alerts/kitchen/hot qos=1 retain=false payload={"value":31}
 //	webhook POST https://hooks.example.com/notify headers={Authorization: [REDACTED]} body={"value":31}
 //	log warn: kitchen at 31
 //
-// The free text (payload, body, message) comes last and is shown as it is
-// unless it holds control characters or is not UTF-8: then it is quoted
-// as a Go string.
+// Bare fields come first without their names, then name=value, fields of
+// a mapping key grouped as key={Name: value, …}, and the free text last,
+// shown as it is unless it holds control characters or is not UTF-8: then
+// it is quoted as a Go string. The text of a kind's shorthand key (log's
+// message) follows a colon.
 func Line(req actions.Request) string {
-	switch req.Kind {
-	case actions.KindPublish:
-		p := req.Publish
-		return fmt.Sprintf("publish %s qos=%d retain=%t payload=%s", p.Topic, p.QoS, p.Retain, Text(p.Payload))
-	case actions.KindWebhook:
-		w := req.Webhook
-		var b strings.Builder
-		fmt.Fprintf(&b, "webhook %s %s", w.Method, actions.RedactURL(w.URL, req.Secrets...))
-		if len(w.Header) > 0 {
-			fmt.Fprintf(&b, " headers={%s}", strings.Join(headerLines(w.Header), ", "))
-		}
-		fmt.Fprintf(&b, " body=%s", Text(w.Body))
-		return b.String()
-	case actions.KindLog:
-		return fmt.Sprintf("log %s: %s", levelName(req.Log.Level), Text([]byte(req.Log.Message)))
+	if req.Action == nil {
+		return req.Kind.String()
 	}
-	return req.Kind.String()
+	var b strings.Builder
+	b.WriteString(req.Kind.String())
+	fields := req.Action.Fields()
+	for _, f := range fields {
+		if f.Bare && !f.Text {
+			b.WriteString(" " + f.Show(f.Value, req.Secrets))
+		}
+	}
+	for i := 0; i < len(fields); i++ {
+		f := fields[i]
+		if f.Bare || f.Quiet || f.Text {
+			continue
+		}
+		group, _, dotted := strings.Cut(f.Name, ".")
+		if !dotted {
+			b.WriteString(" " + f.Name + "=" + f.Show(f.Value, req.Secrets))
+			continue
+		}
+		var items []string
+		for ; i < len(fields) && strings.HasPrefix(fields[i].Name, group+"."); i++ {
+			items = append(items, strings.TrimPrefix(fields[i].Name, group+".")+": "+fields[i].Show(fields[i].Value, req.Secrets))
+		}
+		i--
+		b.WriteString(" " + group + "={" + strings.Join(items, ", ") + "}")
+	}
+	for _, f := range fields {
+		if !f.Text {
+			continue
+		}
+		if f.Name == req.Kind.Shorthand {
+			b.WriteString(": " + Text([]byte(f.Show(f.Value, req.Secrets))))
+		} else {
+			b.WriteString(" " + f.Name + "=" + Text([]byte(f.Show(f.Value, req.Secrets))))
+		}
+	}
+	return b.String()
 }
 
 // Full writes an action over several lines, every field shown and secrets
@@ -57,29 +79,57 @@ func Line(req actions.Request) string {
 //	log      warn  kitchen at 31
 func Full(w io.Writer, indent string, req actions.Request) {
 	const pad = "         "
-	body := func(b []byte) {
-		if len(b) == 0 {
-			fmt.Fprintf(w, "%s%s(empty)\n", indent, pad)
-			return
-		}
-		for _, l := range blockLines(b) {
-			fmt.Fprintf(w, "%s%s%s\n", indent, pad, l)
+	if req.Action == nil {
+		fmt.Fprintf(w, "%s%s\n", indent, req.Kind)
+		return
+	}
+	fields := req.Action.Fields()
+	var head []string
+	var bare []string
+	var details []string
+	var texts []actions.Field
+	for _, f := range fields {
+		v := f.Show(f.Value, req.Secrets)
+		switch {
+		case f.Text:
+			texts = append(texts, f)
+		case f.Bare:
+			bare = append(bare, v)
+		case strings.Contains(f.Name, "."):
+			_, sub, _ := strings.Cut(f.Name, ".")
+			details = append(details, sub+": "+v)
+		default:
+			head = append(head, f.Name+" "+v)
 		}
 	}
-	switch req.Kind {
-	case actions.KindPublish:
-		p := req.Publish
-		fmt.Fprintf(w, "%spublish  %s  qos %d  retain %t\n", indent, p.Topic, p.QoS, p.Retain)
-		body(p.Payload)
-	case actions.KindWebhook:
-		h := req.Webhook
-		fmt.Fprintf(w, "%swebhook  %s %s  timeout %s  retries %d\n", indent, h.Method, actions.RedactURL(h.URL, req.Secrets...), FormatDuration(h.Timeout), h.Retries)
-		for _, l := range headerLines(h.Header) {
+	line := fmt.Sprintf("%-8s", req.Kind)
+	if len(bare) > 0 {
+		line += " " + strings.Join(bare, " ")
+	}
+	for _, h := range head {
+		line += "  " + h
+	}
+	// A short text of the kind's shorthand key (log's message) fits the
+	// head line.
+	if len(texts) == 1 && texts[0].Name == req.Kind.Shorthand && len(head) == 0 && len(details) == 0 {
+		if v := texts[0].Show(texts[0].Value, req.Secrets); !strings.Contains(v, "\n") {
+			fmt.Fprintf(w, "%s%s  %s\n", indent, line, Text([]byte(v)))
+			return
+		}
+	}
+	fmt.Fprintf(w, "%s%s\n", indent, strings.TrimRight(line, " "))
+	for _, d := range details {
+		fmt.Fprintf(w, "%s%s%s\n", indent, pad, d)
+	}
+	for _, f := range texts {
+		v := f.Show(f.Value, req.Secrets)
+		if v == "" {
+			fmt.Fprintf(w, "%s%s(empty)\n", indent, pad)
+			continue
+		}
+		for _, l := range blockLines([]byte(v)) {
 			fmt.Fprintf(w, "%s%s%s\n", indent, pad, l)
 		}
-		body(h.Body)
-	case actions.KindLog:
-		fmt.Fprintf(w, "%slog      %s  %s\n", indent, levelName(req.Log.Level), Text([]byte(req.Log.Message)))
 	}
 }
 
@@ -128,37 +178,9 @@ func printable(s string, multiline bool) bool {
 	return true
 }
 
-// headerLines renders headers as "Name: value", sorted, secrets redacted.
-func headerLines(h http.Header) []string {
-	h = actions.RedactHeader(h)
-	names := make([]string, 0, len(h))
-	for k := range h {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	var out []string
-	for _, k := range names {
-		for _, v := range h[k] {
-			out = append(out, k+": "+v)
-		}
-	}
-	return out
-}
-
-func levelName(l slog.Level) string { return strings.ToLower(l.String()) }
-
 // FormatDuration writes a duration the way rule files do: 5m, 1h30m, 30s,
-// 1.5s, 0s (Go's String without the trailing zero units).
-func FormatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+// 1.5s, 0s.
+func FormatDuration(d time.Duration) string { return actions.FormatDuration(d) }
 
 // Offset formats the time t as an offset from start: "5m", "1h30m", "0s".
 func Offset(start, t time.Time) string { return FormatDuration(t.Sub(start)) }

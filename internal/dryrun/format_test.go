@@ -17,23 +17,23 @@ func TestLine(t *testing.T) {
 		req  actions.Request
 		want string
 	}{
-		{"publish", actions.Request{Kind: actions.KindPublish, Publish: &actions.Publish{Topic: "a/b", Payload: []byte(`{"v":1}`), QoS: 1, Retain: true}},
+		{"publish", actions.Request{Kind: actions.KindPublish, Action: &actions.Publish{Topic: "a/b", Payload: []byte(`{"v":1}`), QoS: 1, Retain: true}},
 			`publish a/b qos=1 retain=true payload={"v":1}`},
-		{"empty payload", actions.Request{Kind: actions.KindPublish, Publish: &actions.Publish{Topic: "a"}},
+		{"empty payload", actions.Request{Kind: actions.KindPublish, Action: &actions.Publish{Topic: "a"}},
 			`publish a qos=0 retain=false payload=""`},
-		{"binary payload", actions.Request{Kind: actions.KindPublish, Publish: &actions.Publish{Topic: "a", Payload: []byte{0xff, 0}}},
+		{"binary payload", actions.Request{Kind: actions.KindPublish, Action: &actions.Publish{Topic: "a", Payload: []byte{0xff, 0}}},
 			`publish a qos=0 retain=false payload="\xff\x00"`},
-		{"multiline payload", actions.Request{Kind: actions.KindPublish, Publish: &actions.Publish{Topic: "a", Payload: []byte("x\ny")}},
+		{"multiline payload", actions.Request{Kind: actions.KindPublish, Action: &actions.Publish{Topic: "a", Payload: []byte("x\ny")}},
 			`publish a qos=0 retain=false payload="x\ny"`},
-		{"final line break", actions.Request{Kind: actions.KindPublish, Publish: &actions.Publish{Topic: "a", Payload: []byte("{}\n")}},
+		{"final line break", actions.Request{Kind: actions.KindPublish, Action: &actions.Publish{Topic: "a", Payload: []byte("{}\n")}},
 			`publish a qos=0 retain=false payload={}⏎`},
-		{"webhook redacted", actions.Request{Kind: actions.KindWebhook, Webhook: &actions.Webhook{
+		{"webhook redacted", actions.Request{Kind: actions.KindWebhook, Action: &actions.Webhook{
 			Method: "POST", URL: "https://u:pw@h.example/x?token=abc&room=k",
 			Header: http.Header{"Authorization": {"Bearer s3cret"}, "X-Room": {"k"}}, Body: []byte("b"),
 		}}, `webhook POST https://u:xxxxx@h.example/x?token=[REDACTED]&room=k headers={Authorization: [REDACTED], X-Room: k} body=b`},
-		{"webhook without headers", actions.Request{Kind: actions.KindWebhook, Webhook: &actions.Webhook{Method: "GET", URL: "http://h/"}},
+		{"webhook without headers", actions.Request{Kind: actions.KindWebhook, Action: &actions.Webhook{Method: "GET", URL: "http://h/"}},
 			`webhook GET http://h/ body=""`},
-		{"log", actions.Request{Kind: actions.KindLog, Log: &actions.Log{Message: "hot: 31 °C", Level: slog.LevelWarn}},
+		{"log", actions.Request{Kind: actions.KindLog, Action: &actions.Log{Message: "hot: 31 °C", Level: slog.LevelWarn}},
 			`log warn: hot: 31 °C`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,12 +46,12 @@ func TestLine(t *testing.T) {
 
 func TestFull(t *testing.T) {
 	var b bytes.Buffer
-	Full(&b, "  ", actions.Request{Kind: actions.KindPublish, Publish: &actions.Publish{Topic: "a/b", Payload: []byte("line 1\nline 2\n"), QoS: 2}})
-	Full(&b, "  ", actions.Request{Kind: actions.KindWebhook, Webhook: &actions.Webhook{
+	Full(&b, "  ", actions.Request{Kind: actions.KindPublish, Action: &actions.Publish{Topic: "a/b", Payload: []byte("line 1\nline 2\n"), QoS: 2}})
+	Full(&b, "  ", actions.Request{Kind: actions.KindWebhook, Action: &actions.Webhook{
 		Method: "PUT", URL: "https://h.example/?apikey=k", Header: http.Header{"Cookie": {"c=1"}, "Accept": {"*/*"}},
 		Timeout: 5 * time.Second, Retries: 3,
 	}})
-	Full(&b, "  ", actions.Request{Kind: actions.KindLog, Log: &actions.Log{Message: "m", Level: slog.LevelError}})
+	Full(&b, "  ", actions.Request{Kind: actions.KindLog, Action: &actions.Log{Message: "m", Level: slog.LevelError}})
 	want := `  publish  a/b  qos 2  retain false
            line 1
            line 2

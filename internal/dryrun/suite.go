@@ -3,6 +3,7 @@ package dryrun
 import (
 	"errors"
 	"fmt"
+	"github.com/mqtt-rules/mqtt-rules/actions"
 	"io"
 	"path/filepath"
 	"regexp"
@@ -155,6 +156,7 @@ func (s *ruleSets) load(paths []string) *loaded {
 	}
 	l := &loaded{}
 	ld := rules.NewLoader()
+	ld.Allow = actions.Gates() // a dry run runs no program
 	ld.LookupEnv = s.lookup
 	l.rs, l.err = ld.Load(paths...)
 	if l.err == nil && len(l.rs.Files) == 0 {

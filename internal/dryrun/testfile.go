@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 	"io"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,28 +57,26 @@ type Message struct {
 }
 
 // Expectation is one entry of a case's expect: list. Only the fields it
-// gives (non-nil, non-empty) are compared.
+// gives are compared.
 type Expectation struct {
 	Line, Col int
 	Rule      string         // "": any rule
 	At        *time.Duration // when the action runs, as an offset from the start
 	OnClear   *bool          // whether it is an on_clear action
-	Kind      actions.Kind
-
-	Topic   *string // publish
-	QoS     *byte   // publish
-	Retain  *bool   // publish
-	Method  *string // webhook
-	URL     *string // webhook
-	Headers []HeaderValue
-	Body    *Value      // publish payload, webhook body
-	Message *string     // log
-	Level   *slog.Level // log
+	Kind      *actions.Kind
+	Fields    []ExpectedField // in written order
 }
 
-// HeaderValue is an expected webhook header.
-type HeaderValue struct {
-	Name, Value string
+// ExpectedField is one field an expectation gives: a key of the action's
+// kind (publish's topic, log's message), compared with the action's field
+// of that name (see actions.Field). A mapping under a key whose action
+// fields are "key.name" (webhook headers) gives one expected field per
+// name instead.
+type ExpectedField struct {
+	Name  string
+	Value Value
+	Line  int
+	Sub   []ExpectedField // the entries of a mapping value, by their own names
 }
 
 // Value is an expected payload or body: text compared byte for byte, or,
@@ -138,11 +134,8 @@ func ParseTestFile(name string, data []byte, lookup func(string) (string, bool))
 			break
 		}
 		if err != nil {
-			e := &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-				e.Line, _ = strconv.Atoi(m[1])
-				e.Msg = m[2]
-			}
+			e := &Error{File: name}
+			e.Line, e.Col, e.Msg = yamlnode.SyntaxError(data, err)
 			p.errs = append(p.errs, e)
 			break
 		}
@@ -163,8 +156,6 @@ func ParseTestFile(name string, data []byte, lookup func(string) (string, bool))
 	}
 	return tf, nil
 }
-
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 type parser struct {
 	name string
@@ -188,10 +179,6 @@ var (
 	fileKeys    = []string{"tests", "rule_files"}
 	caseKeys    = []string{"name", "messages", "expect", "until", "start"}
 	messageKeys = []string{"topic", "payload", "at", "qos", "retain"}
-	expectKeys  = []string{"rule", "at", "on_clear", "publish", "webhook", "log"}
-	publishKeys = []string{"topic", "payload", "qos", "retain"}
-	webhookKeys = []string{"method", "url", "body", "headers"}
-	logKeys     = []string{"message", "level"}
 )
 
 func (p *parser) document(tf *TestFile, root *yaml.Node) {
@@ -377,10 +364,12 @@ func (p *parser) expectation(n *yaml.Node, test string, j int) (Expectation, boo
 	before := len(p.errs)
 	e := Expectation{Line: n.Line, Col: n.Column}
 	where := fmt.Sprintf("expect[%d]", j)
+	kindNames := actions.NameList()
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, test, "%s: an expected action is a mapping with rule and one of publish, webhook, log, not %s", where, yamlnode.KindName(n))
+		p.errorf(n, test, "%s: an expected action is a mapping with rule and one of %s, not %s", where, kindNames, yamlnode.KindName(n))
 		return e, false
 	}
+	expectKeys := append([]string{"rule", "at", "on_clear"}, actions.Names()...)
 	kinds := 0
 	for _, kv := range p.yr.Pairs(n, test) {
 		switch k := kv.Key.Value; k {
@@ -394,133 +383,66 @@ func (p *parser) expectation(n *yaml.Node, test string, j int) (Expectation, boo
 			if b, ok := p.yr.Bool(kv.Value, test, where+".on_clear"); ok {
 				e.OnClear = &b
 			}
-		case "publish":
-			kinds++
-			e.Kind = actions.KindPublish
-			p.expectPublish(&e, kv.Value, test, where+".publish")
-		case "webhook":
-			kinds++
-			e.Kind = actions.KindWebhook
-			p.expectWebhook(&e, kv.Value, test, where+".webhook")
-		case "log":
-			kinds++
-			e.Kind = actions.KindLog
-			p.expectLog(&e, kv.Value, test, where+".log")
 		default:
-			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, k, yamlnode.Suggest(k, expectKeys))
+			kind := actions.Lookup(k)
+			if kind == nil {
+				p.errorf(kv.Key, test, "%s: unknown key %q%s", where, k, yamlnode.Suggest(k, expectKeys))
+				continue
+			}
+			kinds++
+			e.Kind = kind
+			e.Fields = p.expectFields(kind, kv.Value, test, where+"."+k)
 		}
 	}
 	if kinds != 1 {
-		p.errorf(n, test, "%s: give exactly one of publish, webhook and log (found %d)", where, kinds)
+		p.errorf(n, test, "%s: give exactly one of %s (found %d)", where, kindNames, kinds)
 	}
 	return e, len(p.errs) == before
 }
 
-func (p *parser) expectPublish(e *Expectation, v *yaml.Node, test, where string) {
+// expectFields reads the fields an expectation gives for an action of
+// kind k: nothing (any such action), its shorthand's text, or a mapping
+// of the kind's keys.
+func (p *parser) expectFields(k *actions.Kind, v *yaml.Node, test, where string) []ExpectedField {
 	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-		return // publish: with nothing: any publish
+		return nil // publish: with nothing: any publish
 	}
-	if v.Kind != yaml.MappingNode {
-		p.errorf(v, test, "%s: must be a mapping of topic, payload, qos, retain (the fields to compare), not %s", where, yamlnode.KindName(v))
-		return
-	}
-	for _, kv := range p.yr.Pairs(v, test) {
-		switch kv.Key.Value {
-		case "topic":
-			if s, ok := p.yr.Str(kv.Value, test, where+".topic"); ok {
-				e.Topic = &s
-			}
-		case "payload":
-			if val, ok := p.value(kv.Value, test, where+".payload"); ok {
-				e.Body = &val
-			}
-		case "qos":
-			if q, ok := p.yr.Int(kv.Value, test, where+".qos", 0, 2); ok {
-				b := byte(q)
-				e.QoS = &b
-			}
-		case "retain":
-			if b, ok := p.yr.Bool(kv.Value, test, where+".retain"); ok {
-				e.Retain = &b
-			}
-		default:
-			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, publishKeys))
-		}
-	}
-}
-
-func (p *parser) expectWebhook(e *Expectation, v *yaml.Node, test, where string) {
-	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-		return
-	}
-	if v.Kind != yaml.MappingNode {
-		p.errorf(v, test, "%s: must be a mapping of method, url, body, headers (the fields to compare), not %s", where, yamlnode.KindName(v))
-		return
-	}
-	for _, kv := range p.yr.Pairs(v, test) {
-		switch kv.Key.Value {
-		case "method":
-			if s, ok := p.yr.Str(kv.Value, test, where+".method"); ok {
-				s = strings.ToUpper(s)
-				e.Method = &s
-			}
-		case "url":
-			if s, ok := p.yr.Str(kv.Value, test, where+".url"); ok {
-				e.URL = &s
-			}
-		case "body":
-			if val, ok := p.value(kv.Value, test, where+".body"); ok {
-				e.Body = &val
-			}
-		case "headers":
-			if kv.Value.Kind != yaml.MappingNode {
-				p.errorf(kv.Value, test, "%s.headers: must be a mapping of header names to values, not %s", where, yamlnode.KindName(kv.Value))
-				continue
-			}
-			for _, h := range p.yr.Pairs(kv.Value, test) {
-				if s, ok := p.yr.Str(h.Value, test, where+".headers."+h.Key.Value); ok {
-					e.Headers = append(e.Headers, HeaderValue{Name: h.Key.Value, Value: s})
-				}
-			}
-		default:
-			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, webhookKeys))
-		}
-	}
-}
-
-func (p *parser) expectLog(e *Expectation, v *yaml.Node, test, where string) {
-	if v.Kind == yaml.ScalarNode {
-		if v.Tag == "!!null" {
-			return
-		}
+	if v.Kind == yaml.ScalarNode && k.Shorthand != "" {
 		if s, ok := p.yr.Str(v, test, where); ok {
-			e.Message = &s
+			return []ExpectedField{{Name: k.Shorthand, Value: Value{Text: s}, Line: v.Line}}
 		}
-		return
+		return nil
 	}
 	if v.Kind != yaml.MappingNode {
-		p.errorf(v, test, "%s: must be the message, or a mapping of message and level, not %s", where, yamlnode.KindName(v))
-		return
+		p.errorf(v, test, "%s: must be a mapping of %s (the fields to compare), not %s", where, strings.Join(k.Keys, ", "), yamlnode.KindName(v))
+		return nil
 	}
+	var out []ExpectedField
 	for _, kv := range p.yr.Pairs(v, test) {
-		switch kv.Key.Value {
-		case "message":
-			if s, ok := p.yr.Str(kv.Value, test, where+".message"); ok {
-				e.Message = &s
+		name := kv.Key.Value
+		if !slices.Contains(k.Keys, name) {
+			hint := yamlnode.Suggest(name, k.Keys)
+			if meant, ok := k.Synonyms[name]; ok && hint == "" {
+				hint = fmt.Sprintf(" (did you mean %q?)", meant)
 			}
-		case "level":
-			if s, ok := p.yr.Str(kv.Value, test, where+".level"); ok {
-				var l slog.Level
-				if err := l.UnmarshalText([]byte(s)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s)) {
-					p.errorf(kv.Value, test, "%s.level: %q is not debug, info, warn or error", where, s)
-					continue
-				}
-				e.Level = &l
-			}
-		default:
-			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, logKeys))
+			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, name, hint)
+			continue
 		}
+		val, ok := p.value(kv.Value, test, where+"."+name)
+		if !ok {
+			continue
+		}
+		f := ExpectedField{Name: name, Value: val, Line: kv.Key.Line}
+		if kv.Value.Kind == yaml.MappingNode {
+			for _, sub := range p.yr.Pairs(kv.Value, test) {
+				if sv, ok := p.value(sub.Value, test, where+"."+name+"."+sub.Key.Value); ok {
+					f.Sub = append(f.Sub, ExpectedField{Name: name + "." + sub.Key.Value, Value: sv, Line: sub.Key.Line})
+				}
+			}
+		}
+		out = append(out, f)
 	}
+	return out
 }
 
 // value parses a payload or body: a scalar is its text (empty for null); a

@@ -2,7 +2,6 @@ package dryrun
 
 import (
 	"errors"
-	"log/slog"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -70,23 +69,40 @@ tests:
 	if len(c.Expect) != 5 {
 		t.Fatalf("%d expectations, want 5", len(c.Expect))
 	}
+	// fields renders an expectation's fields as name=value (json: for
+	// values compared as JSON), sub-fields in brackets.
+	var fields func(fs []ExpectedField) string
+	fields = func(fs []ExpectedField) string {
+		var parts []string
+		for _, f := range fs {
+			p := f.Name + "=" + f.Value.Text
+			if f.Value.IsJSON {
+				p = f.Name + "=json:" + f.Value.Text
+			}
+			if len(f.Sub) > 0 {
+				p += "[" + fields(f.Sub) + "]"
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, " ")
+	}
 	e := c.Expect[0]
 	if e.Rule != "r" || *e.At != 30*time.Second || *e.OnClear || e.Kind != actions.KindPublish ||
-		*e.Topic != "alerts/kitchen" || e.Body.Text != `{"x":1}` || e.Body.IsJSON || *e.QoS != 2 || !*e.Retain {
-		t.Errorf("publish expectation = %+v", e)
+		fields(e.Fields) != `topic=alerts/kitchen payload={"x":1} qos=2 retain=yes` {
+		t.Errorf("publish expectation = %+v: %s", e, fields(e.Fields))
 	}
 	e = c.Expect[1]
-	if e.Kind != actions.KindWebhook || *e.Method != "POST" || *e.URL != "http://h/" ||
-		!reflect.DeepEqual(e.Headers, []HeaderValue{{"Authorization", "Bearer t"}}) || !e.Body.IsJSON || e.Body.Text != `{"a":[1,2]}` {
-		t.Errorf("webhook expectation = %+v", e)
+	if e.Kind != actions.KindWebhook ||
+		fields(e.Fields) != `method=post url=http://h/ headers=json:{"Authorization":"Bearer t"}[headers.Authorization=Bearer t] body=json:{"a":[1,2]}[body.a=json:[1,2]]` {
+		t.Errorf("webhook expectation = %+v: %s", e, fields(e.Fields))
 	}
-	if e := c.Expect[2]; e.Kind != actions.KindLog || *e.Message != "hello" || e.Level != nil {
+	if e := c.Expect[2]; e.Kind != actions.KindLog || fields(e.Fields) != "message=hello" {
 		t.Errorf("log expectation = %+v", e)
 	}
-	if e := c.Expect[3]; *e.Message != "hi" || *e.Level != slog.LevelWarn {
-		t.Errorf("log mapping expectation = %+v", e)
+	if e := c.Expect[3]; fields(e.Fields) != "message=hi level=WARN" {
+		t.Errorf("log mapping expectation = %+v: %s", e, fields(e.Fields))
 	}
-	if e := c.Expect[4]; e.Kind != actions.KindPublish || e.Topic != nil || e.Body != nil {
+	if e := c.Expect[4]; e.Kind != actions.KindPublish || len(e.Fields) != 0 {
 		t.Errorf("bare publish expectation = %+v", e)
 	}
 	if c := tf.Cases[1]; c.Until != time.Minute || len(c.Expect) != 0 {
@@ -100,7 +116,7 @@ func TestParseTestFileErrors(t *testing.T) {
 		name, src string
 		want      []string
 	}{
-		{"not yaml", "tests: [", []string{"t_test.yaml:1: did not find expected node content"}},
+		{"not yaml", "tests: [", []string{"t_test.yaml:1:8: did not find expected node content"}},
 		{"empty", "", []string{"t_test.yaml: empty test file: want a tests: list"}},
 		{"not a mapping", "- a\n", []string{"t_test.yaml:1:1: a test file is a mapping with a tests: list, not a list"}},
 		{"no tests", "rule_files: x.yaml\n", []string{"t_test.yaml:1:1: no tests: list"}},
@@ -117,11 +133,11 @@ func TestParseTestFileErrors(t *testing.T) {
 		{"bad qos", "tests:\n  - name: n\n    messages: [{topic: t, qos: 3}]\n", []string{`messages[0].qos: "3" is not a whole number from 0 to 2`}},
 		{"until before last", "tests:\n  - name: n\n    messages: [{topic: t, at: 2m}]\n    until: 1m\n", []string{`t_test.yaml:4:12: test "n": until: 1m is before the last message (at: 2m)`}},
 		{"bad start", "tests:\n" + ok + "    start: tomorrow\n", []string{`start: "tomorrow" is not an RFC 3339 time`}},
-		{"two kinds", "tests:\n" + ok + "    expect: [{log: a, publish: {topic: b}}]\n", []string{`t_test.yaml:4:14: test "n": expect[0]: give exactly one of publish, webhook and log (found 2)`}},
-		{"no kind", "tests:\n" + ok + "    expect: [{rule: r}]\n", []string{`expect[0]: give exactly one of publish, webhook and log (found 0)`}},
+		{"two kinds", "tests:\n" + ok + "    expect: [{log: a, publish: {topic: b}}]\n", []string{`t_test.yaml:4:14: test "n": expect[0]: give exactly one of ` + actions.NameList() + ` (found 2)`}},
+		{"no kind", "tests:\n" + ok + "    expect: [{rule: r}]\n", []string{`expect[0]: give exactly one of ` + actions.NameList() + ` (found 0)`}},
 		{"unknown publish key", "tests:\n" + ok + "    expect: [{publish: {topik: b}}]\n", []string{`t_test.yaml:4:25: test "n": expect[0].publish: unknown key "topik" (did you mean "topic"?)`}},
 		{"unknown webhook key", "tests:\n" + ok + "    expect: [{webhook: {header: {}}}]\n", []string{`expect[0].webhook: unknown key "header" (did you mean "headers"?)`}},
-		{"bad level", "tests:\n" + ok + "    expect: [{log: {message: m, level: loud}}]\n", []string{`expect[0].log.level: "loud" is not debug, info, warn or error`}},
+		{"unknown field", "tests:\n" + ok + "    expect: [{log: {message: m, lvl: warn}}]\n", []string{`expect[0].log: unknown key "lvl" (did you mean "level"?)`}},
 		{"unset env", "tests:\n" + ok + "    expect: [{log: \"${NOPE}\"}]\n", []string{`expect[0].log: environment variable NOPE is not set`}},
 		{"key twice", "tests:\n" + ok + "    name: m\n", []string{`t_test.yaml:4:5: test "n": name: key given twice`}},
 		{"all errors at once", "tests:\n  - name: n\n    messages: [{topic: t, qos: 9}]\n    expect: [{log: x, rul: r}]\n", []string{

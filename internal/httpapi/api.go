@@ -208,7 +208,7 @@ func kinds(acts []rules.Action) []string {
 	return out
 }
 
-func uses(acts []rules.Action, k actions.Kind) bool {
+func uses(acts []rules.Action, k *actions.Kind) bool {
 	for _, a := range acts {
 		if a.Kind == k {
 			return true

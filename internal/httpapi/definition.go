@@ -35,34 +35,30 @@ type RuleDefinition struct {
 	OnClear     []ActionDefinition `json:"on_clear,omitempty"`
 }
 
-// ActionDefinition is one action as written; the fields of its kind are set.
+// ActionDefinition is one action as written: its kind and its fields, in
+// the order its kind shows them (see actions.Spec.Describe).
 type ActionDefinition struct {
-	Kind string `json:"kind"` // publish, webhook or log
-	Line int    `json:"line"`
-
-	// publish
-	Topic   string  `json:"topic,omitempty"`
-	Payload *string `json:"payload,omitempty"` // null: the message's payload
-	QoS     *byte   `json:"qos,omitempty"`
-	Retain  *bool   `json:"retain,omitempty"`
-
-	// webhook
-	URL     string         `json:"url,omitempty"`
-	Method  string         `json:"method,omitempty"`
-	Headers []HeaderSource `json:"headers,omitempty"`
-	Body    *string        `json:"body,omitempty"` // null: the message's payload
-	Timeout string         `json:"timeout,omitempty"`
-	Retries *int           `json:"retries,omitempty"`
-
-	// log
-	Message string `json:"message,omitempty"`
-	Level   string `json:"level,omitempty"`
+	Kind   string            `json:"kind"` // publish, webhook, log, …
+	Line   int               `json:"line"`
+	Fields []FieldDefinition `json:"fields"`
 }
 
-// HeaderSource is a webhook header: its name and its value's template.
-type HeaderSource struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+// Value returns the value of the action's field of that name, or "".
+func (a ActionDefinition) Value(name string) string {
+	for _, f := range a.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// FieldDefinition is one field of an action as written, secrets redacted.
+type FieldDefinition struct {
+	Name  string `json:"name"`           // as in rule files; "headers.Authorization" for a key of a mapping
+	Value string `json:"value"`          // the source, templates unrendered
+	Text  bool   `json:"text,omitempty"` // free text (a payload, a body): shown as a block
+	Note  string `json:"note,omitempty"` // stands in for an absent value ("the message's payload")
 }
 
 // Define describes r as written, without its secrets: the values of
@@ -95,7 +91,7 @@ func Define(r *rules.Rule) RuleDefinition {
 		d.When = red.Text(r.When.Source)
 	}
 	if r.Key != nil {
-		d.Key = red.Text(r.Key.Source)
+		d.Key = red.Text(r.Key.Source())
 	}
 	if r.ClearWhen != nil {
 		d.ClearWhen = red.Text(r.ClearWhen.Source)
@@ -109,31 +105,13 @@ func Define(r *rules.Rule) RuleDefinition {
 func defineActions(acts []rules.Action, red Redactor) []ActionDefinition {
 	out := make([]ActionDefinition, 0, len(acts))
 	for _, a := range acts {
-		ad := ActionDefinition{Kind: a.Kind.String(), Line: a.Line}
-		switch {
-		case a.Publish != nil:
-			p := a.Publish
-			ad.Topic = red.Text(p.Topic.Source)
-			if p.Payload != nil {
-				ad.Payload = ptr(red.Text(p.Payload.Source))
+		ad := ActionDefinition{Kind: a.Kind.String(), Line: a.Line, Fields: []FieldDefinition{}}
+		for _, f := range a.Spec.Describe() {
+			fd := FieldDefinition{Name: f.Name, Text: f.Text, Note: f.Note}
+			if f.Note == "" {
+				fd.Value = f.Show(f.Value, red.secrets) // masks raw and escaped forms
 			}
-			ad.QoS, ad.Retain = ptr(p.QoS), ptr(p.Retain)
-		case a.Webhook != nil:
-			h := a.Webhook
-			ad.URL = actions.RedactURL(h.URL.Source, red.secrets...) // masks raw and escaped forms
-			ad.Method = h.Method
-			for _, hd := range h.Headers {
-				v := actions.RedactHeader(http.Header{hd.Name: {hd.Value.Source}})[hd.Name][0]
-				ad.Headers = append(ad.Headers, HeaderSource{Name: hd.Name, Value: red.Text(v)})
-			}
-			if h.Body != nil {
-				ad.Body = ptr(red.Text(h.Body.Source))
-			}
-			ad.Timeout = h.Timeout.String()
-			ad.Retries = ptr(h.Retries)
-		case a.Log != nil:
-			ad.Message = red.Text(a.Log.Message.Source)
-			ad.Level = strings.ToLower(a.Log.Level.String())
+			ad.Fields = append(ad.Fields, fd)
 		}
 		out = append(out, ad)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,21 +71,32 @@ func TestAPIRuleDefinition(t *testing.T) {
 		t.Fatalf("actions %+v, on_clear %+v", d.Actions, d.OnClear)
 	}
 	wh := d.Actions[0]
-	wantHeaders := []HeaderSource{{"Authorization", "[REDACTED]"}, {"X-Api-Key", "[REDACTED]"}, {"X-Room", "{{ room }}"}}
-	if wh.Kind != "webhook" || wh.Method != "PUT" || wh.Timeout != "3s" || *wh.Retries != 1 || !equalHeaders(wh.Headers, wantHeaders) {
-		t.Errorf("webhook %+v, headers %+v want %+v", wh, wh.Headers, wantHeaders)
+	want := []FieldDefinition{
+		{Name: "method", Value: "PUT"},
+		{Name: "url", Value: "https://hooks.example.com/x?room={{ room }}&access_token=[REDACTED]"},
+		{Name: "headers.Authorization", Value: "[REDACTED]"},
+		{Name: "headers.X-Api-Key", Value: "[REDACTED]"},
+		{Name: "headers.X-Room", Value: "{{ room }}"},
+		{Name: "timeout", Value: "3s"},
+		{Name: "retries", Value: "1"},
+		// The secret found by its environment variable's name.
+		{Name: "body", Value: `{"secret":"[REDACTED]","room":"{{ room }}"}`, Text: true},
 	}
-	if want := "https://hooks.example.com/x?room={{ room }}&access_token=[REDACTED]"; wh.URL != want {
-		t.Errorf("url %q, want %q", wh.URL, want)
+	if wh.Kind != "webhook" || !slices.Equal(wh.Fields, want) {
+		t.Errorf("webhook %+v,\nwant fields %+v", wh, want)
 	}
-	if want := `{"secret":"[REDACTED]","room":"{{ room }}"}`; wh.Body == nil || *wh.Body != want {
-		t.Errorf("body %v, want %q (the secret found by its environment variable's name)", wh.Body, want)
+	wantPub := []FieldDefinition{
+		{Name: "topic", Value: "alerts/{{ room }}"},
+		{Name: "qos", Value: "1"},
+		{Name: "retain", Value: "true"},
+		{Name: "payload", Text: true, Note: "the message's payload"},
 	}
-	if p := d.Actions[1]; p.Kind != "publish" || p.Topic != "alerts/{{ room }}" || p.Payload != nil || *p.QoS != 1 || !*p.Retain {
-		t.Errorf("publish %+v", p)
+	if p := d.Actions[1]; p.Kind != "publish" || !slices.Equal(p.Fields, wantPub) {
+		t.Errorf("publish %+v, want fields %+v", p, wantPub)
 	}
-	if l := d.OnClear[0]; l.Kind != "log" || l.Message != "{{ room }} closed" || l.Level != "warn" {
-		t.Errorf("on_clear %+v", l)
+	wantLog := []FieldDefinition{{Name: "level", Value: "warn"}, {Name: "message", Value: "{{ room }} closed", Text: true}}
+	if l := d.OnClear[0]; l.Kind != "log" || !slices.Equal(l.Fields, wantLog) {
+		t.Errorf("on_clear %+v, want fields %+v", l, wantLog)
 	}
 
 	if resp, _ := get(t, srv.URL+"/api/rules/nope"); resp.StatusCode != 404 {
@@ -94,18 +106,6 @@ func TestAPIRuleDefinition(t *testing.T) {
 	if resp, body := get(t, srv.URL+"/api/rules"); resp.StatusCode != 200 || !strings.Contains(body, `"name": "notify"`) {
 		t.Errorf("/api/rules: %d %s", resp.StatusCode, body)
 	}
-}
-
-func equalHeaders(a, b []HeaderSource) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestAPIKeys(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 )
 
 // actionKinds are the values of the `action` label, in the order emitted.
-var actionKinds = [...]actions.Kind{actions.KindPublish, actions.KindWebhook, actions.KindLog}
+var actionKinds = actions.Kinds()
 
 // dropReasons are always emitted, zeros included, so alerts and dashboards
 // can rely on the series existing.

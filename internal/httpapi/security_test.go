@@ -79,7 +79,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := Define(rs.Rules[0]).Actions[0].URL
+	got := Define(rs.Rules[0]).Actions[0].Value("url")
 	for _, form := range []string{secret, url.PathEscape(secret), url.QueryEscape(secret)} {
 		if strings.Contains(got, form) {
 			t.Errorf("the definition shows the ${HOOK} value as %q: %s", form, got)

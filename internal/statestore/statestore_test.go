@@ -34,7 +34,7 @@ type sink struct {
 func (s *sink) Do(q actions.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.got = append(s.got, fmt.Sprintf("%ds %s %s", int(s.c.Now().Sub(t0)/time.Second), q.Rule, q.Log.Message))
+	s.got = append(s.got, fmt.Sprintf("%ds %s %s", int(s.c.Now().Sub(t0)/time.Second), q.Rule, q.Action.(*actions.Log).Message))
 }
 
 func (s *sink) take() []string {

@@ -150,7 +150,7 @@ func (s *stream) ruleEvent(gen string) []byte {
 		}
 		if c := st.Counters(); c != nil {
 			rstats := c.Rule(r.Name)
-			for _, k := range []actions.Kind{actions.KindPublish, actions.KindWebhook, actions.KindLog} {
+			for _, k := range actions.Kinds() {
 				if used(r.Actions, k) || used(r.OnClear, k) {
 					ok, failed := rstats.Actions(k)
 					ev.ActionResults[k.String()] = httpapi.Results{OK: ok, Error: failed}
@@ -175,7 +175,7 @@ func (s *stream) ruleEvent(gen string) []byte {
 	return sse("rule", state)
 }
 
-func used(acts []rules.Action, k actions.Kind) bool {
+func used(acts []rules.Action, k *actions.Kind) bool {
 	for _, a := range acts {
 		if a.Kind == k {
 			return true

@@ -144,13 +144,13 @@ func TestLiveRule(t *testing.T) {
 	}
 	d := re.Definition
 	wh := d.Actions[0]
-	if wh.Kind != "webhook" || len(wh.Headers) != 2 || wh.Headers[0].Value != "[REDACTED]" || wh.Headers[1].Value != "{{ room }}" {
-		t.Errorf("webhook headers %+v, want Authorization redacted and X-Room shown", wh.Headers)
+	if wh.Kind != "webhook" || wh.Value("headers.Authorization") != "[REDACTED]" || wh.Value("headers.X-Room") != "{{ room }}" {
+		t.Errorf("webhook fields %+v, want Authorization redacted and X-Room shown", wh.Fields)
 	}
-	if !strings.Contains(wh.URL, "api_key=[REDACTED]") || *wh.Body != `{"t":"[REDACTED]"}` {
-		t.Errorf("webhook url %q body %q, want the secret redacted", wh.URL, *wh.Body)
+	if !strings.Contains(wh.Value("url"), "api_key=[REDACTED]") || wh.Value("body") != `{"t":"[REDACTED]"}` {
+		t.Errorf("webhook url %q body %q, want the secret redacted", wh.Value("url"), wh.Value("body"))
 	}
-	if len(d.OnClear) != 1 || d.OnClear[0].Message != "{{ room }} door closed" || d.When != `payload == "open"` {
+	if len(d.OnClear) != 1 || d.OnClear[0].Value("message") != "{{ room }} door closed" || d.When != `payload == "open"` {
 		t.Errorf("definition %+v", d)
 	}
 	if strings.Contains(ev.data, secretValue) {

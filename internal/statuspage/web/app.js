@@ -655,20 +655,11 @@
     };
     const code = (s) => make('code', '', s);
     const pre = (s) => make('pre', '', s);
-    const raw = make('span', 'sub', "the message's payload");
-    if (a.kind === 'publish') {
-      item('topic', code(a.topic));
-      item('payload', a.payload != null ? pre(a.payload) : raw);
-      item('qos', String(a.qos));
-      if (a.retain) item('retain', 'yes');
-    } else if (a.kind === 'webhook') {
-      item(a.method, code(a.url));
-      for (const h of a.headers || []) item(h.name, code(h.value));
-      item('body', a.body != null ? pre(a.body) : raw);
-      item('timeout', goDur(a.timeout) + ', ' + a.retries + ' retries');
-    } else if (a.kind === 'log') {
-      item('message', pre(a.message));
-      item('level', a.level);
+    // Fields as the action's kind describes them: bare text in code, free
+    // text (a payload, a body) as a block, a stand-in note when absent.
+    for (const f of a.fields || []) {
+      if (f.note) item(f.name, make('span', 'sub', f.note));
+      else item(f.name, f.text ? pre(f.value) : code(f.value));
     }
     box.append(dl);
     return box;
