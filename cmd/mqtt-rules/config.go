@@ -14,9 +14,10 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
-// applyConfig reads a config file (SPEC §6: the keys are the flag names in
-// snake_case, `rules` is a list, ${ENV} is expanded) and sets every flag
-// the command line did not set: flags win. Errors name the file and line.
+// applyConfig reads a config file (docs/operations.md, Config file: the
+// keys are the flag names in snake_case, `rules` is a list, ${ENV} is
+// expanded) and sets every flag the command line did not set: flags win.
+// Errors name the file and line.
 func applyConfig(fs *flag.FlagSet, path string) error {
 	src, err := os.ReadFile(path)
 	if err != nil {

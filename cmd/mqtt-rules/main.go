@@ -26,7 +26,8 @@ import (
 	"syscall"
 )
 
-// Exit codes (SPEC §7).
+// Exit codes, the same for every command (README.md, A rule;
+// docs/testing.md, 3. Run the tests).
 const (
 	exitOK      = 0
 	exitInvalid = 1 // invalid rules, failed tests, or a run that could not start
@@ -109,7 +110,7 @@ func versionString() string {
 }
 
 // parseArgs parses flags that may come before or after the positional
-// arguments (SPEC §7), returning the positional ones. A "--" ends flags.
+// arguments, returning the positional ones. A "--" ends flags.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {

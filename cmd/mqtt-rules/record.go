@@ -39,7 +39,7 @@ type recordOptions struct {
 }
 
 // recordCmd subscribes to filters and writes every message it receives as
-// a JSON line (SPEC §7) until ctx ends (SIGINT/SIGTERM) or --count
+// a JSON line (docs/testing.md, 6. Record and replay) until ctx ends (SIGINT/SIGTERM) or --count
 // messages were written.
 func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o recordOptions

@@ -12,7 +12,7 @@ import (
 
 // replayCmd runs a capture (see record) through a rule set on a virtual
 // clock and prints what would fire; with --against, only the firings that
-// differ from a baseline set (SPEC §7).
+// differ from a baseline set (docs/testing.md, 6. Record and replay).
 func replayCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("replay", stderr, "replay FILE --rules PATH... [--against PATH...] [--until D|TIME]")
 	var rulePaths, against stringList

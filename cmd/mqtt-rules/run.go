@@ -34,7 +34,7 @@ type runOptions struct {
 	configFile string
 }
 
-// define registers the flags (SPEC §6) on fs.
+// define registers the flags (docs/operations.md, Flags) on fs.
 func (o *runOptions) define(fs *flag.FlagSet) {
 	cfg := &o.cfg
 	fs.StringVar(&o.configFile, "config", "", "YAML file with any of these flags' keys in snake_case (client_id, rules: [...]); flags win")

@@ -22,7 +22,8 @@ against the rule files found under PATH (docs/testing.md). With --message,
 dry-runs the messages through the rules: nothing is published, no webhook
 is called.`
 
-// testCmd runs rule test files, or dry-runs messages (SPEC §7).
+// testCmd runs rule test files, or dry-runs messages (docs/testing.md,
+// 2. Write a test and 4. Dry-run messages).
 func testCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("test", stderr, testSynopsis)
 	var messages stringList

@@ -8,7 +8,8 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
-// validateCmd loads and compiles rule files without running them (SPEC §7).
+// validateCmd loads and compiles rule files without running them
+// (docs/rules.md, Rule files).
 func validateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr, "validate [--allow-exec] PATH...")
 	allowExec := fs.Bool("allow-exec", false, "accept exec actions, as `mqtt-rules run --allow-exec` does")

@@ -26,7 +26,7 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
-// Config is what `mqtt-rules run` is told (SPEC §6).
+// Config is what `mqtt-rules run` is told (docs/operations.md, Flags).
 type Config struct {
 	Rules          []string // rule files and directories
 	Broker         string   // broker URL; "" starts the embedded broker
@@ -42,7 +42,7 @@ type Config struct {
 
 	MaxPayload int // bytes; 0: no limit
 	MaxKeys    int // keys per stateful rule; 0: engine.DefaultMaxKeys
-	MaxHops    int // loop cutoff (SPEC §9); 0: engine.DefaultMaxHops
+	MaxHops    int // loop cutoff (docs/reliability.md, Loops); 0: engine.DefaultMaxHops
 
 	// DeadLetterTopic receives webhooks that finally failed; "" for none.
 	DeadLetterTopic string
@@ -54,9 +54,9 @@ type Config struct {
 	// Reload (SIGHUP) only.
 	NoWatch bool
 
-	// HTTP is the listen address of the status endpoints (SPEC §8); "" or
-	// "off" serves none. HTTPToken, when set, protects all but /healthz
-	// and /readyz.
+	// HTTP is the listen address of the status endpoints (docs/operations.md,
+	// HTTP endpoints); "" or "off" serves none. HTTPToken, when set,
+	// protects all but /healthz and /readyz.
 	HTTP      string
 	HTTPToken string
 	Version   string

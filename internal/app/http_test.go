@@ -27,7 +27,8 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 // TestMetricsAfterTraffic scrapes /metrics after real messages went
-// through the engine and finds every metric of SPEC §8 with its labels.
+// through the engine and finds every metric of docs/operations.md
+// (Metrics) with its labels.
 func TestMetricsAfterTraffic(t *testing.T) {
 	url := testbroker.Mosquitto(t).URL()
 	dir := writeRules(t, `

@@ -22,7 +22,8 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 )
 
-// TestFile is a rule test file (*_test.yaml, SPEC §7), parsed.
+// TestFile is a rule test file (*_test.yaml, docs/testing.md, 2. Write a
+// test), parsed.
 type TestFile struct {
 	Path string
 	// RuleFiles are the paths of its rule_files: key, resolved against the

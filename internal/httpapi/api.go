@@ -20,7 +20,8 @@ type RulesResponse struct {
 }
 
 // RuleInfo is one rule of the active set with its counters. The first
-// keys (name, filters, enabled, fires, errors, last_fired) are SPEC §8's.
+// keys (name, filters, enabled, fires, errors, last_fired) are a contract
+// (docs/operations.md, HTTP endpoints: /api/rules).
 type RuleInfo struct {
 	Name        string   `json:"name"`
 	Description string   `json:"description"`

@@ -1,7 +1,8 @@
-// Package httpapi serves the engine's HTTP endpoints (SPEC §8): Prometheus
-// metrics, liveness and readiness probes, and the JSON API a status page
-// reads. It only reads: everything it shows comes from a Status at request
-// time, so it needs no hooks in the engine.
+// Package httpapi serves the engine's HTTP endpoints (docs/operations.md,
+// HTTP endpoints and Metrics): Prometheus metrics, liveness and readiness
+// probes, and the JSON API a status page reads. It only reads: everything
+// it shows comes from a Status at request time, so it needs no hooks in the
+// engine.
 package httpapi
 
 import (

@@ -102,7 +102,7 @@ func TestAPIRules(t *testing.T) {
 	if len(raw.Rules) != 3 {
 		t.Fatalf("%d rules, want 3 (the loaded set only)\n%s", len(raw.Rules), body)
 	}
-	// Stable field order; the SPEC's keys are always present.
+	// Stable field order; the documented keys are always present.
 	wantKeys := map[string][]string{
 		"hot": {"name", "description", "file", "line", "filters", "enabled", "stateful", "actions",
 			"fires", "errors", "condition_errors", "action_results", "loop_cutoffs", "keys_evicted", "last_fired"},

@@ -25,8 +25,8 @@ func newDesc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, labels, nil)
 }
 
-// The metrics of SPEC §8 (their names and labels are a contract), then the
-// extras.
+// The metrics of docs/operations.md, Metrics (their names and labels are a
+// contract), then the extras.
 var (
 	descReceived = newDesc("mqtt_rules_messages_received_total",
 		"Messages the engine received from the broker.")

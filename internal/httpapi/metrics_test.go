@@ -69,8 +69,9 @@ func labelNames(m *dto.Metric) []string {
 	return out
 }
 
-// TestMetricsSpecNames checks every metric of SPEC §8 (and the extras) is
-// exposed with its type and exactly its label names.
+// TestMetricsSpecNames checks every metric of docs/operations.md, Metrics
+// (the contract ones and the extras) is exposed with its type and exactly
+// its label names.
 func TestMetricsSpecNames(t *testing.T) {
 	f := newFixture(t)
 	srv, _ := server(t, f.status, Options{Version: "1.2.3"})

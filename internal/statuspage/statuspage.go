@@ -1,10 +1,10 @@
 // Package statuspage serves the engine's live status page on "/" of the
-// HTTP endpoints (SPEC §8): one HTML page, its script and its style sheet,
-// embedded in the binary, and the event stream and JSON they read. The page
-// shows the broker connection, every rule with its counters and its
-// pending, firing and cooldown keys, the last reload, message and firing
-// rates, and per rule its definition and last evaluations, all updating
-// live. It only reads, and shows no secret.
+// HTTP endpoints (docs/operations.md, HTTP endpoints): one HTML page, its
+// script and its style sheet, embedded in the binary, and the event stream
+// and JSON they read. The page shows the broker connection, every rule with
+// its counters and its pending, firing and cooldown keys, the last reload,
+// message and firing rates, and per rule its definition and last
+// evaluations, all updating live. It only reads, and shows no secret.
 package statuspage
 
 import (

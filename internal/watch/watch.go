@@ -1,6 +1,6 @@
 // Package watch tells its caller when the rule files under a set of rules
-// paths have changed, so that the caller can reload them (SPEC §6, hot
-// reload).
+// paths have changed, so that the caller can reload them (README.md,
+// Running against your broker: rules hot-reload).
 package watch
 
 import (
