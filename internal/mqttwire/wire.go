@@ -1,8 +1,9 @@
-// Package mqttwire is MQTT 3.1.1 on the wire: the control packets the
-// engine's client and the load tool send, a buffered reader of the ones
-// they receive, and their decoding. It knows nothing of sessions,
-// connections or retries. Clause numbers refer to the MQTT 3.1.1
-// specification.
+// Package mqttwire is MQTT 3.1.1 and MQTT 5.0 on the wire: the control
+// packets the engine's client and the load tool send, a buffered reader
+// of the ones they receive, and their decoding. It knows nothing of
+// sessions, connections or retries. Clause numbers refer to the MQTT
+// 3.1.1 specification, except in the v5*.go files (MQTT 5.0: the
+// functions and types whose names end in 5, properties and reason codes).
 package mqttwire
 
 import (
@@ -12,7 +13,7 @@ import (
 	"io"
 )
 
-// MQTT 3.1.1 control packet types, the high nibble of the fixed header
+// Control packet types, the high nibble of the fixed header
 // [MQTT-2.2.1].
 const (
 	TypeConnect     byte = 1
@@ -29,6 +30,7 @@ const (
 	TypePingreq     byte = 12
 	TypePingresp    byte = 13
 	TypeDisconnect  byte = 14
+	TypeAuth        byte = 15 // MQTT 5 only; reserved in 3.1.1
 )
 
 // MaxRemainingLength is the largest remaining length four bytes of seven
@@ -94,13 +96,14 @@ const (
 )
 
 // ErrMalformed marks a packet that breaks MQTT 3.1.1; a client closes the
-// connection it came by.
+// connection it came by. An MQTT 5 Malformed Packet (a *DecodeError with
+// ReasonMalformedPacket) is ErrMalformed too.
 var ErrMalformed = errors.New("malformed packet")
 
 // TypeName returns the name of control packet type t, for errors.
 func TypeName(t byte) string {
 	names := [16]string{"reserved", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
-		"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "reserved"}
+		"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"}
 	return names[t&0x0f]
 }
 
