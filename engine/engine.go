@@ -11,12 +11,14 @@ package engine
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/internal/window"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -66,6 +68,11 @@ type Config struct {
 	// seen key is evicted beyond it (counted, logged). 0: DefaultMaxKeys.
 	MaxKeys int
 
+	// MaxRemembered caps the topics state() and states() remember; the
+	// least recently updated is dropped beyond it (counted). 0:
+	// DefaultMaxRemembered.
+	MaxRemembered int
+
 	// ErrorLogInterval bounds how often one rule's evaluation errors are
 	// logged; the errors in between are counted and summarised. Default 10s.
 	ErrorLogInterval time.Duration
@@ -91,6 +98,8 @@ type Engine struct {
 	ctxs sync.Pool // *evalCtx
 
 	counters *Counters
+
+	world *world // the remembered topics (docs/world.md)
 
 	// stateMu guards every ruleState and keyState and the timer heap.
 	stateMu sync.Mutex
@@ -147,6 +156,7 @@ func New(cfg Config) *Engine {
 	if e.counters == nil {
 		e.counters = NewCounters()
 	}
+	e.world = newWorld(cfg.MaxRemembered, e.counters)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -156,7 +166,7 @@ func New(cfg Config) *Engine {
 	if e.errEvery <= 0 {
 		e.errEvery = 10 * time.Second
 	}
-	e.ctxs.New = func() any { return newEvalCtx() }
+	e.ctxs.New = func() any { return newEvalCtx(e.world) }
 	return e
 }
 
@@ -193,6 +203,7 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 			}
 		}
 	}
+	e.world.setFilters(rs.Remember, rs.StatesFilters)
 	e.active.Store(next)
 }
 
@@ -248,6 +259,11 @@ func (e *Engine) Handle(msg Message) {
 	c := e.ctxs.Get().(*evalCtx)
 	defer e.ctxs.Put(c)
 	matches := c.begin(a.rs, &msg)
+	if e.world.on.Load() {
+		// Before the rules: state() of the message's own topic is the
+		// message (docs/world.md).
+		e.world.update(c.msg, c.levels)
+	}
 	if a.rs.MayLoop() {
 		c.hop = e.loops.hop(msg.Topic, msg.Payload, msg.Time)
 	}
@@ -262,6 +278,7 @@ func (e *Engine) Handle(msg Message) {
 func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 	r := rt.rule
 	ev := Evaluation{Time: c.msg.Time, Rule: r.Name, Topic: c.msg.Topic}
+	c.lookups = c.lookups[:0]
 	defer func() {
 		if p := recover(); p != nil {
 			rt.stats.ConditionErrors.Add(1)
@@ -270,6 +287,9 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 			ev.Outcome, ev.Err = OutcomeError, err.Error()
 		}
 		ev.setPayload(c.msg.Payload)
+		if len(c.lookups) > 0 {
+			ev.Lookups = slices.Clone(c.lookups)
+		}
 		e.record(rt, &ev)
 	}()
 	if rt.st != nil {
@@ -302,11 +322,15 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 	}
 
 	usesPrev := r.Uses()&rules.UsesPrev != 0
+	// The key's state must be known before the condition when the
+	// condition reads it (prev, fired, windows) or feeds it (windows
+	// sample every message, docs/world.md).
+	keyFirst := usesPrev || r.Uses()&rules.UsesFired != 0 || len(r.Windows) > 0
 	var (
 		ok  bool
 		err error
 	)
-	if !usesPrev {
+	if !keyFirst {
 		// The condition does not depend on the key's state. A key that
 		// has none yet gets none from a false (or failing) message: such
 		// messages must not evict keys that hold a pending for, a firing
@@ -338,8 +362,9 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 		e.unschedule(ks)
 		e.timerFired(ks, due)
 	}
-	if usesPrev {
-		c.ev.Vars[rules.VarPrev] = prevValue(ks.prev)
+	if keyFirst {
+		c.setKeyVars(rt, ks, c.msg.Time, true)
+		ev.Windows = c.seenWindows()
 		ok, err = c.ev.Condition(r.When)
 	}
 	snap := snapshotOf(c.msg, filter)
@@ -356,6 +381,83 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 		ks.prev = snap
 	}
 	e.markDirty(ks)
+}
+
+// setKeyVars puts into the environment what rule rt reads of key ks's
+// state: prev, fired and its windows as of now — after adding the current
+// message's samples when sample is true (docs/world.md: every message of
+// the rule's filters is a sample, whatever `when` says). Called with
+// stateMu held.
+func (c *evalCtx) setKeyVars(rt *ruleRuntime, ks *keyState, now time.Time, sample bool) {
+	r := rt.rule
+	u := r.Uses()
+	if u&rules.UsesPrev != 0 {
+		c.ev.Vars[rules.VarPrev] = prevValue(ks.prev)
+	}
+	if u&rules.UsesFired != 0 {
+		c.ev.Vars[rules.VarFired] = prevValue(ks.fired)
+	}
+	c.winSeen = c.winSeen[:0]
+	if len(r.Windows) == 0 {
+		return
+	}
+	if ks.windows == nil {
+		ks.windows = make([]*window.Window, len(r.Windows))
+		for i, spec := range r.Windows {
+			ks.windows[i], _ = window.New(spec.Over, spec.MaxSamples) // checked at load
+		}
+	}
+	if c.winVars == nil {
+		c.winVars = make(map[string]any, len(r.Windows))
+	}
+	clear(c.winVars)
+	for i, spec := range r.Windows {
+		w := ks.windows[i]
+		if sample {
+			if out, err := c.ev.Value(spec.Value); err == nil {
+				if v, ok := number(out); ok {
+					w.Add(now, v)
+				}
+			}
+		}
+		w.Expire(now)
+		st := w.Stats()
+		c.winVars[spec.Name] = st
+		c.winSeen = append(c.winSeen, WindowValue{Name: spec.Name, Stats: st})
+	}
+	c.ev.Vars[rules.VarWindows] = c.winVars
+}
+
+// seenWindows returns a copy of the windows the current evaluation sees,
+// for its trace; nil for a rule without windows.
+func (c *evalCtx) seenWindows() []WindowValue {
+	if len(c.winSeen) == 0 {
+		return nil
+	}
+	return slices.Clone(c.winSeen)
+}
+
+// number returns a window value as a float64: numbers only, never a string
+// that looks like one; NaN and infinities are left to the window, which
+// refuses them.
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case float32:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case uint32:
+		return float64(n), true
+	}
+	return 0, false
 }
 
 // step advances the state of one key for a message whose condition
@@ -425,6 +527,9 @@ func (e *Engine) tryFire(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time
 		return OutcomeCooldown, ks.cooldownUntil
 	}
 	e.fire(c, rt, r.Actions, at)
+	if r.Uses()&rules.UsesFired != 0 {
+		ks.fired = snapshotOf(c.msg, 0)
+	}
 	if r.Episodic() || r.Absent > 0 {
 		ks.firing = true
 	}

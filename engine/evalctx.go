@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
@@ -35,10 +36,56 @@ type evalCtx struct {
 	partial    map[string]any
 	keys       []string
 	spare      map[string]any // reused for partial: nothing keeps a payload past Handle
+
+	// state and states are the environment's functions over w, bound to
+	// this context so that they record the lookups of an evaluation.
+	w       *world
+	state   func(string) (any, error)
+	states  func(string) ([]any, error)
+	lookups []Lookup
+	winVars map[string]any // the environment's `windows`, reused
+	winSeen []WindowValue
 }
 
-func newEvalCtx() *evalCtx {
-	return &evalCtx{ev: rules.NewEvaluator()}
+func newEvalCtx(w *world) *evalCtx {
+	c := &evalCtx{ev: rules.NewEvaluator(), w: w}
+	c.state = func(t string) (any, error) {
+		v, err := c.w.state(t)
+		if len(c.lookups) < maxLookups {
+			l := Lookup{Func: rules.FuncState, Arg: t}
+			if err != nil {
+				l.Err = err.Error()
+			} else if sv, ok := v.(*StateValue); ok {
+				l.Found = 1
+				l.Value = sv.Raw[:cutUTF8(sv.Raw, previewLen)]
+			}
+			c.lookups = append(c.lookups, l)
+		}
+		return v, err
+	}
+	c.states = func(f string) ([]any, error) {
+		v, err := c.w.states(f)
+		if len(c.lookups) < maxLookups {
+			l := Lookup{Func: rules.FuncStates, Arg: f, Found: len(v)}
+			if err != nil {
+				l.Err = err.Error()
+			}
+			c.lookups = append(c.lookups, l)
+		}
+		return v, err
+	}
+	return c
+}
+
+// cutUTF8 returns how much of s, at most n bytes, ends on a rune boundary.
+func cutUTF8(s string, n int) int {
+	if len(s) <= n {
+		return len(s)
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
 }
 
 // begin starts a message: it finds the rules the topic reaches.
@@ -114,6 +161,12 @@ func (c *evalCtx) setRule(r *rules.Rule, filter int) error {
 		if u&rules.UsesCaptures != 0 {
 			r.SetCaptures(vars, filter, c.wild)
 		}
+	}
+	if u&rules.UsesWorld != 0 {
+		vars[rules.FuncState], vars[rules.FuncStates] = c.state, c.states
+	}
+	if u&rules.UsesFired != 0 {
+		vars[rules.VarFired] = nil
 	}
 	c.key = ""
 	if needsState(r) || u&rules.UsesKey != 0 {

@@ -3,6 +3,9 @@ package engine
 import (
 	"context"
 	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/window"
+	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
 // StateStore keeps the engine's state across restarts (--state).
@@ -14,6 +17,11 @@ type StateStore interface {
 	// Save writes the given keys, deletes the given ones and records at as
 	// the time of the last save, atomically.
 	Save(put []KeyRecord, del []KeyRef, at time.Time) error
+	// LoadWorld returns every saved remembered message (docs/world.md).
+	LoadWorld() ([]RememberedMessage, error)
+	// SaveWorld writes the given remembered messages and deletes the
+	// given topics, atomically.
+	SaveWorld(put []RememberedMessage, del []string) error
 }
 
 // KeyRef names the state of one (rule, key).
@@ -30,6 +38,11 @@ type KeyRecord struct {
 	Prev        *SavedMessage `json:",omitempty"`
 	Trigger     *SavedMessage `json:",omitempty"`
 	TriggerPrev *SavedMessage `json:",omitempty"`
+
+	Fired *SavedMessage `json:",omitempty"`
+
+	// Windows are the key's windows' samples, by window name.
+	Windows map[string][]window.Sample `json:",omitempty"`
 
 	PendingSince  time.Time `json:",omitzero"`
 	Firing        bool      `json:",omitempty"`
@@ -61,6 +74,32 @@ func (m *SavedMessage) snapshot() *snapshot {
 		return nil
 	}
 	return &snapshot{topic: m.Topic, payload: m.Payload, qos: m.QoS, retained: m.Retained, time: m.Time, filter: m.Filter}
+}
+
+// savedWindows returns a key's windows' samples by name; nil without any.
+func savedWindows(r *rules.Rule, ws []*window.Window) map[string][]window.Sample {
+	if ws == nil {
+		return nil
+	}
+	out := make(map[string][]window.Sample, len(ws))
+	for i, w := range ws {
+		out[r.Windows[i].Name] = w.Samples(nil)
+	}
+	return out
+}
+
+// restoreWindows rebuilds a key's windows from saved samples; a window
+// whose samples cannot be restored starts empty.
+func restoreWindows(r *rules.Rule, saved map[string][]window.Sample) []*window.Window {
+	if len(r.Windows) == 0 || saved == nil {
+		return nil
+	}
+	out := make([]*window.Window, len(r.Windows))
+	for i, spec := range r.Windows {
+		out[i], _ = window.New(spec.Over, spec.MaxSamples)
+		_ = out[i].Restore(saved[spec.Name]) // bad samples: the window stays empty
+	}
+	return out
 }
 
 // persistence tracks what changed since the last save. Guarded by stateMu.
@@ -96,6 +135,11 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	msgs, err := store.LoadWorld()
+	if err != nil {
+		return 0, err
+	}
+	e.world.restore(msgs)
 	now := e.clock.Now()
 	e.stateMu.Lock()
 	defer e.stateMu.Unlock()
@@ -114,6 +158,8 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 		ks.prev = rec.Prev.snapshot()
 		ks.trigger = rec.Trigger.snapshot()
 		ks.triggerPrev = rec.TriggerPrev.snapshot()
+		ks.fired = rec.Fired.snapshot()
+		ks.windows = restoreWindows(rt.rule, rec.Windows)
 		ks.pendingSince = rec.PendingSince
 		ks.firing = rec.Firing
 		ks.cooldownUntil = rec.CooldownUntil
@@ -157,6 +203,7 @@ func (e *Engine) Persist(ctx context.Context, store StateStore, interval time.Du
 // SaveState writes what changed since the last save. Persist calls it
 // periodically; tests and shutdown call it directly.
 func (e *Engine) SaveState(store StateStore) {
+	e.saveWorld(store)
 	now := e.clock.Now()
 	e.stateMu.Lock()
 	if len(e.persist.dirty) == 0 && len(e.persist.deleted) == 0 && len(e.timers) == 0 {
@@ -175,6 +222,8 @@ func (e *Engine) SaveState(store StateStore) {
 			Prev:          saved(ks.prev),
 			Trigger:       saved(ks.trigger),
 			TriggerPrev:   saved(ks.triggerPrev),
+			Fired:         saved(ks.fired),
+			Windows:       savedWindows(rt.rule, ks.windows),
 			PendingSince:  ks.pendingSince,
 			Firing:        ks.firing,
 			CooldownUntil: ks.cooldownUntil,
@@ -206,4 +255,35 @@ func (e *Engine) SaveState(store StateStore) {
 		return
 	}
 	e.log.Debug("state saved", "keys", len(put), "deleted", len(del))
+}
+
+// saveWorld writes the remembered messages that changed since the last
+// save; on failure they stay pending for the next.
+func (e *Engine) saveWorld(store StateStore) {
+	w := e.world
+	w.mu.Lock()
+	if len(w.dirty) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	var put []RememberedMessage
+	var del []string
+	for t := range w.dirty {
+		if en := w.entries[t]; en != nil {
+			put = append(put, RememberedMessage{Topic: t, Payload: en.payload, Time: en.time, Retained: en.retained})
+		} else {
+			del = append(del, t)
+		}
+	}
+	dirty := w.dirty
+	w.dirty = map[string]bool{}
+	w.mu.Unlock()
+	if err := store.SaveWorld(put, del); err != nil {
+		e.log.Error("saving remembered topics failed; will retry", "err", err, "topics", len(put), "deleted", len(del))
+		w.mu.Lock()
+		for t := range dirty {
+			w.dirty[t] = true
+		}
+		w.mu.Unlock()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"time"
 
+	"github.com/mqtt-rules/mqtt-rules/internal/window"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -31,6 +32,9 @@ type keyState struct {
 	prev        *snapshot // the last message seen for the key
 	trigger     *snapshot // the environment of a timer firing: the latest true (for) or counting (absent) message
 	triggerPrev *snapshot // prev as it was for trigger
+	fired       *snapshot // the message that last fired the rule for the key (kept when the rule reads fired)
+
+	windows []*window.Window // the rule's windows for the key, by position; nil until the first sample
 
 	pendingSince  time.Time // for: the condition holds since then; zero when not pending
 	firing        bool      // fired in the current episode (or absence), not yet cleared
@@ -70,8 +74,8 @@ func (s *snapshot) payloadValue() any {
 	return s.decoded
 }
 
-// prevValue is the environment's `prev` for a snapshot: nil, or a map with
-// payload, raw and time (SPEC §4).
+// prevValue is the environment's `prev` (and `fired`) for a snapshot: nil,
+// or a map with payload, raw and time (docs/rules.md, docs/world.md).
 func prevValue(s *snapshot) any {
 	if s == nil {
 		return nil
@@ -90,7 +94,7 @@ func newRuleState(rt *ruleRuntime) *ruleState {
 func needsState(r *rules.Rule) bool {
 	// A disabled rule keeps none: its keys and timers are dropped as for
 	// a changed rule, so no timer of it fires.
-	return r.Enabled && (r.Stateful() || r.Uses()&rules.UsesPrev != 0)
+	return r.Enabled && (r.Stateful() || r.Uses()&(rules.UsesPrev|rules.UsesFired) != 0)
 }
 
 // get returns the state of key, creating it, and marks it most recently
@@ -180,10 +184,14 @@ type KeyState struct {
 	Deadline      time.Time `json:"deadline,omitzero"` // when its timer fires: the for's end or the absence
 	CooldownUntil time.Time `json:"cooldown_until,omitzero"`
 	LastSeen      time.Time `json:"last_seen,omitzero"` // the last message for the key
+
+	// Windows are the key's windows now, by name, for a rule with windows.
+	Windows map[string]window.Stats `json:"windows,omitempty"`
 }
 
 // Keys returns the state of the keys of a rule that are pending, firing,
-// in cooldown or waiting for an absence, at most limit of them (0: all),
+// in cooldown, waiting for an absence or hold windows, at most limit of
+// them (0: all),
 // most recently seen first, and how many keys the rule tracks in all.
 func (e *Engine) Keys(rule string, limit int) (keys []KeyState, tracked int) {
 	a := e.active.Load()
@@ -210,7 +218,14 @@ func (e *Engine) Keys(rule string, limit int) (keys []KeyState, tracked int) {
 		} else if ks.trigger != nil {
 			k.LastSeen = ks.trigger.time
 		}
-		if !k.Pending && !k.Firing && k.Deadline.IsZero() && k.CooldownUntil.IsZero() {
+		if ks.windows != nil {
+			k.Windows = make(map[string]window.Stats, len(ks.windows))
+			for i, w := range ks.windows {
+				w.Expire(now)
+				k.Windows[st.rt.rule.Windows[i].Name] = w.Stats()
+			}
+		}
+		if !k.Pending && !k.Firing && k.Deadline.IsZero() && k.CooldownUntil.IsZero() && k.Windows == nil {
 			continue
 		}
 		if limit > 0 && len(keys) == limit {

@@ -84,6 +84,9 @@ type Counters struct {
 	durations []Histogram // action durations by actions.Kind ID
 	reloads   [2]atomic.Uint64
 
+	remembered        atomic.Int64  // topics the world store holds (docs/world.md)
+	rememberedEvicted atomic.Uint64 // topics dropped for --max-remembered
+
 	mu    sync.RWMutex
 	rules map[string]*RuleStats // by rule name; kept across reloads
 }
@@ -159,6 +162,12 @@ func (c *Counters) Dropped(rule string, kind *actions.Kind, reason string) {
 
 // Drop counts a dropped message or action.
 func (c *Counters) Drop(reason string) { c.drops.add(reason) }
+
+// Remembered returns how many topics state() and states() remember now,
+// and how many were dropped for --max-remembered since the start.
+func (c *Counters) Remembered() (topics int, evicted uint64) {
+	return int(c.remembered.Load()), c.rememberedEvicted.Load()
+}
 
 // Received returns how many messages the engine was given.
 func (c *Counters) Received() uint64 { return c.received.Load() }

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
@@ -90,6 +91,7 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 	defer e.ctxs.Put(c)
 	msg := ks.trigger.message()
 	ev := Evaluation{Time: at, Rule: r.Name, Topic: msg.Topic, Key: ks.key, Timer: true}
+	c.lookups = c.lookups[:0]
 	defer func() {
 		if p := recover(); p != nil {
 			rt.stats.ConditionErrors.Add(1)
@@ -98,6 +100,9 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 			ev.Outcome, ev.Err = OutcomeError, err.Error()
 		}
 		ev.setPayload(msg.Payload)
+		if len(c.lookups) > 0 {
+			ev.Lookups = slices.Clone(c.lookups)
+		}
 		e.record(rt, &ev)
 		c.end()
 	}()
@@ -112,9 +117,11 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 	if r.Uses()&rules.UsesKey != 0 {
 		c.ev.Vars[rules.VarKey] = ks.key
 	}
+	c.setKeyVars(rt, ks, at, false) // windows expire by the timer's time too
 	if r.Uses()&rules.UsesPrev != 0 {
 		c.ev.Vars[rules.VarPrev] = prevValue(ks.triggerPrev)
 	}
+	ev.Windows = c.seenWindows()
 	ev.Outcome, ev.Until = e.tryFire(c, rt, ks, at)
 	if ev.Outcome == OutcomeCooldown && r.Absent > 0 {
 		// The silence goes on: report it when the cooldown ends, unless

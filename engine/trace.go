@@ -5,6 +5,9 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/window"
+	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
 // Outcome says what one evaluation of a rule did, and so why it did or did
@@ -73,8 +76,62 @@ type Evaluation struct {
 	Err     string    `json:"error,omitempty"`
 	Payload string    `json:"payload,omitempty"` // the start of the payload
 
+	// Lookups are the state() and states() calls the evaluation made, in
+	// order (at most maxLookups), and Windows the rule's windows as it saw
+	// them (docs/world.md).
+	Lookups []Lookup      `json:"lookups,omitempty"`
+	Windows []WindowValue `json:"windows,omitempty"`
+
 	preview [previewLen]byte
 	n       int
+}
+
+// Lookup is one state() or states() call of an evaluation and what it
+// found.
+type Lookup struct {
+	Func  string `json:"func"`            // state or states
+	Arg   string `json:"arg"`             // the topic or filter
+	Found int    `json:"found"`           // state: 1 when the topic has a message; states: how many topics matched
+	Value string `json:"value,omitempty"` // state: the start of the payload found
+	Err   string `json:"error,omitempty"`
+}
+
+// String shows a lookup on one line: state("home/mode") = {"mode":"night"}.
+func (l Lookup) String() string {
+	call := fmt.Sprintf("%s(%q)", l.Func, l.Arg)
+	switch {
+	case l.Err != "":
+		return call + ": " + l.Err
+	case l.Func == "states":
+		return fmt.Sprintf("%s = %d %s", call, l.Found, map[bool]string{true: "topic", false: "topics"}[l.Found == 1])
+	case l.Found == 0:
+		return call + " = nil (no message yet)"
+	}
+	return call + " = " + l.Value
+}
+
+// maxLookups bounds the lookups an evaluation records.
+const maxLookups = 8
+
+// WindowValue is one window of a rule as an evaluation saw it.
+type WindowValue struct {
+	Name  string       `json:"name"`
+	Stats window.Stats `json:"stats"`
+}
+
+// String shows a window on one line: humidity: count 3, avg 61.2, ….
+func (w WindowValue) String() string {
+	s := w.Stats
+	if s.Count == 0 {
+		return w.Name + ": empty"
+	}
+	return fmt.Sprintf("%s: count %d, first %v, last %v, min %v, max %v, avg %v, delta %v, rate %v/s, span %s",
+		w.Name, s.Count, num(s.First), num(s.Last), num(s.Min), num(s.Max), num(s.Avg), num(s.Delta), num(s.Rate), s.Span)
+}
+
+func num(v any) string {
+	b, _ := rules.AppendValue(nil, v)
+	return string(b)
 }
 
 var (

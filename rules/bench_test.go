@@ -85,7 +85,7 @@ func BenchmarkMatch(b *testing.B) {
 
 // BenchmarkRender renders a publish payload template with two expressions.
 func BenchmarkRender(b *testing.B) {
-	tpl, err := newCompiler().template(`{"room":"{{ room }}","value":{{ payload.value }}}`, []string{"room"})
+	tpl, err := newCompiler().template(`{"room":"{{ room }}","value":{{ payload.value }}}`, scope{captures: []string{"room"}})
 	if err != nil {
 		b.Fatal(err)
 	}

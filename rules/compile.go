@@ -26,8 +26,19 @@ type compiler struct {
 // was checked against, and whether it must be boolean.
 type progKey struct {
 	src      string
-	captures string
+	captures string // the capture names, then "|" and the window names
 	asBool   bool
+}
+
+// scope is what a rule's expressions see beyond the environment every rule
+// has: its capture names and its windows.
+type scope struct {
+	captures []string
+	windows  []string // nil: `windows` is not in scope (a rule without windows, or its key)
+}
+
+func (sc scope) key() string {
+	return strings.Join(sc.captures, ",") + "|" + strings.Join(sc.windows, ",")
 }
 
 func newCompiler() *compiler {
@@ -47,12 +58,15 @@ func (c *compiler) end() {
 	c.used = nil
 }
 
-func (c *compiler) decl(captures []string) types.Map {
-	k := strings.Join(captures, ",")
+func (c *compiler) decl(sc scope) types.Map {
+	k := sc.key()
 	d, ok := c.decls[k]
 	if !ok {
 		d = maps.Clone(baseTypes)
-		for _, n := range captures {
+		if sc.windows != nil {
+			d[VarWindows] = windowsType(sc.windows)
+		}
+		for _, n := range sc.captures {
 			d[n] = types.String
 		}
 		c.decls[k] = d
@@ -62,8 +76,8 @@ func (c *compiler) decl(captures []string) types.Map {
 
 // program compiles an expression; asBool makes a non-boolean result type a
 // compile error. Errors are *posError with the offset in src.
-func (c *compiler) program(src string, captures []string, asBool bool) (*Program, error) {
-	key := progKey{src: src, captures: strings.Join(captures, ","), asBool: asBool}
+func (c *compiler) program(src string, sc scope, asBool bool) (*Program, error) {
+	key := progKey{src: src, captures: sc.key(), asBool: asBool}
 	if c.used != nil {
 		c.used[key] = true
 	}
@@ -74,10 +88,10 @@ func (c *compiler) program(src string, captures []string, asBool bool) (*Program
 		return nil, &posError{err: errors.New("empty expression")}
 	}
 	u := &usage{captures: map[string]bool{}}
-	for _, n := range captures {
+	for _, n := range sc.captures {
 		u.captures[n] = true
 	}
-	opts := []expr.Option{expr.Env(c.decl(captures)), toJSONOption, expr.Patch(u)}
+	opts := []expr.Option{expr.Env(c.decl(sc)), toJSONOption, expr.Patch(u)}
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
@@ -85,13 +99,16 @@ func (c *compiler) program(src string, captures []string, asBool bool) (*Program
 	if err != nil {
 		return nil, exprError(src, err)
 	}
-	p := &Program{Source: src, prog: prog, uses: u.uses, payload: u.payload()}
+	p := &Program{Source: src, prog: prog, uses: u.uses, payload: u.payload(), world: u.world}
+	for i := range p.world { // expr counts runes; the loader counts bytes
+		p.world[i].Off = byteOffset(src, p.world[i].Off)
+	}
 	c.programs[key] = p
 	return p, nil
 }
 
 // template compiles a string with {{ expr }} parts.
-func (c *compiler) template(src string, captures []string) (*Template, error) {
+func (c *compiler) template(src string, sc scope) (*Template, error) {
 	lits, exprs, offs, err := splitTemplate(src)
 	if err != nil {
 		return nil, err
@@ -101,7 +118,7 @@ func (c *compiler) template(src string, captures []string) (*Template, error) {
 		return t, nil
 	}
 	for i, e := range exprs {
-		p, err := c.program(e, captures, false)
+		p, err := c.program(e, sc, false)
 		if err != nil {
 			var pe *posError
 			if errors.As(err, &pe) {
@@ -112,6 +129,10 @@ func (c *compiler) template(src string, captures []string) (*Template, error) {
 		t.parts = append(t.parts, part{text: lits[i], prog: p})
 		t.uses |= p.uses
 		t.payload.add(p.payload)
+		for _, w := range p.world {
+			w.Off += offs[i]
+			t.world = append(t.world, w)
+		}
 	}
 	if last := lits[len(lits)-1]; last != "" {
 		t.parts = append(t.parts, part{text: last})
@@ -132,12 +153,16 @@ func exprError(src string, err error) error {
 	if m := unknownName.FindStringSubmatch(msg); m != nil {
 		msg = fmt.Sprintf("unknown name %q", m[1])
 	}
-	// expr counts runes; the loader counts bytes.
+	return &posError{off: byteOffset(src, fe.From), err: errors.New(msg)}
+}
+
+// byteOffset turns expr's offsets, which count runes, into bytes.
+func byteOffset(src string, runeOff int) int {
 	off, runes := 0, 0
-	for off < len(src) && runes < fe.From {
+	for off < len(src) && runes < runeOff {
 		_, size := utf8.DecodeRuneInString(src[off:])
 		off += size
 		runes++
 	}
-	return &posError{off: off, err: errors.New(msg)}
+	return off
 }

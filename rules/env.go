@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/window"
 )
 
 // Names of the expression environment (SPEC §4). The engine sets them in an
@@ -26,12 +29,21 @@ const (
 	VarRule      = "rule"      // string: the rule's name
 	VarKey       = "key"       // string: the state key
 	VarPrev      = "prev"      // map[string]any or nil: the previous message with the same key
+	VarFired     = "fired"     // map[string]any or nil: the message that last fired the rule for the key
+	VarWindows   = "windows"   // map[string]any: the rule's windows for the key, by name (see window.Stats)
+
+	// FuncState and FuncStates are functions of the environment:
+	// state(TOPIC) and states(FILTER) read the remembered topics (see
+	// docs/world.md). The engine sets them as func(string) (any, error)
+	// and func(string) ([]any, error).
+	FuncState  = "state"
+	FuncStates = "states"
 )
 
 // Uses is a set of environment names that a rule's expressions read, so
 // that the engine computes only those (decoding a payload no rule looks at
 // would be wasted work).
-type Uses uint16
+type Uses uint32
 
 // The environment names, as bits of Uses.
 const (
@@ -47,7 +59,10 @@ const (
 	UsesKey
 	UsesPrev
 	UsesCaptures
-	UsesAll Uses = 1<<iota - 1
+	UsesFired
+	UsesWindows
+	UsesWorld      // state() or states()
+	UsesAll   Uses = 1<<iota - 1
 )
 
 var varUses = map[string]Uses{
@@ -62,6 +77,10 @@ var varUses = map[string]Uses{
 	VarRule:      UsesRule,
 	VarKey:       UsesKey,
 	VarPrev:      UsesPrev,
+	VarFired:     UsesFired,
+	VarWindows:   UsesWindows,
+	FuncState:    UsesWorld,
+	FuncStates:   UsesWorld,
 }
 
 // baseTypes declares the type of every environment name for the checker.
@@ -77,14 +96,46 @@ var baseTypes = types.Map{
 	VarRule:      types.String,
 	VarKey:       types.String,
 	VarPrev:      types.Any,
+	VarFired:     types.Any,
+	FuncState:    types.TypeOf(func(string) (any, error) { return nil, nil }),
+	FuncStates:   types.TypeOf(func(string) ([]any, error) { return nil, nil }),
 }
+
+// windowsType is the type of `windows` for a rule with windows of the
+// given names: a map from each name to its statistics.
+func windowsType(names []string) types.Map {
+	m := types.Map{}
+	for _, n := range names {
+		m[n] = statsType
+	}
+	return m
+}
+
+// statsType declares the fields of window.Stats by their expr names: the
+// checker then knows windows.NAME.count and refuses windows.NAME.cnt (a
+// struct type inside a types.Map is not supported by expr's checker).
+var statsType = func() types.Map {
+	m := types.Map{}
+	t := reflect.TypeOf(window.Stats{})
+	for i := range t.NumField() {
+		f := t.Field(i)
+		m[f.Tag.Get("expr")] = types.TypeOf(reflect.Zero(f.Type).Interface())
+		if f.Type.Kind() == reflect.Interface {
+			m[f.Tag.Get("expr")] = types.Any
+		}
+	}
+	return m
+}()
 
 // reserved lists names a capture may not take: the environment of SPEC §4,
 // its two added functions and the language's keywords. Other expr
 // built-ins (floor, type, count, …) are allowed: a capture named so hides
 // that function in its own rule only, and calling it there is a load error.
 func reserved(name string) bool {
-	if _, ok := baseTypes[name]; ok {
+	if name == FuncState || name == FuncStates {
+		return false // functions, as expr's built-ins: a capture may hide them
+	}
+	if _, ok := baseTypes[name]; ok || name == VarWindows {
 		return true
 	}
 	switch name {
@@ -113,9 +164,29 @@ type usage struct {
 	payloadIdents int
 	fieldReads    int
 	fields        []string
+
+	// world lists the state()/states() calls with a string literal
+	// argument, the topics and filters the rule set remembers.
+	world []WorldRef
+}
+
+// WorldRef is a state(TOPIC) or states(FILTER) call with a literal
+// argument.
+type WorldRef struct {
+	Filter bool   // states(FILTER); else state(TOPIC)
+	Arg    string // the topic or filter
+	Off    int    // where the call starts in its expression (bytes)
 }
 
 func (u *usage) Visit(node *ast.Node) {
+	if c, ok := (*node).(*ast.CallNode); ok {
+		if id, ok := c.Callee.(*ast.IdentifierNode); ok && (id.Value == FuncState || id.Value == FuncStates) && !u.captures[id.Value] && len(c.Arguments) == 1 {
+			if s, ok := c.Arguments[0].(*ast.StringNode); ok {
+				u.world = append(u.world, WorldRef{Filter: id.Value == FuncStates, Arg: s.Value, Off: c.Location().From})
+			}
+		}
+		return
+	}
 	if m, ok := (*node).(*ast.MemberNode); ok {
 		if id, ok := m.Node.(*ast.IdentifierNode); ok && id.Value == VarPayload {
 			if s, ok := m.Property.(*ast.StringNode); ok {
@@ -134,7 +205,7 @@ func (u *usage) Visit(node *ast.Node) {
 	if id.Value == VarPayload {
 		u.payloadIdents++
 	}
-	if b, ok := varUses[id.Value]; ok {
+	if b, ok := varUses[id.Value]; ok && !u.captures[id.Value] {
 		u.uses |= b
 	} else if id.Value == "$env" {
 		u.uses |= UsesAll
@@ -200,6 +271,16 @@ func (e *Evaluator) Condition(p *Program) (bool, error) {
 	}
 	b, _ := out.(bool) // expr.AsBool at compile time makes this a bool
 	return b, nil
+}
+
+// Value evaluates an expression that is not a condition (a window's
+// value).
+func (e *Evaluator) Value(p *Program) (any, error) {
+	out, err := e.vm.Run(p.prog, e.Vars)
+	if err != nil {
+		return nil, runError(err)
+	}
+	return out, nil
 }
 
 // runError drops expr's multi-line source snippet from a run-time error,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/internal/window"
 	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 )
 
@@ -123,6 +124,7 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 			rs.byName[r.Name] = r
 		}
 		rs.Files = append(rs.Files, src.Name)
+		rs.Remember = append(rs.Remember, fl.remember...)
 	}
 	if len(errs) > 0 {
 		errs.sort()
@@ -137,7 +139,37 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 		}
 	}
 	rs.findLoops()
+	rs.collectWorld()
 	return rs, nil
+}
+
+// collectWorld gathers what the set remembers: the remember: lists and the
+// literal arguments of state() and states().
+func (rs *RuleSet) collectWorld() {
+	for _, r := range rs.Rules {
+		for _, w := range r.world {
+			if w.Filter {
+				rs.StatesFilters = append(rs.StatesFilters, w.Arg)
+			}
+			rs.Remember = append(rs.Remember, w.Arg)
+		}
+	}
+	for i, f := range rs.Remember {
+		rs.Remember[i] = mqttFilter(f)
+	}
+	slices.Sort(rs.Remember)
+	rs.Remember = slices.Compact(rs.Remember)
+	slices.Sort(rs.StatesFilters)
+	rs.StatesFilters = slices.Compact(rs.StatesFilters)
+}
+
+// mqttFilter returns a filter as subscribed: captures become wildcards.
+func mqttFilter(s string) string {
+	f, err := topic.Parse(s)
+	if err != nil {
+		return s // checked at load
+	}
+	return f.MQTT
 }
 
 func readError(err error) string {
@@ -271,6 +303,8 @@ type fileLoader struct {
 	yr    yamlnode.Reader
 	env   map[string]struct{} // values taken from the environment (see Rule.EnvValues)
 	allow []string            // see Loader.Allow
+
+	remember []string // the filters of the file's remember: lists
 }
 
 // MinEnvValueLen is the shortest environment value Rule.EnvValues keeps:
@@ -369,11 +403,13 @@ func (fl *fileLoader) document(root *yaml.Node) []*Rule {
 					out = append(out, r)
 				}
 			}
+		case "remember":
+			fl.rememberList(kv.Value)
 		default:
 			if strings.HasPrefix(kv.Key.Value, "x-") {
 				continue // an extension field, for YAML anchors shared by rules
 			}
-			fl.errorf(kv.Key, "", "unknown key %q%s", kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"rules"}))
+			fl.errorf(kv.Key, "", "unknown key %q%s", kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"rules", "remember"}))
 		}
 	}
 	if !found {
@@ -382,7 +418,84 @@ func (fl *fileLoader) document(root *yaml.Node) []*Rule {
 	return out
 }
 
-var ruleKeys = []string{"name", "description", "topic", "when", "key", "clear_when", "for", "cooldown", "absent", "enabled", "actions", "on_clear"}
+// rememberList reads a file's remember: list of topic filters whose latest
+// messages state() and states() read (docs/world.md).
+func (fl *fileLoader) rememberList(v *yaml.Node) {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return
+	}
+	if v.Kind != yaml.SequenceNode {
+		fl.errorf(v, "", "remember: must be a list of topic filters, e.g. [zigbee2mqtt/+/contact, home/mode], not %s", yamlnode.KindName(v))
+		return
+	}
+	for i, n := range v.Content {
+		n = yamlnode.Resolve(n)
+		s, ok := fl.yr.Str(n, "", fmt.Sprintf("remember[%d]", i))
+		if !ok {
+			continue
+		}
+		f, err := topic.Parse(s)
+		if err != nil {
+			fl.errorf(n, "", "remember[%d]: %v", i, err)
+			continue
+		}
+		if len(f.Captures()) > 0 {
+			fl.errorf(n, "", "remember[%d]: %q: captures name levels of a rule's topic; write + or # here", i, s)
+			continue
+		}
+		fl.remember = append(fl.remember, f.MQTT)
+	}
+}
+
+// windows reads a rule's windows: a mapping of names to {value, over,
+// max_samples} (docs/world.md, "Windows").
+func (fl *fileLoader) windows(r *Rule, v *yaml.Node, label string) {
+	if v.Kind != yaml.MappingNode {
+		fl.errorf(v, label, "windows: must be a mapping of names to {value, over}, e.g. windows: {power: {value: payload.power, over: 10m}}, not %s", yamlnode.KindName(v))
+		return
+	}
+	before := len(*fl.errs)
+	keys := []string{"value", "over", "max_samples"}
+	for _, kv := range fl.yr.Pairs(v, label) {
+		name := kv.Key.Value
+		where := "windows." + name
+		if !yamlnode.IsIdent(name) {
+			fl.errorf(kv.Key, label, "%s: a window name is an identifier (letters, digits, _), used as windows.%s", where, "NAME")
+			continue
+		}
+		if kv.Value.Kind != yaml.MappingNode {
+			fl.errorf(kv.Value, label, "%s: must be a mapping of value, over and max_samples, not %s", where, yamlnode.KindName(kv.Value))
+			continue
+		}
+		w := WindowSpec{Name: name, MaxSamples: window.DefaultMaxSamples}
+		var valueNode *yaml.Node
+		for _, p := range fl.yr.Pairs(kv.Value, label) {
+			switch p.Key.Value {
+			case "value":
+				valueNode = p.Value
+			case "over":
+				w.Over, _ = fl.yr.Duration(p.Value, label, where+".over", false)
+			case "max_samples":
+				w.MaxSamples, _ = fl.yr.Int(p.Value, label, where+".max_samples", 1, window.MaxSamplesLimit)
+			default:
+				fl.errorf(p.Key, label, "%s: unknown key %q%s", where, p.Key.Value, yamlnode.Suggest(p.Key.Value, keys))
+			}
+		}
+		if valueNode == nil {
+			fl.errorf(kv.Value, label, "%s: value missing (an expression giving a number, e.g. payload.power)", where)
+			continue
+		}
+		if w.Over == 0 && len(*fl.errs) == before {
+			fl.errorf(kv.Value, label, "%s: over missing (how far back the window reaches, e.g. 10m)", where)
+			continue
+		}
+		// A value reads the message (and prev), not the windows it feeds.
+		w.Value = fl.expression(valueNode, scope{captures: r.Captures}, label, where+".value", false)
+		r.Windows = append(r.Windows, w)
+	}
+}
+
+var ruleKeys = []string{"name", "description", "topic", "when", "key", "clear_when", "for", "cooldown", "absent", "windows", "enabled", "actions", "on_clear"}
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
@@ -457,6 +570,10 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 	}
 
 	filtersOK := len(*fl.errs) == before
+	if v := byKey["windows"]; v != nil && filtersOK {
+		fl.windows(r, v, label)
+		filtersOK = len(*fl.errs) == before
+	}
 	if filtersOK {
 		if v := byKey["when"]; v != nil {
 			r.When = fl.program(v, r, label, "when")
@@ -481,15 +598,21 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 	if len(*fl.errs) > before {
 		return nil
 	}
-	for _, p := range []*Program{r.When, r.ClearWhen} {
+	progs := []*Program{r.When, r.ClearWhen}
+	for _, w := range r.Windows {
+		progs = append(progs, w.Value)
+	}
+	for _, p := range progs {
 		if p != nil {
 			r.uses |= p.uses
 			r.payload.add(p.payload)
+			r.world = append(r.world, p.world...)
 		}
 	}
 	for _, t := range r.templates() {
 		r.uses |= t.uses
 		r.payload.add(t.payload)
+		r.world = append(r.world, t.world...)
 	}
 	r.Fingerprint = fingerprint(r)
 	h := sha256.New()
@@ -577,30 +700,69 @@ func (fl *fileLoader) filters(r *Rule, v *yaml.Node, label string) {
 	}
 }
 
+// program compiles a `when`-like condition of rule r (asBool) or another
+// expression of it (a window's value).
 func (fl *fileLoader) program(n *yaml.Node, r *Rule, rule, key string) *Program {
+	return fl.expression(n, r.scope(), rule, key, true)
+}
+
+func (fl *fileLoader) expression(n *yaml.Node, sc scope, rule, key string, asBool bool) *Program {
 	s, ok := fl.yr.Str(n, rule, key)
 	if !ok {
 		return nil
 	}
-	p, err := fl.c.program(s, r.Captures, true)
+	p, err := fl.c.program(s, sc, asBool)
 	if err != nil {
 		fl.exprErrorf(n, s, err, rule, key)
+		return nil
+	}
+	if !fl.worldRefs(n, s, p.world, rule, key) {
 		return nil
 	}
 	return p
 }
 
 func (fl *fileLoader) template(n *yaml.Node, r *Rule, rule, key string) *Template {
+	sc := r.scope()
+	if key == "key" {
+		sc.windows = nil // the key picks the windows
+	}
+	return fl.templateIn(n, sc, rule, key)
+}
+
+func (fl *fileLoader) templateIn(n *yaml.Node, sc scope, rule, key string) *Template {
 	s, ok := fl.yr.Str(n, rule, key)
 	if !ok {
 		return nil
 	}
-	t, err := fl.c.template(s, r.Captures)
+	t, err := fl.c.template(s, sc)
 	if err != nil {
 		fl.exprErrorf(n, s, err, rule, key)
 		return nil
 	}
+	if !fl.worldRefs(n, s, t.world, rule, key) {
+		return nil
+	}
 	return t
+}
+
+// worldRefs checks the literal arguments of state() and states(): a topic
+// name and a filter; it reports each bad one where it is written.
+func (fl *fileLoader) worldRefs(n *yaml.Node, s string, refs []WorldRef, rule, key string) bool {
+	ok := true
+	for _, w := range refs {
+		var err error
+		if w.Filter {
+			_, err = topic.Parse(w.Arg)
+		} else if err = topic.ValidateName(w.Arg); err != nil && strings.ContainsAny(w.Arg, "+#") {
+			err = fmt.Errorf("%w: state() reads one topic; states(%q) reads every topic a filter matches", err, w.Arg)
+		}
+		if err != nil {
+			fl.exprErrorf(n, s, &posError{off: w.Off, err: err}, rule, key)
+			ok = false
+		}
+	}
+	return ok
 }
 
 // exprErrorf reports an expression or template error at the position within
@@ -735,6 +897,9 @@ func fingerprint(r *Rule) string {
 		field("-")
 	}
 	field(fmt.Sprint(r.For, r.Cooldown, r.Absent, len(r.OnClear) > 0))
+	for _, w := range r.Windows {
+		field(fmt.Sprint(w.Name, "=", w.Value.Source, ",", w.Over, ",", w.MaxSamples))
+	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 

@@ -29,6 +29,7 @@ type Rule struct {
 	Enabled     bool
 	Actions     []Action
 	OnClear     []Action
+	Windows     []WindowSpec // sliding windows per key, in written order
 
 	// Fingerprint identifies the rule's state-relevant definition (name,
 	// filters, conditions, key, durations, whether it has on_clear): state
@@ -59,6 +60,28 @@ type Rule struct {
 	payload     payloadNeed // what of the payload the expressions read
 	uses        Uses        // names read by When, Key, ClearWhen and the actions
 	captureWild [][]int     // per filter, per capture: index into that filter's wildcards, or -1
+	world       []WorldRef  // literal state()/states() arguments of its expressions
+}
+
+// WindowSpec is one of a rule's windows (docs/world.md, "Windows"): per
+// key, the numbers Value gives for the messages of the last Over.
+type WindowSpec struct {
+	Name       string
+	Value      *Program
+	Over       time.Duration
+	MaxSamples int
+}
+
+// scope is what the rule's expressions see beyond the common environment.
+func (r *Rule) scope() scope {
+	sc := scope{captures: r.Captures}
+	if len(r.Windows) > 0 {
+		sc.windows = make([]string, len(r.Windows))
+		for i, w := range r.Windows {
+			sc.windows[i] = w.Name
+		}
+	}
+	return sc
 }
 
 // Uses returns the environment names the rule's expressions read.
@@ -72,9 +95,10 @@ func (r *Rule) PayloadFields() (fields []string, all bool) {
 	return r.payload.fields, r.payload.all
 }
 
-// Stateful reports whether the rule keeps state per key (SPEC §5).
+// Stateful reports whether the rule keeps state per key (docs/state.md):
+// for, cooldown, absent, episodes, windows.
 func (r *Rule) Stateful() bool {
-	return r.For > 0 || r.Cooldown > 0 || r.Absent > 0 || r.ClearWhen != nil || len(r.OnClear) > 0
+	return r.For > 0 || r.Cooldown > 0 || r.Absent > 0 || r.ClearWhen != nil || len(r.OnClear) > 0 || len(r.Windows) > 0
 }
 
 // Episodic reports whether the rule fires once per episode per key (SPEC §5).
@@ -116,6 +140,14 @@ type RuleSet struct {
 	index   topic.Index[ref]
 	byName  map[string]*Rule
 	mayLoop bool
+
+	// Remember are the filters whose topics the engine remembers for
+	// state() and states() (docs/world.md): every literal argument of
+	// those calls, and every file's remember: list; each once, sorted.
+	Remember []string
+	// StatesFilters are the literal arguments of states() calls, each
+	// once: the engine keeps their matching topics ready.
+	StatesFilters []string
 }
 
 type ref struct {
@@ -170,9 +202,10 @@ func (m *Matcher) Match(rs *RuleSet, name string) ([]Match, []string) {
 	return m.matches, m.levels
 }
 
-// Filters returns the MQTT filters of the enabled rules, each once, sorted.
+// Filters returns the MQTT filters of the enabled rules and the remembered
+// filters (see Remember), each once, sorted: what the engine subscribes to.
 func (rs *RuleSet) Filters() []string {
-	var out []string
+	out := slices.Clone(rs.Remember)
 	for _, r := range rs.Rules {
 		if !r.Enabled {
 			continue

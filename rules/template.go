@@ -19,6 +19,7 @@ type Program struct {
 	prog    *vm.Program
 	uses    Uses
 	payload payloadNeed
+	world   []WorldRef // state()/states() calls with a literal argument
 }
 
 // Template is a compiled string with {{ expr }} parts (docs/rules.md,
@@ -28,6 +29,7 @@ type Template struct {
 	parts   []part // literal text and expressions, alternating; empty for a literal template
 	uses    Uses
 	payload payloadNeed
+	world   []WorldRef // state()/states() calls with a literal argument, offsets in src
 }
 
 type part struct {

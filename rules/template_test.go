@@ -8,7 +8,7 @@ import (
 
 func compileTemplate(t *testing.T, src string, captures ...string) *Template {
 	t.Helper()
-	tpl, err := newCompiler().template(src, captures)
+	tpl, err := newCompiler().template(src, scope{captures: captures})
 	if err != nil {
 		t.Fatalf("template %q: %v", src, err)
 	}
@@ -114,7 +114,7 @@ func TestRenderRuntimeError(t *testing.T) {
 
 func TestTemplateSplitErrors(t *testing.T) {
 	for _, src := range []string{"{{ a", "{{ a } }}x", "{{ }}"} {
-		if _, err := newCompiler().template(src, nil); err == nil {
+		if _, err := newCompiler().template(src, scope{}); err == nil {
 			t.Errorf("template %q compiled, want an error", src)
 		}
 	}
@@ -122,7 +122,7 @@ func TestTemplateSplitErrors(t *testing.T) {
 
 func TestCondition(t *testing.T) {
 	c := newCompiler()
-	p, err := c.program("payload.value > 30", nil, true)
+	p, err := c.program("payload.value > 30", scope{}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func FuzzTemplate(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		tpl, err := newCompiler().template(src, nil)
+		tpl, err := newCompiler().template(src, scope{})
 		if err != nil {
 			return
 		}

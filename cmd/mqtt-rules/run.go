@@ -58,6 +58,7 @@ func (o *runOptions) define(fs *flag.FlagSet) {
 	fs.IntVar(&cfg.MaxHops, "max-hops", engine.DefaultMaxHops, "longest chain of the engine's own publishes triggering its rules again; beyond it the publish is not made")
 	fs.BoolVar(&cfg.AllowExec, "allow-exec", false, "accept exec actions: rules may then run programs on this machine, as the engine's user")
 	fs.IntVar(&cfg.MaxKeys, "max-keys", engine.DefaultMaxKeys, "keys one stateful rule tracks; the least recently seen is evicted beyond it")
+	fs.IntVar(&cfg.MaxRemembered, "max-remembered", engine.DefaultMaxRemembered, "topics whose latest message state() and states() remember; the least recently updated is dropped beyond it")
 }
 
 // parse reads the command line, then the config file for what the command

@@ -42,7 +42,10 @@ type Config struct {
 
 	MaxPayload int // bytes; 0: no limit
 	MaxKeys    int // keys per stateful rule; 0: engine.DefaultMaxKeys
-	MaxHops    int // loop cutoff (docs/reliability.md, Loops); 0: engine.DefaultMaxHops
+	// MaxRemembered caps the topics state() and states() remember; 0:
+	// engine.DefaultMaxRemembered.
+	MaxRemembered int
+	MaxHops       int // loop cutoff (docs/reliability.md, Loops); 0: engine.DefaultMaxHops
 
 	// DeadLetterTopic receives webhooks that finally failed; "" for none.
 	DeadLetterTopic string
@@ -163,12 +166,13 @@ func Start(cfg Config) (*App, error) {
 		DeadLetterTopic: cfg.DeadLetterTopic,
 	})
 	a.engine = engine.New(engine.Config{
-		Actions:    a.exec,
-		Logger:     a.log,
-		Counters:   a.counters,
-		MaxPayload: cfg.MaxPayload,
-		MaxKeys:    cfg.MaxKeys,
-		MaxHops:    cfg.MaxHops,
+		Actions:       a.exec,
+		Logger:        a.log,
+		Counters:      a.counters,
+		MaxPayload:    cfg.MaxPayload,
+		MaxKeys:       cfg.MaxKeys,
+		MaxRemembered: cfg.MaxRemembered,
+		MaxHops:       cfg.MaxHops,
 	})
 	a.engine.SetRules(rs)
 	releaseLoadGarbage()

@@ -57,6 +57,10 @@ var (
 		"1 when rules are loaded and the engine is connected and subscribed to every filter (as /readyz), else 0.")
 	descReloadOK = newDesc("mqtt_rules_last_reload_successful",
 		"1 when the last load of the rules succeeded, 0 when it was rejected (the previous rules keep running).")
+	descRemembered = newDesc("mqtt_rules_remembered_topics",
+		"Topics whose latest message the engine remembers for state() and states().")
+	descRememberedEvicted = newDesc("mqtt_rules_remembered_evicted_total",
+		"Remembered topics dropped, least recently updated first, because --max-remembered topics were remembered.")
 )
 
 // collector reads a Status at scrape time. Per-rule series cover the rules
@@ -73,7 +77,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descReceived, descFires, descCondErrors, descActions, descDuration,
 		descReloads, descLoaded, descConnected, descDropped, descLoopCutoffs,
-		descEvicted, descBuildInfo, descReady, descReloadOK,
+		descEvicted, descBuildInfo, descReady, descReloadOK, descRemembered, descRememberedEvicted,
 	} {
 		ch <- d
 	}
@@ -105,6 +109,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	emit(descReceived, prometheus.CounterValue, float64(cs.Received()))
+	topics, evicted := cs.Remembered()
+	emit(descRemembered, prometheus.GaugeValue, float64(topics))
+	emit(descRememberedEvicted, prometheus.CounterValue, float64(evicted))
 	ok, failed := cs.Reloads()
 	emit(descReloads, prometheus.CounterValue, float64(ok), "ok")
 	emit(descReloads, prometheus.CounterValue, float64(failed), "error")

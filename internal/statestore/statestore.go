@@ -28,6 +28,7 @@ import (
 var (
 	bucket     = []byte("keys-v1")
 	meta       = []byte("meta-v1")
+	world      = []byte("world-v1") // remembered topics: topic → JSON engine.RememberedMessage
 	savedAtKey = []byte("saved_at")
 )
 
@@ -81,6 +82,9 @@ func Open(path string) (s *Store, err error) {
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(world); err != nil {
 			return err
 		}
 		_, err := tx.CreateBucketIfNotExists(meta)
@@ -158,6 +162,50 @@ func (s *Store) Save(put []engine.KeyRecord, del []engine.KeyRef, at time.Time) 
 				return err
 			}
 			if err := b.Put(dbKey(put[i].KeyRef), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// LoadWorld returns every saved remembered message; one that cannot be
+// decoded is skipped.
+func (s *Store) LoadWorld() ([]engine.RememberedMessage, error) {
+	var out []engine.RememberedMessage
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(world).ForEach(func(k, v []byte) error {
+			var m engine.RememberedMessage
+			if json.Unmarshal(v, &m) == nil && m.Topic == string(k) {
+				out = append(out, m)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SaveWorld deletes del and writes put, in one transaction.
+func (s *Store) SaveWorld(put []engine.RememberedMessage, del []string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(world)
+		for _, t := range del {
+			if len(t) > bolt.MaxKeySize {
+				continue
+			}
+			if err := b.Delete([]byte(t)); err != nil {
+				return err
+			}
+		}
+		for i := range put {
+			if len(put[i].Topic) > bolt.MaxKeySize {
+				continue // a topic this long is not kept across restarts
+			}
+			v, err := json.Marshal(&put[i])
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(put[i].Topic), v); err != nil {
 				return err
 			}
 		}
