@@ -4,19 +4,16 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqtt-rules/mqtt-rules/internal/dryrun"
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttc"
@@ -25,7 +22,8 @@ import (
 // recordFlushEvery is how often record writes what it buffered to the file.
 const recordFlushEvery = 200 * time.Millisecond
 
-// recordConnectTimeout bounds the first connection and the subscription.
+// recordConnectTimeout bounds each connection attempt and the first
+// subscription.
 const recordConnectTimeout = 15 * time.Second
 
 // recordOptions are the flags of `mqtt-rules record`.
@@ -39,8 +37,11 @@ type recordOptions struct {
 }
 
 // recordCmd subscribes to filters and writes every message it receives as
-// a JSON line (docs/testing.md, 6. Record and replay) until ctx ends (SIGINT/SIGTERM) or --count
-// messages were written.
+// a JSON line (docs/testing.md, 6. Record and replay) until ctx ends
+// (SIGINT/SIGTERM) or --count messages were written. It runs on the
+// engine's MQTT client with a clean session: a capture wants what happens
+// while it runs, not what a session queued before, and leaves no session
+// on the broker.
 func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o recordOptions
 	fs := newFlagSet("record", stderr, "record --broker URL --topic FILTER... [--out FILE] [flags]")
@@ -83,10 +84,44 @@ func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if o.password == "" {
 		o.password = os.Getenv("MQTT_PASSWORD")
 	}
-	copts, shown, err := o.clientOptions()
+
+	// The client reports through these until the recording starts; then
+	// its warnings (a lost connection, failed reconnects) go to stderr.
+	var (
+		rec       *recorder
+		recording atomic.Bool
+		up        = make(chan struct{}, 1)
+		connErr   = make(chan error, 1)
+		logLevel  = new(slog.LevelVar)
+	)
+	logLevel.Set(slog.LevelError + 1) // nothing: record reports the first connect itself
+	client, err := mqttc.New(o.clientOptions(
+		slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel})),
+		func(m mqttc.Message) {
+			rec.write(dryrun.Record{Time: time.Now().UTC(), Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retained})
+		},
+		func(connected bool) {
+			switch {
+			case connected:
+				select {
+				case up <- struct{}{}:
+				default:
+				}
+			case recording.Load():
+				fmt.Fprintln(stderr, "mqtt-rules record: connection lost; reconnecting, messages meanwhile are not recorded")
+			}
+		},
+		func(err error) {
+			select {
+			case connErr <- err:
+			default:
+			}
+		},
+	))
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	shown := redactedURL(o.broker)
 
 	w := stdout
 	name := "standard output"
@@ -99,68 +134,36 @@ func recordCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		defer f.Close()
 		w, name = f, o.out
 	}
-	rec := &recorder{w: bufio.NewWriterSize(w, 64<<10), limit: o.count, done: make(chan struct{})}
-	copts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-		rec.write(dryrun.Record{Time: time.Now().UTC(), Topic: m.Topic(), Payload: m.Payload(), QoS: m.Qos(), Retain: m.Retained()})
+	rec = &recorder{w: bufio.NewWriterSize(w, 64<<10), limit: o.count, done: make(chan struct{})}
+
+	client.Start()
+	closeClient := sync.OnceFunc(func() {
+		// Nothing is published: Close only disconnects.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = client.Close(cctx)
 	})
-	subscribed := make(chan error, 1)
-	var first atomic.Bool
-	first.Store(true)
-	copts.SetOnConnectHandler(func(c paho.Client) {
-		// A clean session forgets subscriptions: subscribe on every connect.
-		filters := make(map[string]byte, len(o.topics))
-		for _, f := range o.topics {
-			filters[f] = byte(o.qos)
-		}
-		tok := c.SubscribeMultiple(filters, nil)
-		var err error
-		select {
-		case <-tok.Done():
-			err = tok.Error()
-			if err == nil {
-				for f, code := range tok.(*paho.SubscribeToken).Result() {
-					if code > 2 {
-						err = fmt.Errorf("subscribe %q: refused by the broker", f)
-					}
-				}
-			}
-		case <-time.After(recordConnectTimeout):
-			err = fmt.Errorf("subscribe: no answer from the broker within %v", recordConnectTimeout)
-		}
-		if first.Swap(false) {
-			subscribed <- err
-		} else if err != nil {
-			fmt.Fprintf(stderr, "mqtt-rules record: after reconnecting: %v\n", err)
-		}
-	})
-	copts.SetConnectionLostHandler(func(_ paho.Client, err error) {
-		fmt.Fprintf(stderr, "mqtt-rules record: connection lost (%v); reconnecting, messages meanwhile are not recorded\n", err)
-	})
-	client := paho.NewClient(copts)
-	tok := client.Connect()
+	defer closeClient()
 	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		return exitOK
-	case <-time.After(recordConnectTimeout):
-		fmt.Fprintf(stderr, "mqtt-rules record: connect to %s: no answer within %v\n", shown, recordConnectTimeout)
-		return exitInvalid
-	}
-	if err := tok.Error(); err != nil {
+	case <-up:
+	case err := <-connErr:
 		fmt.Fprintf(stderr, "mqtt-rules record: connect to %s: %v\n", shown, err)
 		return exitInvalid
-	}
-	disconnect := sync.OnceFunc(func() { client.Disconnect(250) })
-	defer disconnect()
-	select {
-	case err := <-subscribed:
-		if err != nil {
-			fmt.Fprintf(stderr, "mqtt-rules record: %v\n", err)
-			return exitInvalid
-		}
 	case <-ctx.Done():
 		return exitOK
 	}
+	sctx, cancel := context.WithTimeout(ctx, recordConnectTimeout)
+	err = client.Subscribe(sctx, o.topics...)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "mqtt-rules record: %v\n", err)
+		return exitInvalid
+	}
+	recording.Store(true)
+	logLevel.Set(slog.LevelWarn)
 	fmt.Fprintf(stderr, "recording %s (%s) to %s; SIGINT (Ctrl-C) stops\n", shown, strings.Join(o.topics, ", "), name)
 
 	tick := time.NewTicker(recordFlushEvery)
@@ -181,7 +184,8 @@ loop:
 			}
 		}
 	}
-	disconnect()
+	recording.Store(false)
+	closeClient()
 	n, err := rec.close()
 	if err != nil {
 		fmt.Fprintf(stderr, "mqtt-rules record: write %s: %v\n", name, err)
@@ -191,8 +195,8 @@ loop:
 	return code
 }
 
-// recorder writes records as JSON lines. paho calls write on its own
-// goroutine; the command's goroutine flushes and closes.
+// recorder writes records as JSON lines. The MQTT client's reader calls
+// write on its own goroutine; the command's goroutine flushes and closes.
 type recorder struct {
 	mu     sync.Mutex
 	w      *bufio.Writer
@@ -246,86 +250,41 @@ func (r *recorder) close() (int, error) {
 	return r.n, err
 }
 
-// clientOptions builds the paho options: a clean session (a capture wants
-// what happens while it runs, not what a session queued before), automatic
-// reconnects. It returns the broker URL fit for messages (no password).
-func (o *recordOptions) clientOptions() (*paho.ClientOptions, string, error) {
-	u, err := url.Parse(strings.TrimSpace(o.broker))
-	if err != nil || u.Scheme == "" || u.Hostname() == "" {
-		return nil, "", fmt.Errorf("--broker %q: want a URL such as tcp://broker.lan:1883", o.broker)
-	}
-	ports := map[string]string{"tcp": "1883", "mqtt": "1883", "ssl": "8883", "mqtts": "8883", "tls": "8883", "ws": "80", "wss": "443"}
-	port, ok := ports[strings.ToLower(u.Scheme)]
-	if !ok {
-		return nil, "", fmt.Errorf("--broker %q: unsupported scheme %q (use tcp://, mqtt://, ssl://, mqtts://, tls://, ws:// or wss://)", u.Redacted(), u.Scheme)
-	}
-	u.Scheme = strings.ToLower(u.Scheme)
-	if u.Port() == "" {
-		u.Host = u.Hostname() + ":" + port
-		if strings.Contains(u.Hostname(), ":") {
-			u.Host = "[" + u.Hostname() + "]:" + port
-		}
-	}
-	secure := port == "8883" || u.Scheme == "wss"
-	if !secure && (o.caFile != "" || o.certFile != "" || o.keyFile != "") {
-		return nil, "", fmt.Errorf("--broker %q does not use TLS but a CA, certificate or key file is given (use ssl:// or wss://)", u.Redacted())
-	}
+// clientOptions returns the options of record's MQTT client: a clean
+// session, subscriptions at --qos, a random client id unless --client-id
+// names one, the first connection bounded by recordConnectTimeout.
+func (o *recordOptions) clientOptions(log *slog.Logger, onMessage func(mqttc.Message), onConn func(bool), onConnErr func(error)) mqttc.Options {
 	id := o.clientID
 	if id == "" {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
 		id = "mqtt-rules-record-" + hex.EncodeToString(b)
 	}
-	opts := paho.NewClientOptions().
-		AddBroker(u.String()).
-		SetClientID(id).
-		SetCleanSession(true).
-		SetOrderMatters(true).
-		SetProtocolVersion(4).
-		SetAutoReconnect(true).
-		SetConnectRetry(false).
-		SetMaxReconnectInterval(30 * time.Second).
-		SetConnectTimeout(recordConnectTimeout).
-		SetKeepAlive(30 * time.Second)
-	if o.username != "" {
-		opts.SetUsername(o.username).SetPassword(o.password)
+	qos := byte(o.qos)
+	return mqttc.Options{
+		Broker:             o.broker,
+		ClientID:           id,
+		Username:           o.username,
+		Password:           o.password,
+		CAFile:             o.caFile,
+		CertFile:           o.certFile,
+		KeyFile:            o.keyFile,
+		CleanSession:       true,
+		SubscribeQoS:       &qos,
+		ConnectTimeout:     recordConnectTimeout,
+		Logger:             log,
+		OnMessage:          onMessage,
+		OnConnectionChange: onConn,
+		OnConnectError:     onConnErr,
 	}
-	if secure {
-		cfg, err := o.tlsConfig()
-		if err != nil {
-			return nil, "", err
-		}
-		opts.SetTLSConfig(cfg)
-	}
-	return opts, u.Redacted(), nil
 }
 
-func (o *recordOptions) tlsConfig() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.caFile != "" {
-		pem, err := os.ReadFile(o.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s: no PEM certificate found", o.caFile)
-		}
-		cfg.RootCAs = pool
+// redactedURL is the broker URL as messages show it: without a password.
+// mqttc.New has checked that it parses.
+func redactedURL(broker string) string {
+	u, err := url.Parse(strings.TrimSpace(broker))
+	if err != nil {
+		return "the broker"
 	}
-	switch {
-	case o.certFile != "":
-		keyFile := o.keyFile
-		if keyFile == "" {
-			keyFile = o.certFile
-		}
-		cert, err := tls.LoadX509KeyPair(o.certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("certificate file %s, key file %s: %w", o.certFile, keyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	case o.keyFile != "":
-		return nil, fmt.Errorf("key file %s given without a certificate file", o.keyFile)
-	}
-	return cfg, nil
+	return u.Redacted()
 }

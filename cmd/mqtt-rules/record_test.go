@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/mqtt-rules/mqtt-rules/internal/dryrun"
 	"github.com/mqtt-rules/mqtt-rules/internal/testbroker"
 )
@@ -163,6 +165,56 @@ func TestRecordSIGINT(t *testing.T) {
 	}
 	if recs := readCapture(t, out); len(recs) < 1 || recs[0].Topic != "a/b" {
 		t.Errorf("capture = %+v", recs)
+	}
+}
+
+// TestRecordCleanSessionAndQoS: record subscribes at --qos, under
+// --client-id, and leaves no session on the broker when it stops.
+func TestRecordCleanSessionAndQoS(t *testing.T) {
+	b := testbroker.Mosquitto(t)
+	id := fmt.Sprintf("record-test-%d", time.Now().UnixNano())
+	out := filepath.Join(t.TempDir(), "capture.jsonl")
+	stderr := &syncWriter{w: &bytes.Buffer{}}
+	logged := func() string { stderr.mu.Lock(); defer stderr.mu.Unlock(); return stderr.w.String() }
+	done := make(chan int, 1)
+	go func() {
+		done <- cli(context.Background(), []string{"record", "--broker", b.URL(), "--topic", "q/#", "--qos", "0",
+			"--client-id", id, "--count", "1", "--out", out}, io.Discard, stderr)
+	}()
+	waitUntil(t, 10*time.Second, func() bool { return strings.Contains(logged(), "recording ") }, logged)
+	testbroker.Publish(t, b.URL(), "q/a", []byte("x"), 1, false)
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("record --count 1: exit %d\n%s", code, logged())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("record --count 1 did not stop")
+	}
+	if recs := readCapture(t, out); len(recs) != 1 || recs[0].Topic != "q/a" || recs[0].QoS != 0 {
+		t.Errorf("capture = %+v, want q/a at QoS 0 (subscribed at 0, published at 1)", recs)
+	}
+
+	// A persistent connection under record's client id finds no session.
+	opts := paho.NewClientOptions().AddBroker(b.URL()).SetClientID(id).SetCleanSession(false)
+	c := paho.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect as %s: %v", id, tok.Error())
+	}
+	defer c.Disconnect(0)
+	if tok.(*paho.ConnectToken).SessionPresent() {
+		t.Errorf("record left a session on the broker under its client id %s", id)
+	}
+}
+
+// TestRecordRefused: a broker that refuses the connection stops record at
+// once with its reason.
+func TestRecordRefused(t *testing.T) {
+	b := testbroker.Mosquitto(t, testbroker.WithConfig("allow_anonymous false"))
+	code, _, errs := runCLI(t, context.Background(), "record", "--broker", b.URL(), "--topic", "#")
+	if want := "connect to " + b.URL() + ": broker refused the connection: not authorized"; code != exitInvalid || !strings.Contains(errs, want) {
+		t.Errorf("record on a refusing broker: exit %d, stderr %q; want exit %d and %q", code, errs, exitInvalid, want)
 	}
 }
 

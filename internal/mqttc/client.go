@@ -3,11 +3,11 @@
 // publishes the rules' publish actions.
 //
 // A Client holds two MQTT 3.1.1 connections to the same broker. The
-// subscriber (ClientID, persistent session, QoS 1 subscriptions) receives;
-// the publisher (ClientID+"-pub", clean session) sends. On a single
-// connection at QoS 1 a receive path that waits for publishes deadlocks
-// (PUBACKs queue behind PUBLISH packets that cannot be sent); two
-// connections keep the paths independent.
+// subscriber (ClientID, persistent session and QoS 1 subscriptions unless
+// Options say otherwise) receives; the publisher (ClientID+"-pub", clean
+// session) sends. On a single connection at QoS 1 a receive path that
+// waits for publishes deadlocks (PUBACKs queue behind PUBLISH packets that
+// cannot be sent); two connections keep the paths independent.
 //
 // The MQTT client is the package's own, built for the relay's hot path:
 // each connection has one goroutine reading it, the subscriber's reader
@@ -145,7 +145,7 @@ func New(opts Options) (*Client, error) {
 		qos2In:       make(map[uint16]struct{}),
 	}
 	c.pq.init(s.PublishQueue, s.PublishInFlight)
-	c.sub = c.newConn("subscriber", s.ClientID, false)
+	c.sub = c.newConn("subscriber", s.ClientID, s.CleanSession)
 	c.pub = c.newConn("publisher", s.ClientID+"-pub", true)
 	return c, nil
 }
@@ -278,6 +278,12 @@ func (c *Client) run(cn *conn, start, up func(s *session, sessionPresent bool), 
 			if failures <= failureLogFirst || time.Since(lastLog) >= failureLogEvery {
 				lastLog = time.Now()
 				logConnectFailure(cn.log, code, err, failures, backoff)
+			}
+			if cn == c.sub && c.s.OnConnectError != nil {
+				if code != mqttwire.ConnackAccepted {
+					err = fmt.Errorf("broker refused the connection: %s (CONNACK return code %d)", mqttwire.ConnackReason(code), code)
+				}
+				c.s.OnConnectError(err)
 			}
 			if !sleep(backoff, stop) {
 				return

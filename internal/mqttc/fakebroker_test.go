@@ -84,7 +84,7 @@ func (b *fakeBroker) accept() {
 			}
 			fc.parseConnect(p.Body)
 			role := "subscriber"
-			if fc.clean {
+			if strings.HasSuffix(fc.clientID, "-pub") {
 				role = "publisher"
 			}
 			b.mu.Lock()

@@ -52,6 +52,15 @@ type Options struct {
 	// ShareGroup, when set, makes every subscription a shared one,
 	// $share/<ShareGroup>/<filter>, so several instances split the load.
 	ShareGroup string
+	// CleanSession makes the subscriber connect with a clean session: the
+	// broker discards its subscriptions and queued messages when it
+	// disconnects [MQTT-3.1.2-6], and a reconnect starts afresh. Default
+	// false: a persistent session, which keeps QoS 1 messages while the
+	// client is away.
+	CleanSession bool
+	// SubscribeQoS, when set, is the maximum QoS of the subscriptions: 0,
+	// 1 or 2. Default (nil): 1.
+	SubscribeQoS *byte
 	// KeepAlive is the MQTT keep-alive interval (default 30s).
 	KeepAlive time.Duration
 	// ConnectTimeout bounds one connection attempt (default 10s).
@@ -87,6 +96,10 @@ type Options struct {
 	// subscriber connection comes up and with false when it goes down,
 	// once per change, in order.
 	OnConnectionChange func(connected bool)
+	// OnConnectError, when set, is called with the error of every failed
+	// attempt to connect the subscriber (network, TLS, or the broker's
+	// refusal), before the Client tries again.
+	OnConnectError func(error)
 }
 
 // Message is one message received by the subscriber.
@@ -106,6 +119,7 @@ type settings struct {
 	redacted string // url without a password, for logs
 	scheme   string // normalized scheme
 	tls      *tls.Config
+	subQoS   byte // SubscribeQoS or its default
 }
 
 // schemes maps every accepted URL scheme to its normalized one and the
@@ -166,6 +180,13 @@ func (o Options) settings() (*settings, error) {
 	}
 	if s.PublishInFlight > 65535 {
 		return nil, fmt.Errorf("publish in-flight window %d: at most 65535 (MQTT packet ids)", s.PublishInFlight)
+	}
+	s.subQoS = 1
+	if s.SubscribeQoS != nil {
+		if *s.SubscribeQoS > 2 {
+			return nil, fmt.Errorf("subscribe QoS %d: want 0, 1 or 2", *s.SubscribeQoS)
+		}
+		s.subQoS = *s.SubscribeQoS
 	}
 	if strings.ContainsAny(s.ShareGroup, "/+#") {
 		return nil, fmt.Errorf("share group %q: must not contain '/', '+' or '#'", s.ShareGroup)

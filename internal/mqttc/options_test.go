@@ -108,6 +108,7 @@ func TestOptionsErrors(t *testing.T) {
 		{"keep-alive too long", Options{Broker: "tcp://b", KeepAlive: 20 * time.Hour}, "keep-alive 20h0m0s: at most 65535s"},
 		{"negative backpressure", Options{Broker: "tcp://b", PublishBackpressure: -time.Second}, "publish backpressure -1s: must not be negative"},
 		{"share group slash", Options{Broker: "tcp://b", ShareGroup: "a/b"}, `share group "a/b"`},
+		{"subscribe QoS 3", Options{Broker: "tcp://b", SubscribeQoS: new(byte(3))}, "subscribe QoS 3: want 0, 1 or 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,11 +27,12 @@ func (c *Client) brokerFilter(f string) string {
 }
 
 // Subscribe adds filters to the desired set. When the subscriber is
-// connected it subscribes to the new ones at QoS 1 and returns once the
-// broker acknowledged them, or ctx ended; otherwise they are subscribed on
-// the next connect and Subscribe returns nil at once. A filter the broker
-// refuses (SUBACK 0x80) is an error naming it; it stays in the desired set
-// (so Ready stays false) and is tried again on every reconnect.
+// connected it subscribes to the new ones (at Options.SubscribeQoS,
+// default 1) and returns once the broker acknowledged them, or ctx ended;
+// otherwise they are subscribed on the next connect and Subscribe returns
+// nil at once. A filter the broker refuses (SUBACK 0x80) is an error
+// naming it; it stays in the desired set (so Ready stays false) and is
+// tried again on every reconnect.
 func (c *Client) Subscribe(ctx context.Context, filters ...string) error {
 	for _, f := range filters {
 		if err := ValidFilter(f); err != nil {
@@ -157,7 +158,7 @@ func (c *Client) subscribeNow(filters []string, epoch uint64) error {
 		for i, f := range chunk {
 			bf[i] = c.brokerFilter(f)
 		}
-		codes, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return mqttwire.AppendSubscribe(b, id, bf, 1) })
+		codes, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return mqttwire.AppendSubscribe(b, id, bf, c.s.subQoS) })
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", quote(chunk), err)
 		}
@@ -243,9 +244,12 @@ func (c *Client) exchangeNow(epoch uint64, build func(b []byte, id uint16) []byt
 }
 
 // subscriberUp runs on the subscriber's goroutine after every connect: it
-// subscribes the whole desired set (retained messages of these filters
-// are delivered again, as after any SUBSCRIBE), then unsubscribes filters
-// removed while disconnected if the broker kept the session.
+// unsubscribes filters removed while disconnected if the broker kept the
+// session, then subscribes the desired set (retained messages of these
+// filters are delivered again, as after any SUBSCRIBE). Filters a
+// Subscribe call already had acknowledged on this connection (it can run
+// between the connect and this) are left alone: a second SUBSCRIBE would
+// make the broker send their retained messages again [MQTT-3.8.4-3].
 func (c *Client) subscriberUp(_ *session, sessionPresent bool) {
 	c.setSubscriber(true, sessionPresent)
 	select {
@@ -258,7 +262,9 @@ func (c *Client) subscriberUp(_ *session, sessionPresent bool) {
 	epoch := c.epoch
 	want := make([]string, 0, len(c.desired))
 	for f := range c.desired {
-		want = append(want, f)
+		if _, done := c.acked[f]; !done {
+			want = append(want, f)
+		}
 	}
 	var stale []string
 	for f := range c.pendingUnsub {
