@@ -54,12 +54,8 @@ func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	if p == nil {
 		return d.DialContext(ctx, "tcp", addr)
 	}
-	nc, err := d.DialContext(ctx, "tcp", p.Host)
+	nc, err := dialSOCKS5(ctx, p, addr, d)
 	if err != nil {
-		return nil, fmt.Errorf("dial SOCKS5 proxy %s: %w", p.Redacted(), err)
-	}
-	if err := socks5Connect(ctx, nc, p, addr); err != nil {
-		_ = nc.Close()
 		return nil, fmt.Errorf("SOCKS5 proxy %s: %w", p.Redacted(), err)
 	}
 	return nc, nil

@@ -15,6 +15,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	xproxy "golang.org/x/net/proxy"
 
 	"github.com/mqtt-rules/mqtt-rules/internal/testbroker"
 )
@@ -149,6 +150,11 @@ func TestBackpressureNoLoss(t *testing.T) {
 // TestSOCKS5: with ALL_PROXY naming a SOCKS5 proxy (as paho honoured it)
 // the connections go through it; NO_PROXY bypasses it.
 func TestSOCKS5(t *testing.T) {
+	// The test's own publisher and subscriber are paho clients, which dial
+	// through proxy.FromEnvironment: it reads the environment once per
+	// process. Read it before ALL_PROXY is set, so that they connect
+	// directly also when this test runs first.
+	_ = xproxy.FromEnvironment()
 	b := testbroker.Embedded(t)
 	proxy := newSOCKS5(t, "user", "pw")
 	t.Setenv("ALL_PROXY", "socks5://user:pw@"+proxy.addr())
@@ -167,6 +173,35 @@ func TestSOCKS5(t *testing.T) {
 	eventually(t, wait, "Connected() without the proxy", c2.Connected)
 	if got := proxy.targets(); len(got) != 2 {
 		t.Errorf("NO_PROXY 127.0.0.0/8: %d proxied connections, want still 2", len(got))
+	}
+}
+
+// TestSOCKS5BadPassword: a proxy that refuses the URL's user and password
+// is a failed connection attempt that names the proxy, not the password.
+func TestSOCKS5BadPassword(t *testing.T) {
+	b := testbroker.Embedded(t)
+	proxy := newSOCKS5(t, "user", "pw")
+	t.Setenv("ALL_PROXY", "socks5://user:wrong@"+proxy.addr())
+	t.Setenv("NO_PROXY", "")
+	opts, _ := options(t, b.URL(), newRecorder())
+	errs := make(chan error, 8)
+	opts.OnConnectError = func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	start(t, opts)
+	select {
+	case err := <-errs:
+		if !strings.Contains(err.Error(), "SOCKS5 proxy socks5://user:xxxxx@"+proxy.addr()) || strings.Contains(err.Error(), "wrong") {
+			t.Errorf("connect error %q, want one naming the proxy with its password redacted", err)
+		}
+	case <-time.After(wait):
+		t.Fatalf("no connect error within %v", wait)
+	}
+	if got := proxy.targets(); len(got) != 0 {
+		t.Errorf("proxied connections to %q, want none", got)
 	}
 }
 
