@@ -495,6 +495,9 @@ func (fl *fileLoader) windows(r *Rule, v *yaml.Node, label string) {
 	}
 }
 
+// Keys returns the keys a rule takes, in the order docs list them.
+func Keys() []string { return slices.Clone(ruleKeys) }
+
 var ruleKeys = []string{"name", "description", "topic", "when", "key", "clear_when", "for", "cooldown", "absent", "windows", "enabled", "actions", "on_clear"}
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -681,10 +684,14 @@ func (fl *fileLoader) filters(r *Rule, v *yaml.Node, label string) {
 	}
 	// Where each capture sits among each filter's wildcards.
 	r.captureWild = make([][]int, len(r.Filters))
+	r.captureLevel = make([][]topic.Level, len(r.Filters))
 	for i, f := range r.Filters {
 		idx := make([]int, len(r.Captures))
 		for j := range idx {
 			idx[j] = -1
+		}
+		if f.Patterned {
+			r.captureLevel[i] = make([]topic.Level, len(r.Captures))
 		}
 		w := 0
 		for _, l := range f.Levels {
@@ -692,7 +699,11 @@ func (fl *fileLoader) filters(r *Rule, v *yaml.Node, label string) {
 				continue
 			}
 			if l.Name != "" {
-				idx[slices.Index(r.Captures, l.Name)] = w
+				j := slices.Index(r.Captures, l.Name)
+				idx[j] = w
+				if f.Patterned {
+					r.captureLevel[i][j] = l
+				}
 			}
 			w++
 		}

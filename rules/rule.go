@@ -60,6 +60,9 @@ type Rule struct {
 	payload     payloadNeed // what of the payload the expressions read
 	uses        Uses        // names read by When, Key, ClearWhen and the actions
 	captureWild [][]int     // per filter, per capture: index into that filter's wildcards, or -1
+	// captureLevel is, for a patterned filter, per capture the level that
+	// binds it (its Prefix and Suffix).
+	captureLevel [][]topic.Level
 	world       []WorldRef  // literal state()/states() arguments of its expressions
 }
 
@@ -112,7 +115,13 @@ func (r *Rule) Episodic() bool {
 func (r *Rule) SetCaptures(vars map[string]any, filter int, wildcards []string) {
 	for i, name := range r.Captures {
 		if w := r.captureWild[filter][i]; w >= 0 {
-			vars[name] = wildcards[w]
+			v := wildcards[w]
+			if r.Filters[filter].Patterned {
+				// {room}_motion binds what is between the level's text.
+				l := r.captureLevel[filter][i]
+				v = v[len(l.Prefix) : len(v)-len(l.Suffix)]
+			}
+			vars[name] = v
 		} else {
 			vars[name] = ""
 		}
@@ -179,8 +188,12 @@ func (rs *RuleSet) match(levels []string, dst []Match, refs []ref) ([]Match, []r
 		if r.rule == last {
 			continue
 		}
+		rule := rs.Rules[r.rule]
+		if f := rule.Filters[r.filter]; f.Patterned && !f.MatchPatterns(levels) {
+			continue // {room}_motion: the + matched a level without _motion
+		}
 		last = r.rule
-		dst = append(dst, Match{Rule: rs.Rules[r.rule], Filter: int(r.filter)})
+		dst = append(dst, Match{Rule: rule, Filter: int(r.filter)})
 	}
 	return dst, refs
 }

@@ -240,6 +240,15 @@ func (p *Printer) Step(s Step) {
 		if p.Explain || ev.Outcome == engine.OutcomeError {
 			fmt.Fprintf(p.W, "%s      why: %s\n", in, ev.Explain())
 		}
+		if p.Explain {
+			// What the evaluation read of the world and of its windows.
+			for _, l := range ev.Lookups {
+				fmt.Fprintf(p.W, "%s      read: %s\n", in, l)
+			}
+			for _, w := range ev.Windows {
+				fmt.Fprintf(p.W, "%s      window %s\n", in, w)
+			}
+		}
 		for _, n := range ev.Notes {
 			fmt.Fprintf(p.W, "%s      error: %s\n", in, n)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/mqtt-rules/mqtt-rules/actions"
 	"io"
 	"io/fs"
 	"os"
@@ -125,6 +126,10 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 `, true},
 		{"topic list and anchors", "x-common: &c\n  actions: [{log: hi}]\nrules:\n  - {<<: *c, name: r, topic: [\"a/#\", \"b/+/c\", \"{all...}\"]}\n", true},
 		{"absent", head + "    absent: 15m\n    actions: [{log: hi}]\n", true},
+		{"windows", head + "    windows:\n      h: {value: payload.h, over: 5m, max_samples: 100}\n    when: windows.h.delta > 10\n    actions: [{log: hi}]\n", true},
+		{"a window without over", head + "    windows: {h: {value: payload.h}}\n    actions: [{log: hi}]\n", false},
+		{"remember", "remember: [home/mode, \"zigbee2mqtt/+/contact\"]\n" + head + "    when: state(\"home/mode\") != nil\n    actions: [{log: hi}]\n", true},
+		{"remember a bad filter", "remember: [a/#/b]\n" + head + "    actions: [{log: hi}]\n", false},
 		{"empty rules", "rules:\n", true},
 		{"unknown rule key", head + "    actions: [{log: hi}]\n    whne: true\n", false},
 		{"unknown top-level key", "rulez: []\n" + head + "    actions: [{log: hi}]\n", false},
@@ -173,11 +178,16 @@ func TestSchemaDescribesEveryRuleKey(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{
-		"rule":    "name description topic when key clear_when for cooldown absent enabled actions on_clear",
-		"publish": "topic payload qos retain",
-		"webhook": "url method headers body timeout retries",
+	// The rule's keys as the loader knows them, and each action kind's
+	// keys as its Kind declares them: a new kind or key without a schema
+	// entry fails here.
+	want := map[string]string{"rule": strings.Join(rules.Keys(), " ")}
+	var kinds []string
+	for _, k := range actions.Kinds() {
+		want[k.Name] = strings.Join(k.Keys, " ")
+		kinds = append(kinds, k.Name)
 	}
+	want["action"] = strings.Join(kinds, " ")
 	for def, keys := range want {
 		props := doc.Definitions[def].Properties
 		for _, k := range strings.Fields(keys) {
@@ -185,6 +195,9 @@ func TestSchemaDescribesEveryRuleKey(t *testing.T) {
 			if !ok {
 				t.Errorf("definitions.%s: no property %q", def, k)
 				continue
+			}
+			if def == "action" {
+				continue // each refers to its kind's definition, checked above
 			}
 			if d, _ := p["description"].(string); d == "" {
 				t.Errorf("definitions.%s.%s: no description", def, k)

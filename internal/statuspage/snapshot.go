@@ -101,8 +101,9 @@ type status struct {
 	Ready          bool               `json:"ready"`
 	NotReadyReason string             `json:"not_ready_reason"`
 	Received       uint64             `json:"received"`
-	Fires          uint64             `json:"fires"`  // of the loaded rules
-	Errors         uint64             `json:"errors"` // of the loaded rules
+	Remembered     int                `json:"remembered"` // topics state() and states() remember
+	Fires          uint64             `json:"fires"`      // of the loaded rules
+	Errors         uint64             `json:"errors"`     // of the loaded rules
 	Drops          map[string]uint64  `json:"drops"`
 	Reloads        httpapi.Results    `json:"reloads"`
 	LastReload     httpapi.ReloadInfo `json:"last_reload"`
@@ -255,6 +256,7 @@ func (s *snapshotter) head(now time.Time, fires, errs uint64) []byte {
 	}
 	if c := s.st.Counters(); c != nil {
 		st.Received = c.Received()
+		st.Remembered, _ = c.Remembered()
 		st.Drops = c.Drops()
 		st.Reloads.OK, st.Reloads.Error = c.Reloads()
 	}

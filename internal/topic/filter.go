@@ -34,6 +34,12 @@ type Level struct {
 	Kind Kind
 	Text string // the literal text; "+" or "#" for wildcards
 	Name string // capture name for {name} / {name...}; "" otherwise
+
+	// Prefix and Suffix are the literal text around a capture that does
+	// not fill its level ({room}_motion): the level is subscribed as + and
+	// matches only levels with that prefix and suffix; the capture binds
+	// what is between them.
+	Prefix, Suffix string
 }
 
 // Filter is a parsed topic filter.
@@ -41,6 +47,11 @@ type Filter struct {
 	Source string  // as written, captures included: home/{room}/temperature
 	MQTT   string  // as subscribed, captures replaced by wildcards: home/+/temperature
 	Levels []Level // Source split on "/"
+
+	// Patterned tells that a level has a capture with text around it
+	// (zigbee2mqtt/{room}_motion): a topic that matches MQTT must also
+	// pass MatchPatterns.
+	Patterned bool
 }
 
 // Parse validates a topic filter as MQTT 3.1.1 §4.7 requires, accepting the
@@ -65,7 +76,7 @@ func Parse(s string) (*Filter, error) {
 			lv.Kind = Hash
 		case p == "+":
 			lv.Kind = Plus
-		case strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") && len(p) > 2:
+		case strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") && len(p) > 2 && !strings.ContainsAny(p[1:len(p)-1], "{}"):
 			name := p[1 : len(p)-1]
 			lv.Kind = Plus
 			lv.Text = "+"
@@ -89,7 +100,24 @@ func Parse(s string) (*Filter, error) {
 			// [MQTT-4.7.1-2] [MQTT-4.7.1-3] wildcards occupy a whole level.
 			return nil, fmt.Errorf("filter %q: level %q: + and # must fill a whole level", s, p)
 		case strings.ContainsAny(p, "{}"):
-			return nil, fmt.Errorf("filter %q: level %q: a capture is written {name} and fills the whole level", s, p)
+			// A capture with literal text around it: {room}_motion.
+			open, end := strings.IndexByte(p, '{'), strings.IndexByte(p, '}')
+			if open < 0 || end < open || strings.ContainsAny(p[end+1:], "{}") || strings.ContainsAny(p[:open], "{}") {
+				return nil, fmt.Errorf("filter %q: level %q: a capture is written {name}, once per level (text around it is fine: {room}_motion)", s, p)
+			}
+			name := p[open+1 : end]
+			if strings.HasSuffix(name, "...") {
+				return nil, fmt.Errorf("filter %q: level %q: {name...} fills its level and ends the filter; it takes no text around it", s, p)
+			}
+			if !isIdent(name) {
+				return nil, fmt.Errorf("filter %q: capture name %q is not an identifier (letters, digits, _; not starting with a digit)", s, name)
+			}
+			if names[name] {
+				return nil, fmt.Errorf("filter %q: capture name %q used twice", s, name)
+			}
+			names[name] = true
+			lv = Level{Kind: Plus, Text: "+", Name: name, Prefix: p[:open], Suffix: p[end+1:]}
+			f.Patterned = true
 		}
 		f.Levels[i] = lv
 		mqtt[i] = lv.Text
@@ -130,6 +158,21 @@ func (f *Filter) HasWildcard() bool {
 		}
 	}
 	return false
+}
+
+// MatchPatterns reports whether the levels of a topic that matches f's
+// MQTT filter also have the text around f's in-level captures.
+func (f *Filter) MatchPatterns(levels []string) bool {
+	for i, l := range f.Levels {
+		if l.Prefix == "" && l.Suffix == "" || i >= len(levels) {
+			continue
+		}
+		v := levels[i]
+		if len(v) < len(l.Prefix)+len(l.Suffix) || !strings.HasPrefix(v, l.Prefix) || !strings.HasSuffix(v, l.Suffix) {
+			return false
+		}
+	}
+	return true
 }
 
 // Wildcards appends to dst what each wildcard level of f matched in topic,

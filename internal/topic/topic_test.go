@@ -43,7 +43,12 @@ func TestParse(t *testing.T) {
 		{in: "home/{1room}/x", err: "not an identifier"},
 		{in: "home/{room}/{room}", err: "used twice"},
 		{in: "home/{rest...}/x", err: "must be the last level"},
-		{in: "home/{}/x", err: "a capture is written {name}"},
+		{in: "home/{}/x", err: "not an identifier"},
+		// A capture with text around it, subscribed as +.
+		{in: "zigbee2mqtt/{room}_motion", mqtt: "zigbee2mqtt/+", captures: []string{"room"}},
+		{in: "tele/sonoff-{id}/SENSOR", mqtt: "tele/+/SENSOR", captures: []string{"id"}},
+		{in: "a/{x}_{y}", err: "once per level"},
+		{in: "a/x_{rest...}", err: "takes no text around it"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%.40q", tt.in), func(t *testing.T) {
@@ -100,6 +105,26 @@ var matchCases = []struct {
 	{"$SYS/#", "$SYS", true},
 	{"a/$x", "a/$x", true},
 	{"a/+", "a/$x", true},
+}
+
+func TestMatchPatterns(t *testing.T) {
+	f := MustParse("zigbee2mqtt/{room}_motion/{n}")
+	for _, tc := range []struct {
+		topic string
+		want  bool
+	}{
+		{"zigbee2mqtt/hall_motion/1", true},
+		{"zigbee2mqtt/_motion/1", true},
+		{"zigbee2mqtt/hall_light/1", false},
+		{"zigbee2mqtt/motion/1", false},
+	} {
+		if got := f.MatchPatterns(strings.Split(tc.topic, "/")); got != tc.want {
+			t.Errorf("%s: MatchPatterns = %v, want %v", tc.topic, got, tc.want)
+		}
+	}
+	if !f.Patterned || MustParse("a/{b}").Patterned {
+		t.Error("Patterned is wrong")
+	}
 }
 
 func TestMatch(t *testing.T) {

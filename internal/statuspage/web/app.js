@@ -468,6 +468,7 @@
       el('now-errors').textContent = fmtRate(rate(3));
     }
     el('total-received').textContent = fmtInt(st.received);
+    el('remembered').textContent = fmtInt(st.remembered || 0);
     el('total-fires').textContent = fmtInt(st.fires);
     el('total-errors').textContent = fmtInt(st.errors);
     el('drops').textContent = fmtInt(Object.values(st.drops || {}).reduce((x, y) => x + y, 0));
@@ -749,8 +750,16 @@
         if (k.pending) badges.append(make('span', 'badge warn', 'pending'));
         if (cooling) badges.append(make('span', 'badge info', 'cooldown'));
         if (!k.firing && !k.pending && !cooling && k.deadline) badges.append(make('span', 'badge accent', 'watched'));
+        const state = [badges];
+        // A key's windows: count, average, range and change over the window.
+        for (const [name, w] of Object.entries(k.windows || {})) {
+          const n = (v) => (v == null ? '–' : +v.toPrecision(4));
+          const txt = w.count === 0 ? name + ': empty'
+            : `${name}: ${w.count} × avg ${n(w.avg)}, ${n(w.min)}…${n(w.max)}, Δ ${n(w.delta)}`;
+          state.push(make('div', 'sub', txt));
+        }
         cell('Key', k.key);
-        cell('State', badges);
+        cell('State', ...state);
         cell('Deadline', timeEl(parseTime(k.deadline), '–'));
         cell('Cooldown until', timeEl(parseTime(k.cooldown_until), '–'));
         cell('Last seen', timeEl(parseTime(k.last_seen), '–'));
