@@ -285,5 +285,7 @@ func (e *Engine) saveWorld(store StateStore) {
 			w.dirty[t] = true
 		}
 		w.mu.Unlock()
+		return
 	}
+	e.log.Debug("remembered topics saved", "topics", len(put), "deleted", len(del))
 }
