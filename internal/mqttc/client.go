@@ -36,6 +36,7 @@ import (
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
+	"github.com/mqtt-rules/mqtt-rules/internal/ratelog"
 )
 
 // ackTimeout bounds the wait for a SUBACK or UNSUBACK.
@@ -248,8 +249,8 @@ func (c *Client) run(cn *conn, start, up func(s *session, sessionPresent bool), 
 	defer close(cn.done)
 	var (
 		backoff  time.Duration
-		failures int
-		lastLog  time.Time
+		failures int             // of the current run of failed attempts
+		failLog  ratelog.Limiter // their log lines
 	)
 	stop := cn.ctx.Done()
 	for {
@@ -275,8 +276,11 @@ func (c *Client) run(cn *conn, start, up func(s *session, sessionPresent bool), 
 			}
 			failures++
 			backoff = nextBackoff(backoff, c.s.MaxReconnectInterval)
-			if failures <= failureLogFirst || time.Since(lastLog) >= failureLogEvery {
-				lastLog = time.Now()
+			every := failureLogEvery
+			if failures <= failureLogFirst {
+				every = 0 // logged whatever the time since the last line
+			}
+			if _, ok := failLog.Allow(time.Now(), every); ok {
 				logConnectFailure(cn.log, code, err, failures, backoff)
 			}
 			if cn == c.sub && c.s.OnConnectError != nil {
@@ -294,7 +298,7 @@ func (c *Client) run(cn *conn, start, up func(s *session, sessionPresent bool), 
 		} else {
 			cn.log.Info("connected to broker")
 		}
-		failures, lastLog = 0, time.Time{}
+		failures = 0
 		since := time.Now()
 		start(s, present)
 		cn.setUp(true, s)
