@@ -119,7 +119,25 @@ func Start(cfg Config) (*App, error) {
 		}
 	}
 	watching := false // Run owns the watcher from then on
+	// One clean-up for every way Start can fail: it releases what Start
+	// had started, in reverse order. Once the background goroutines run
+	// they own the watcher and the state file, and stopping them (which
+	// saves the state) releases both.
+	started := false
 	defer func() {
+		if started {
+			return
+		}
+		if a.stopHTTP != nil {
+			a.stopHTTP()
+		}
+		switch {
+		case a.stopTimers != nil:
+			a.stopBackground()
+		case a.store != nil:
+			a.store.Close()
+		}
+		a.closeBroker()
 		if w != nil && !watching {
 			w.Close()
 		}
@@ -156,7 +174,6 @@ func Start(cfg Config) (*App, error) {
 		OnMessage:  a.onMessage,
 	})
 	if err != nil {
-		a.closeBroker()
 		return nil, err
 	}
 	a.exec = actions.NewExecutor(actions.Config{
@@ -179,7 +196,6 @@ func Start(cfg Config) (*App, error) {
 	if cfg.State != "" {
 		var damaged string
 		if a.store, damaged, err = statestore.OpenOrMoveAside(cfg.State); err != nil {
-			a.closeBroker()
 			return nil, err
 		}
 		if damaged != "" {
@@ -187,8 +203,6 @@ func Start(cfg Config) (*App, error) {
 		}
 		n, err := a.engine.Restore(a.store)
 		if err != nil {
-			a.store.Close()
-			a.closeBroker()
 			return nil, fmt.Errorf("state file %s: %w", cfg.State, err)
 		}
 		a.log.Info("state restored", "file", cfg.State, "keys", n)
@@ -197,10 +211,6 @@ func Start(cfg Config) (*App, error) {
 	a.subs = topic.Reduce(rs.Filters())
 	// Not connected yet: this records the subscriptions, made on connect.
 	if err := a.client.Subscribe(context.Background(), a.subs...); err != nil {
-		if a.store != nil {
-			a.store.Close()
-		}
-		a.closeBroker()
 		return nil, err
 	}
 	a.lastReload = httpapi.Reload{At: time.Now(), Rules: len(rs.Rules)}
@@ -228,9 +238,6 @@ func Start(cfg Config) (*App, error) {
 		h := httpapi.NewHandler(a, httpapi.Options{Token: cfg.HTTPToken, LocalOnly: httpapi.IsLoopback(cfg.HTTP), Logger: a.log, Version: cfg.Version})
 		statuspage.New(a, statuspage.Options{Version: cfg.Version, Logger: a.log}).Register(hctx, h)
 		if a.http, err = httpapi.Start(hctx, cfg.HTTP, h, a.log); err != nil {
-			a.stopHTTP()
-			a.stopBackground()
-			a.closeBroker()
 			return nil, err
 		}
 		a.log.Info("http endpoints", "addr", a.http.Addr())
@@ -240,6 +247,7 @@ func Start(cfg Config) (*App, error) {
 	for _, w := range rs.Warnings() {
 		a.log.Warn("rule may loop", "file", w.File, "line", w.Line, "rule", w.Rule, "err", w.Msg)
 	}
+	started = true
 	return a, nil
 }
 
