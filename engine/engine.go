@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/internal/window"
 	"github.com/mqtt-rules/mqtt-rules/rules"
@@ -73,6 +74,13 @@ type Config struct {
 	// DefaultMaxRemembered.
 	MaxRemembered int
 
+	// TimeZone is where schedules run and `sun` reads the day (a rule's
+	// timezone: overrides it); nil: the machine's local zone.
+	TimeZone *time.Location
+	// Location is where the sun is computed (sun triggers, `sun`); nil:
+	// none (the loader refuses rules that need one).
+	Location *sun.Location
+
 	// ErrorLogInterval bounds how often one rule's evaluation errors are
 	// logged; the errors in between are counted and summarised. Default 10s.
 	ErrorLogInterval time.Duration
@@ -101,6 +109,10 @@ type Engine struct {
 
 	world *world // the remembered topics (docs/world.md)
 
+	tz       *time.Location
+	location *sun.Location
+	suns     sunCache
+
 	// stateMu guards every ruleState and keyState and the timer heap.
 	stateMu sync.Mutex
 	timers  timerHeap
@@ -122,6 +134,7 @@ type ruleRuntime struct {
 	evictLog rateLimiter
 	loopLast atomic.Int64 // unix ns of the last loop cutoff: a new episode is logged
 	st       *ruleState   // nil for a rule without state
+	trigs    []*trigger   // its schedule and sun triggers; guarded by stateMu
 }
 
 // New returns an engine with no rules: every message matches nothing until
@@ -140,6 +153,11 @@ func New(cfg Config) *Engine {
 		traceLen:   cfg.TraceLen,
 		counters:   cfg.Counters,
 		wake:       make(chan struct{}, 1),
+		tz:         cfg.TimeZone,
+		location:   cfg.Location,
+	}
+	if e.tz == nil {
+		e.tz = time.Local
 	}
 	if e.maxKeys <= 0 {
 		e.maxKeys = DefaultMaxKeys
@@ -166,7 +184,7 @@ func New(cfg Config) *Engine {
 	if e.errEvery <= 0 {
 		e.errEvery = 10 * time.Second
 	}
-	e.ctxs.New = func() any { return newEvalCtx(e.world) }
+	e.ctxs.New = func() any { c := newEvalCtx(e.world); c.e = e; return c }
 	return e
 }
 
@@ -183,22 +201,35 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 	e.stateMu.Lock()
 	defer e.stateMu.Unlock()
 	kept := map[*ruleState]bool{}
+	now := e.clock.Now()
 	for i, r := range rs.Rules {
 		rt := &ruleRuntime{rule: r, stats: e.counters.Rule(r.Name)}
+		prev := old.runtime(r.Name)
+		same := prev != nil && prev.rule.Fingerprint == r.Fingerprint && prev.rule.Enabled == r.Enabled
 		if needsState(r) {
-			if prev := old.runtime(r.Name); prev != nil && prev.st != nil && prev.rule.Fingerprint == r.Fingerprint {
+			if same && prev.st != nil {
 				rt.st = prev.st
+				if prev.rule.Definition != r.Definition {
+					// The steps after a delay may be others now.
+					e.cancelAllSequences(rt.st, "its definition changed")
+				}
 			} else {
 				rt.st = newRuleState(rt)
 			}
 			rt.st.rt = rt
 			kept[rt.st] = true
 		}
+		if !same {
+			prev = nil
+		}
+		e.startTriggers(rt, prev, now)
 		next.rules[i] = rt
 	}
 	if old != nil {
 		for _, prev := range old.rules {
+			e.stopTriggers(prev)
 			if prev.st != nil && !kept[prev.st] {
+				e.cancelAllSequences(prev.st, "it changed or was removed")
 				e.dropState(prev.st)
 			}
 		}
@@ -222,7 +253,7 @@ func (a *active) runtime(name string) *ruleRuntime {
 func (e *Engine) dropState(st *ruleState) {
 	st.dead = true
 	for _, ks := range st.keys {
-		e.unschedule(ks)
+		e.cancelKeyTimers(ks)
 		e.markDeleted(st, ks)
 	}
 	st.keys = map[string]*keyState{}
@@ -276,8 +307,21 @@ func (e *Engine) Handle(msg Message) {
 // evaluate runs one rule for the message in c and records why it did or
 // did not fire; a panic is recovered and counted as a condition error.
 func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
+	if rt.st != nil {
+		e.stateMu.Lock()
+		defer e.stateMu.Unlock()
+	}
+	e.evaluateLocked(c, rt, filter)
+}
+
+// evaluateLocked is evaluate with stateMu held for a stateful rule. filter
+// is the rule's filter the message matched, or -1 for a timed evaluation.
+func (e *Engine) evaluateLocked(c *evalCtx, rt *ruleRuntime, filter int) {
 	r := rt.rule
 	ev := Evaluation{Time: c.msg.Time, Rule: r.Name, Topic: c.msg.Topic}
+	if filter < 0 {
+		ev.Timer, ev.Trigger = true, c.trig.String()
+	}
 	c.lookups = c.lookups[:0]
 	defer func() {
 		if p := recover(); p != nil {
@@ -292,10 +336,6 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 		}
 		e.record(rt, &ev)
 	}()
-	if rt.st != nil {
-		e.stateMu.Lock()
-		defer e.stateMu.Unlock()
-	}
 	fail := func(err error) {
 		rt.stats.ConditionErrors.Add(1)
 		e.evalError(rt, c.msg.Topic, err)
@@ -315,8 +355,7 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 		ev.Cond = condPtr(ok)
 		ev.Outcome = OutcomeFalse
 		if ok {
-			e.fire(c, rt, r.Actions, c.msg.Time)
-			ev.Outcome = OutcomeFired
+			ev.Outcome = e.fire(c, rt, nil, c.msg.Time)
 		}
 		return
 	}
@@ -356,7 +395,7 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 			e.log.Warn("rule tracks too many keys: evicted the least recently seen", "rule", r.Name, "max_keys", e.maxKeys, "evicted_since_last_log", n+1)
 		}
 	}
-	if due := ks.timerAt; !due.IsZero() && !due.After(c.msg.Time) {
+	if due := ks.kt.at; !due.IsZero() && !due.After(c.msg.Time) {
 		// The key's timer was due before this message: it fires first,
 		// whether or not Run has got to it yet.
 		e.unschedule(ks)
@@ -469,17 +508,16 @@ func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *
 	case r.Absent > 0:
 		// A heartbeat: `when` decides which messages count.
 		if !ok {
-			return OutcomeNotCounted, ks.timerAt
+			return OutcomeNotCounted, ks.kt.at
 		}
 		out := OutcomeHeartbeat
 		if ks.firing {
-			ks.firing = false
-			e.runActions(c, rt, r.OnClear)
+			e.clearKey(c, rt, ks, now)
 			out = OutcomeBack
 		}
 		ks.trigger, ks.triggerPrev = snap, ks.prev
 		e.schedule(ks, now.Add(r.Absent))
-		return out, ks.timerAt
+		return out, ks.kt.at
 	case ks.firing:
 		// In an episode: only its end matters.
 		clear := !ok
@@ -493,8 +531,7 @@ func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *
 		}
 		switch {
 		case clear:
-			ks.firing = false
-			e.runActions(c, rt, r.OnClear)
+			e.clearKey(c, rt, ks, now)
 			return OutcomeCleared, time.Time{}
 		case ok:
 			return OutcomeEpisode, time.Time{}
@@ -506,7 +543,7 @@ func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *
 			ks.pendingSince = now
 			e.schedule(ks, now.Add(r.For))
 		}
-		return OutcomePending, ks.timerAt
+		return OutcomePending, ks.kt.at
 	case ok:
 		return e.tryFire(c, rt, ks, now)
 	case !ks.pendingSince.IsZero():
@@ -526,44 +563,76 @@ func (e *Engine) tryFire(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time
 	if at.Before(ks.cooldownUntil) {
 		return OutcomeCooldown, ks.cooldownUntil
 	}
-	e.fire(c, rt, r.Actions, at)
+	out := e.fire(c, rt, ks, at)
+	if out == OutcomeSuppressed {
+		return out, time.Time{}
+	}
 	if r.Uses()&rules.UsesFired != 0 {
 		ks.fired = snapshotOf(c.msg, 0)
 	}
 	if r.Episodic() || r.Absent > 0 {
+		if !ks.firing {
+			ks.acked = false // a new episode
+		}
 		ks.firing = true
+		if r.Repeat > 0 && c.repeat == 0 {
+			e.startRepeats(c, rt, ks, at)
+		}
 	}
 	if r.Cooldown > 0 {
 		ks.cooldownUntil = at.Add(r.Cooldown)
 	}
-	return OutcomeFired, time.Time{}
+	return out, time.Time{}
 }
 
-// fire counts a firing of the rule at the given time and runs its actions.
-func (e *Engine) fire(c *evalCtx, rt *ruleRuntime, acts []rules.Action, at time.Time) {
-	rt.stats.fired(at)
-	e.runActions(c, rt, acts)
-}
-
-// runActions renders actions (a firing's, or on_clear's) and hands them on.
-// A rendering error fails that action only.
-func (e *Engine) runActions(c *evalCtx, rt *ruleRuntime, acts []rules.Action) {
-	for i := range acts {
-		req, err := c.render(&acts[i])
-		if err != nil {
-			rt.stats.actionResult(acts[i].Kind, err)
-			e.evalError(rt, c.msg.Topic, fmt.Errorf("%s action: %w", acts[i].Kind, err))
-			continue
+// fire counts a firing of the rule at the given time and runs its actions;
+// a rule with delay steps first asks its mode whether the firing runs now,
+// later (queued) or not at all (suppressed). ks is nil for a stateless
+// rule.
+func (e *Engine) fire(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time) Outcome {
+	if ks != nil && rt.rule.HasDelays() {
+		run, out := e.admit(c, rt, ks)
+		if out == OutcomeSuppressed {
+			return out
 		}
-		req.Rule = rt.rule.Name
-		req.Secrets = rt.rule.EnvValues
-		req.Topic = c.msg.Topic
-		req.Key = c.key
-		if acts[i].MayLoop && !e.hopAllowed(c, rt, &req) {
-			continue
+		rt.stats.fired(at)
+		if run {
+			e.runSteps(c, rt, ks, false, 0, at, nil)
 		}
-		e.actions.Do(req)
+		return out
 	}
+	rt.stats.fired(at)
+	e.runSteps(c, rt, ks, false, 0, at, nil)
+	return OutcomeFired
+}
+
+// clearKey ends a key's episode (or absence): its repeats stop, its
+// waiting firing sequences are cancelled, and on_clear starts. Called with
+// stateMu held.
+func (e *Engine) clearKey(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time) {
+	ks.firing, ks.acked = false, false
+	e.stopRepeats(ks)
+	e.cancelSequences(ks, func(*sequence) bool { return true })
+	e.runSteps(c, rt, ks, true, 0, at, nil)
+}
+
+// runAction renders one action (a firing's, or on_clear's) and hands it
+// on. A rendering error fails that action only.
+func (e *Engine) runAction(c *evalCtx, rt *ruleRuntime, a *rules.Action) {
+	req, err := c.render(a)
+	if err != nil {
+		rt.stats.actionResult(a.Kind, err)
+		e.evalError(rt, c.msg.Topic, fmt.Errorf("%s action: %w", a.Kind, err))
+		return
+	}
+	req.Rule = rt.rule.Name
+	req.Secrets = rt.rule.EnvValues
+	req.Topic = c.msg.Topic
+	req.Key = c.key
+	if a.MayLoop && !e.hopAllowed(c, rt, &req) {
+		return
+	}
+	e.actions.Do(req)
 }
 
 // hopAllowed handles a publish that may come back to the engine: when its

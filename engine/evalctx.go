@@ -28,6 +28,9 @@ type evalCtx struct {
 	set       rules.Uses // message-wide names already in ev.Vars for msg
 	wild      []string
 	key       string
+	filter    int      // the rule's filter that matched; -1 for a timed evaluation
+	trig      trigKind // the environment's `trigger`
+	repeat    int      // the environment's `repeat`
 
 	// The payload as decoded so far for msg: whole (payloadSet), or as a
 	// map of the top-level fields the rules read so far (partial, keys).
@@ -36,6 +39,8 @@ type evalCtx struct {
 	partial    map[string]any
 	keys       []string
 	spare      map[string]any // reused for partial: nothing keeps a payload past Handle
+
+	e *Engine
 
 	// state and states are the environment's functions over w, bound to
 	// this context so that they record the lookups of an evaluation.
@@ -95,6 +100,7 @@ func (c *evalCtx) begin(rs *rules.RuleSet, msg *Message) []rules.Match {
 	c.msg = &c.m
 	c.hop = 0
 	c.set = 0
+	c.trig, c.repeat = trigMessage, 0
 	c.payload, c.payloadSet = nil, false
 	c.partial, c.keys = nil, c.keys[:0]
 	matches, levels := c.matcher.Match(rs, msg.Topic)
@@ -153,14 +159,28 @@ func (c *evalCtx) setRule(r *rules.Rule, filter int) error {
 	if u&rules.UsesRule != 0 {
 		vars[rules.VarRule] = r.NameValue
 	}
+	c.filter = filter
 	if u&(rules.UsesWildcards|rules.UsesCaptures) != 0 {
-		c.wild = r.Filters[filter].Wildcards(msg.Topic, c.levels, c.wild[:0])
+		if filter < 0 {
+			c.wild = c.wild[:0] // a timed evaluation: no topic, no captures
+		} else {
+			c.wild = r.Filters[filter].Wildcards(msg.Topic, c.levels, c.wild[:0])
+		}
 		if u&rules.UsesWildcards != 0 {
 			vars[rules.VarWildcards] = c.wild
 		}
 		if u&rules.UsesCaptures != 0 {
 			r.SetCaptures(vars, filter, c.wild)
 		}
+	}
+	if u&rules.UsesTrigger != 0 {
+		vars[rules.VarTrigger] = trigNames[c.trig]
+	}
+	if u&rules.UsesRepeat != 0 {
+		vars[rules.VarRepeat] = c.repeat
+	}
+	if u&rules.UsesSun != 0 {
+		vars[rules.VarSun] = c.sun(r, msg.Time)
 	}
 	if u&rules.UsesWorld != 0 {
 		vars[rules.FuncState], vars[rules.FuncStates] = c.state, c.states

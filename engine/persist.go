@@ -44,12 +44,58 @@ type KeyRecord struct {
 	// Windows are the key's windows' samples, by window name.
 	Windows map[string][]window.Sample `json:",omitempty"`
 
+	// Definition is the rule's definition when saved: waiting sequences
+	// resume only when it is the same (their steps are its steps).
+	Definition string          `json:",omitempty"`
+	Sequences  []SavedSequence `json:",omitempty"`
+	Repeat     *SavedRepeat    `json:",omitempty"`
+	Acked      bool            `json:",omitempty"`
+
 	PendingSince  time.Time `json:",omitzero"`
 	Firing        bool      `json:",omitempty"`
 	CooldownUntil time.Time `json:",omitzero"`
 	TimerAt       time.Time `json:",omitzero"`
 
 	SavedAt time.Time // when the record was taken: a timer resumes with the time it had left then
+}
+
+// SavedFiring is the environment of a firing kept for its later steps or
+// repeats.
+type SavedFiring struct {
+	Msg     *SavedMessage
+	Prev    *SavedMessage `json:",omitempty"`
+	Trigger string        `json:",omitempty"`
+	Repeat  int           `json:",omitempty"`
+	Hop     int           `json:",omitempty"`
+}
+
+// SavedSequence is a waiting sequence: it resumes with the time it had
+// left (At − the record's SavedAt); a queued one has no At.
+type SavedSequence struct {
+	OnClear bool      `json:",omitempty"`
+	Next    int       `json:",omitempty"`
+	At      time.Time `json:",omitzero"`
+	Queued  bool      `json:",omitempty"`
+	Firing  SavedFiring
+}
+
+// SavedRepeat is a firing key's repeats: the next is due At.
+type SavedRepeat struct {
+	At     time.Time
+	Count  int `json:",omitempty"`
+	Firing SavedFiring
+}
+
+func savedFiring(f *firing) SavedFiring {
+	return SavedFiring{Msg: saved(f.msg), Prev: saved(f.prev), Trigger: f.trig.String(), Repeat: int(f.repeat), Hop: int(f.hop)}
+}
+
+func (s *SavedFiring) firing() firing {
+	f := firing{msg: s.Msg.snapshot(), prev: s.Prev.snapshot(), trig: parseTrig(s.Trigger), repeat: int32(s.Repeat), hop: int32(s.Hop)}
+	if f.msg == nil {
+		f.msg = &snapshot{filter: -1}
+	}
+	return f
 }
 
 // SavedMessage is a message kept in state.
@@ -74,6 +120,27 @@ func (m *SavedMessage) snapshot() *snapshot {
 		return nil
 	}
 	return &snapshot{topic: m.Topic, payload: m.Payload, qos: m.QoS, retained: m.Retained, time: m.Time, filter: m.Filter}
+}
+
+func savedSequences(ks *keyState) []SavedSequence {
+	if ks.seq == nil {
+		return nil
+	}
+	var out []SavedSequence
+	for _, sq := range ks.seq.waiting {
+		out = append(out, SavedSequence{OnClear: sq.onClear, Next: int(sq.next), At: sq.t.at, Firing: savedFiring(&sq.f)})
+	}
+	for _, sq := range ks.seq.queued {
+		out = append(out, SavedSequence{Queued: true, Firing: savedFiring(&sq.f)})
+	}
+	return out
+}
+
+func savedRepeat(ks *keyState) *SavedRepeat {
+	if ks.rep == nil || ks.rep.t.at.IsZero() {
+		return nil
+	}
+	return &SavedRepeat{At: ks.rep.t.at, Count: int(ks.rep.count), Firing: savedFiring(&ks.rep.f)}
 }
 
 // savedWindows returns a key's windows' samples by name; nil without any.
@@ -177,6 +244,7 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 			}
 			e.schedule(ks, now.Add(left))
 		}
+		e.restoreTimed(rt, ks, &rec, lastSave, now)
 		restored++
 	}
 	return restored, nil
@@ -224,10 +292,14 @@ func (e *Engine) SaveState(store StateStore) {
 			TriggerPrev:   saved(ks.triggerPrev),
 			Fired:         saved(ks.fired),
 			Windows:       savedWindows(rt.rule, ks.windows),
+			Definition:    rt.rule.Definition,
+			Sequences:     savedSequences(ks),
+			Repeat:        savedRepeat(ks),
+			Acked:         ks.acked,
 			PendingSince:  ks.pendingSince,
 			Firing:        ks.firing,
 			CooldownUntil: ks.cooldownUntil,
-			TimerAt:       ks.timerAt,
+			TimerAt:       ks.kt.at,
 			SavedAt:       now,
 		})
 	}
@@ -288,4 +360,39 @@ func (e *Engine) saveWorld(store StateStore) {
 		return
 	}
 	e.log.Debug("remembered topics saved", "topics", len(put), "deleted", len(del))
+}
+
+// restoreTimed resumes a restored key's waiting sequences and repeats with
+// the time they had left when saved. Sequences of a rule whose definition
+// changed meanwhile are dropped (logged): their steps are not its steps.
+// Called with stateMu held.
+func (e *Engine) restoreTimed(rt *ruleRuntime, ks *keyState, rec *KeyRecord, lastSave, now time.Time) {
+	upTo := rec.SavedAt
+	if lastSave.After(upTo) {
+		upTo = lastSave
+	}
+	left := func(at time.Time) time.Time { return now.Add(max(at.Sub(upTo), 0)) }
+	ks.acked = rec.Acked
+	if len(rec.Sequences) > 0 {
+		if rec.Definition != rt.rule.Definition {
+			e.log.Warn("waiting sequences not resumed: the rule changed while the engine was down", "rule", rt.rule.Name, "key", ks.key, "sequences", len(rec.Sequences))
+		} else {
+			ks.seq = &seqState{}
+			for _, sv := range rec.Sequences {
+				sq := &sequence{onClear: sv.OnClear, next: int32(sv.Next), f: sv.Firing.firing()}
+				sq.t = timer{idx: -1, kind: timerStep, ks: ks, seq: sq}
+				if sv.Queued {
+					ks.seq.queued = append(ks.seq.queued, sq)
+					continue
+				}
+				ks.seq.waiting = append(ks.seq.waiting, sq)
+				e.setTimer(&sq.t, left(sv.At))
+			}
+		}
+	}
+	if rec.Repeat != nil && rt.rule.Repeat > 0 && ks.firing && !ks.acked {
+		ks.rep = &repeatState{count: int32(rec.Repeat.Count), f: rec.Repeat.Firing.firing()}
+		ks.rep.t = timer{idx: -1, kind: timerRepeat, ks: ks}
+		e.setTimer(&ks.rep.t, left(rec.Repeat.At))
+	}
 }

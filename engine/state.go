@@ -36,12 +36,15 @@ type keyState struct {
 
 	windows []*window.Window // the rule's windows for the key, by position; nil until the first sample
 
+	seq   *seqState    // waiting sequences (delay steps); nil when none
+	rep   *repeatState // repeats of the current firing; nil when none
+	acked bool         // the current episode was acknowledged: no more repeats
+
 	pendingSince  time.Time // for: the condition holds since then; zero when not pending
 	firing        bool      // fired in the current episode (or absence), not yet cleared
 	cooldownUntil time.Time // no firing before then
 
-	timerAt time.Time // the deadline of the key's timer; zero when none
-	heapIdx int       // position in the engine's timer heap; -1 when not in it
+	kt timer // the key's timer (for's end, an absence); kt.at is zero when none
 
 	lruPrev, lruNext *keyState
 }
@@ -108,7 +111,8 @@ func (e *Engine) getKey(st *ruleState, key string, max int) (ks *keyState, evict
 			e.dropKey(st, old)
 			evicted = true
 		}
-		ks = &keyState{key: key, owner: st, heapIdx: -1}
+		ks = &keyState{key: key, owner: st}
+		ks.kt = timer{idx: -1, kind: timerKey, ks: ks}
 		st.keys[key] = ks
 	} else {
 		ks.lruPrev.lruNext, ks.lruNext.lruPrev = ks.lruNext, ks.lruPrev
@@ -121,46 +125,67 @@ func (e *Engine) getKey(st *ruleState, key string, max int) (ks *keyState, evict
 
 // dropKey forgets a key and its timer.
 func (e *Engine) dropKey(st *ruleState, ks *keyState) {
-	e.unschedule(ks)
+	e.cancelKeyTimers(ks)
 	e.markDeleted(st, ks)
 	ks.lruPrev.lruNext, ks.lruNext.lruPrev = ks.lruNext, ks.lruPrev
 	ks.lruPrev, ks.lruNext = nil, nil
 	delete(st.keys, ks.key)
 }
 
-// timerHeap orders keys by their timer's deadline. One heap serves the whole
-// engine: timers cost no goroutine per key.
-type timerHeap []*keyState
+// timerKind says what a timer is for.
+type timerKind uint8
+
+const (
+	timerKey     timerKind = iota // a key's for or absent deadline
+	timerRepeat                   // a firing key's next repeat
+	timerStep                     // a waiting sequence's delay ends
+	timerTrigger                  // a rule's next schedule or sun instant
+)
+
+// timer is one deadline in the engine's heap. One heap serves the whole
+// engine — keys, repeats, sequences, schedules: timers cost no goroutine.
+type timer struct {
+	at   time.Time // zero when not scheduled
+	idx  int32     // position in the heap; -1 when not in it
+	kind timerKind
+	ks   *keyState // timerKey, timerRepeat, timerStep
+	seq  *sequence // timerStep
+	trig *trigger  // timerTrigger
+}
+
+// timerHeap orders timers by deadline.
+type timerHeap []*timer
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].timerAt.Before(h[j].timerAt) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx, h[j].heapIdx = i, j
+	h[i].idx, h[j].idx = int32(i), int32(j)
 }
 func (h *timerHeap) Push(x any) {
-	ks := x.(*keyState)
-	ks.heapIdx = len(*h)
-	*h = append(*h, ks)
+	t := x.(*timer)
+	t.idx = int32(len(*h))
+	*h = append(*h, t)
 }
 func (h *timerHeap) Pop() any {
 	old := *h
-	ks := old[len(old)-1]
+	t := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	ks.heapIdx = -1
-	return ks
+	t.idx = -1
+	return t
 }
 
-// schedule sets the key's timer to at, replacing any other.
-func (e *Engine) schedule(ks *keyState, at time.Time) {
-	ks.timerAt = at
-	if ks.heapIdx >= 0 {
-		heap.Fix(&e.timers, ks.heapIdx)
+// setTimer sets t's deadline to at, replacing any other, and wakes Run
+// when it is the earliest.
+func (e *Engine) setTimer(t *timer, at time.Time) {
+	t.at = at
+	if t.idx >= 0 {
+		heap.Fix(&e.timers, int(t.idx))
 	} else {
-		heap.Push(&e.timers, ks)
+		heap.Push(&e.timers, t)
 	}
-	if ks.heapIdx == 0 {
+	if t.idx == 0 {
 		select {
 		case e.wake <- struct{}{}:
 		default:
@@ -168,13 +193,19 @@ func (e *Engine) schedule(ks *keyState, at time.Time) {
 	}
 }
 
-// unschedule cancels the key's timer.
-func (e *Engine) unschedule(ks *keyState) {
-	if ks.heapIdx >= 0 {
-		heap.Remove(&e.timers, ks.heapIdx)
+// stopTimer cancels t.
+func (e *Engine) stopTimer(t *timer) {
+	if t.idx >= 0 {
+		heap.Remove(&e.timers, int(t.idx))
 	}
-	ks.timerAt = time.Time{}
+	t.at = time.Time{}
 }
+
+// schedule sets the key's timer (for, absent) to at, replacing any other.
+func (e *Engine) schedule(ks *keyState, at time.Time) { e.setTimer(&ks.kt, at) }
+
+// unschedule cancels the key's timer.
+func (e *Engine) unschedule(ks *keyState) { e.stopTimer(&ks.kt) }
 
 // KeyState is what a stateful rule remembers about one key, for display.
 type KeyState struct {
@@ -187,11 +218,20 @@ type KeyState struct {
 
 	// Windows are the key's windows now, by name, for a rule with windows.
 	Windows map[string]window.Stats `json:"windows,omitempty"`
+
+	// Waiting are the key's sequences waiting in a delay step, or queued
+	// (docs/time.md).
+	Waiting []WaitingSequence `json:"waiting,omitempty"`
+	// Repeats made of the current firing, when the next is due, and
+	// whether the episode was acknowledged (no more repeats).
+	Repeats    int       `json:"repeats,omitempty"`
+	NextRepeat time.Time `json:"next_repeat,omitzero"`
+	Acked      bool      `json:"acked,omitempty"`
 }
 
 // Keys returns the state of the keys of a rule that are pending, firing,
-// in cooldown, waiting for an absence or hold windows, at most limit of
-// them (0: all),
+// in cooldown, waiting for an absence or in a delay, or hold windows, at
+// most limit of them (0: all),
 // most recently seen first, and how many keys the rule tracks in all.
 func (e *Engine) Keys(rule string, limit int) (keys []KeyState, tracked int) {
 	a := e.active.Load()
@@ -208,7 +248,7 @@ func (e *Engine) Keys(rule string, limit int) (keys []KeyState, tracked int) {
 			Key:      ks.key,
 			Pending:  !ks.pendingSince.IsZero(),
 			Firing:   ks.firing,
-			Deadline: ks.timerAt,
+			Deadline: ks.kt.at,
 		}
 		if ks.cooldownUntil.After(now) {
 			k.CooldownUntil = ks.cooldownUntil
@@ -225,7 +265,12 @@ func (e *Engine) Keys(rule string, limit int) (keys []KeyState, tracked int) {
 				k.Windows[st.rt.rule.Windows[i].Name] = w.Stats()
 			}
 		}
-		if !k.Pending && !k.Firing && k.Deadline.IsZero() && k.CooldownUntil.IsZero() && k.Windows == nil {
+		k.Waiting = waitingOf(ks)
+		if ks.rep != nil {
+			k.Repeats, k.NextRepeat = int(ks.rep.count), ks.rep.t.at
+		}
+		k.Acked = ks.acked && ks.firing
+		if !k.Pending && !k.Firing && k.Deadline.IsZero() && k.CooldownUntil.IsZero() && k.Windows == nil && k.Waiting == nil {
 			continue
 		}
 		if limit > 0 && len(keys) == limit {

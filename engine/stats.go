@@ -16,6 +16,7 @@ type RuleStats struct {
 	ConditionErrors atomic.Uint64
 	KeysEvicted     atomic.Uint64 // keys dropped because the rule tracked too many
 	LoopCutoffs     atomic.Uint64 // publishes not made because their chain reached --max-hops
+	Suppressed      atomic.Uint64 // firings ignored by the rule's mode (single, or a full queue)
 	lastFired       atomic.Int64  // unix nanoseconds; 0: never
 	// actions[kind.ID()][0] counts ok results, [1] errors.
 	actions [][2]atomic.Uint64

@@ -14,17 +14,53 @@ import (
 // Advance fires every timer (for, absent) due at or before now, in
 // deadline order, each at its own deadline. Run calls it on the real clock;
 // tests, `mqtt-rules test` and replays call it with their virtual time.
-func (e *Engine) Advance(now time.Time) {
+func (e *Engine) Advance(now time.Time) { e.advance(now, false) }
+
+// advance fires the timers due by now; late tells that now is the real
+// clock, so that triggers missed by long are skipped (see missedAfter).
+func (e *Engine) advance(now time.Time, late bool) {
 	e.stateMu.Lock()
 	defer e.stateMu.Unlock()
-	for len(e.timers) > 0 && !e.timers[0].timerAt.After(now) {
-		ks := heap.Pop(&e.timers).(*keyState)
-		at := ks.timerAt
-		ks.timerAt = time.Time{}
-		if ks.owner.dead {
-			continue
+	for len(e.timers) > 0 && !e.timers[0].at.After(now) {
+		t := heap.Pop(&e.timers).(*timer)
+		at := t.at
+		t.at = time.Time{}
+		switch t.kind {
+		case timerKey:
+			if !t.ks.owner.dead {
+				e.timerFired(t.ks, at)
+			}
+		case timerRepeat:
+			if !t.ks.owner.dead {
+				e.repeatDue(t.ks, at)
+			}
+		case timerStep:
+			if !t.ks.owner.dead {
+				e.stepDue(t.seq, at)
+			}
+		case timerTrigger:
+			e.triggerDue(t.trig, at, now, late)
 		}
-		e.timerFired(ks, at)
+	}
+}
+
+// cancelKeyTimers cancels every timer of a key that is forgotten: its
+// deadline, its repeats, its waiting sequences.
+func (e *Engine) cancelKeyTimers(ks *keyState) {
+	e.unschedule(ks)
+	e.stopRepeats(ks)
+	e.cancelSequences(ks, func(*sequence) bool { return true })
+}
+
+// cancelAllSequences cancels the waiting sequences of every key of a
+// rule, logging how many and why. Called with stateMu held.
+func (e *Engine) cancelAllSequences(st *ruleState, why string) {
+	n := 0
+	for _, ks := range st.keys {
+		n += e.cancelSequences(ks, func(*sequence) bool { return true })
+	}
+	if n > 0 {
+		e.log.Warn("waiting sequences cancelled: "+why, "rule", st.rt.rule.Name, "sequences", n)
 	}
 }
 
@@ -35,7 +71,7 @@ func (e *Engine) NextTimer() (time.Time, bool) {
 	if len(e.timers) == 0 {
 		return time.Time{}, false
 	}
-	return e.timers[0].timerAt, true
+	return e.timers[0].at, true
 }
 
 // Run fires timers on the engine's clock until ctx ends. Without it no
@@ -47,7 +83,7 @@ func (e *Engine) Run(ctx context.Context) {
 		if next, ok := e.NextTimer(); ok {
 			d := next.Sub(e.clock.Now())
 			if d <= 0 {
-				e.Advance(e.clock.Now())
+				e.advance(e.clock.Now(), true)
 				continue
 			}
 			t.Reset(d)
@@ -56,7 +92,7 @@ func (e *Engine) Run(ctx context.Context) {
 		}
 		select {
 		case <-t.C:
-			e.Advance(e.clock.Now())
+			e.advance(e.clock.Now(), true)
 		case <-e.wake:
 		case <-ctx.Done():
 			return
@@ -134,6 +170,7 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 func (c *evalCtx) load(rs *rules.RuleSet, msg *Message, s *snapshot) {
 	c.rs = rs
 	c.hop = 0
+	c.trig, c.repeat = trigMessage, 0
 	c.m = *msg
 	c.msg = &c.m
 	c.set = 0

@@ -28,6 +28,8 @@ const (
 	OutcomeHeartbeat                      // absent: a counting message; fires at Until if none follows
 	OutcomeNotCounted                     // absent: the message does not count as a heartbeat
 	OutcomeBack                           // absent: a counting message after a silence: on_clear ran
+	OutcomeQueued                         // mode: queued: the firing waits for the key's earlier sequence
+	OutcomeSuppressed                     // mode: single (or a full queue): the firing was ignored
 )
 
 var outcomeNames = [...]string{
@@ -43,6 +45,8 @@ var outcomeNames = [...]string{
 	OutcomeHeartbeat:   "heartbeat",
 	OutcomeNotCounted:  "not_counted",
 	OutcomeBack:        "back",
+	OutcomeQueued:      "queued",
+	OutcomeSuppressed:  "suppressed",
 }
 
 // String returns the outcome's short name, as in JSON traces.
@@ -56,8 +60,9 @@ func (o Outcome) String() string {
 // MarshalText makes outcomes readable in JSON.
 func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
 
-// Fired reports whether the rule's actions ran.
-func (o Outcome) Fired() bool { return o == OutcomeFired }
+// Fired reports whether the rule fired (its actions ran, or were queued
+// to run).
+func (o Outcome) Fired() bool { return o == OutcomeFired || o == OutcomeQueued }
 
 // previewLen is how much of a payload a trace keeps.
 const previewLen = 64
@@ -70,6 +75,7 @@ type Evaluation struct {
 	Topic   string    `json:"topic"`
 	Key     string    `json:"key,omitempty"`
 	Timer   bool      `json:"timer,omitempty"`     // fired by a timer, not a message
+	Trigger string    `json:"trigger,omitempty"`   // for a timed evaluation: schedule, sun or repeat
 	Cond    *bool     `json:"condition,omitempty"` // the value of `when`, when it was evaluated
 	Outcome Outcome   `json:"outcome"`
 	Until   time.Time `json:"until,omitzero"` // the deadline of a pending for, a cooldown or an absence
@@ -177,6 +183,10 @@ func (ev *Evaluation) Explain() string {
 		return "condition false: not a heartbeat"
 	case OutcomeBack:
 		return "heartbeat after a silence: on_clear ran; fires at " + at(ev.Until) + " if silent again"
+	case OutcomeQueued:
+		return "fired: queued behind the key's waiting sequence (mode: queued)"
+	case OutcomeSuppressed:
+		return "would fire, but the key's earlier sequence still waits: ignored (mode: single, or the queue is full)"
 	}
 	return fmt.Sprintf("outcome %d", ev.Outcome)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"github.com/mqtt-rules/mqtt-rules/internal/window"
 )
 
@@ -31,6 +32,9 @@ const (
 	VarPrev      = "prev"      // map[string]any or nil: the previous message with the same key
 	VarFired     = "fired"     // map[string]any or nil: the message that last fired the rule for the key
 	VarWindows   = "windows"   // map[string]any: the rule's windows for the key, by name (see window.Stats)
+	VarTrigger   = "trigger"   // string: what started the evaluation: message, schedule, sun or control
+	VarSun       = "sun"       // sun.Value or nil: the sun now, when a location is set
+	VarRepeat    = "repeat"    // int: 0 for a firing, 1, 2, … for its repeats
 
 	// FuncState and FuncStates are functions of the environment:
 	// state(TOPIC) and states(FILTER) read the remembered topics (see
@@ -61,8 +65,11 @@ const (
 	UsesCaptures
 	UsesFired
 	UsesWindows
-	UsesWorld      // state() or states()
-	UsesAll   Uses = 1<<iota - 1
+	UsesWorld // state() or states()
+	UsesTrigger
+	UsesSun
+	UsesRepeat
+	UsesAll Uses = 1<<iota - 1
 )
 
 var varUses = map[string]Uses{
@@ -81,6 +88,9 @@ var varUses = map[string]Uses{
 	VarWindows:   UsesWindows,
 	FuncState:    UsesWorld,
 	FuncStates:   UsesWorld,
+	VarTrigger:   UsesTrigger,
+	VarSun:       UsesSun,
+	VarRepeat:    UsesRepeat,
 }
 
 // baseTypes declares the type of every environment name for the checker.
@@ -99,6 +109,9 @@ var baseTypes = types.Map{
 	VarFired:     types.Any,
 	FuncState:    types.TypeOf(func(string) (any, error) { return nil, nil }),
 	FuncStates:   types.TypeOf(func(string) ([]any, error) { return nil, nil }),
+	VarTrigger:   types.String,
+	VarSun:       fieldsType(reflect.TypeOf(sun.Value{})),
+	VarRepeat:    types.Int,
 }
 
 // windowsType is the type of `windows` for a rule with windows of the
@@ -112,20 +125,24 @@ func windowsType(names []string) types.Map {
 }
 
 // statsType declares the fields of window.Stats by their expr names: the
-// checker then knows windows.NAME.count and refuses windows.NAME.cnt (a
-// struct type inside a types.Map is not supported by expr's checker).
-var statsType = func() types.Map {
+// checker then knows windows.NAME.count and refuses windows.NAME.cnt.
+var statsType = fieldsType(reflect.TypeOf(window.Stats{}))
+
+// fieldsType declares a struct's fields by their expr tags (a struct type
+// inside a types.Map is not supported by expr's checker); interface fields
+// may hold anything, nil included.
+func fieldsType(t reflect.Type) types.Map {
 	m := types.Map{}
-	t := reflect.TypeOf(window.Stats{})
 	for i := range t.NumField() {
 		f := t.Field(i)
-		m[f.Tag.Get("expr")] = types.TypeOf(reflect.Zero(f.Type).Interface())
 		if f.Type.Kind() == reflect.Interface {
 			m[f.Tag.Get("expr")] = types.Any
+		} else {
+			m[f.Tag.Get("expr")] = types.TypeOf(reflect.Zero(f.Type).Interface())
 		}
 	}
 	return m
-}()
+}
 
 // reserved lists names a capture may not take: the environment of SPEC §4,
 // its two added functions and the language's keywords. Other expr

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/internal/window"
 	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
@@ -33,6 +34,10 @@ type Loader struct {
 	// Allow lists the flags given that unlock gated action kinds (see
 	// actions.Kind.Gate), e.g. "--allow-exec".
 	Allow []string
+
+	// Location is where the engine is (--latitude, --longitude); a rule
+	// with a sun trigger does not load without one.
+	Location *sun.Location
 
 	c *compiler
 }
@@ -101,7 +106,7 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 	var errs Errors
 	seen := map[string]string{} // rule name -> where first defined
 	for _, src := range sources {
-		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs, allow: l.Allow}
+		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs, allow: l.Allow, location: l.Location}
 		fl.yr = yamlnode.Reader{LookupEnv: fl.lookup(lookup), Report: fl.report}
 		before := len(errs)
 		loaded := fl.load()
@@ -295,14 +300,15 @@ func IsTestFile(name string) bool {
 
 // fileLoader walks the YAML nodes of one file.
 type fileLoader struct {
-	name  string
-	src   []byte
-	lines []string
-	c     *compiler
-	errs  *Errors
-	yr    yamlnode.Reader
-	env   map[string]struct{} // values taken from the environment (see Rule.EnvValues)
-	allow []string            // see Loader.Allow
+	name     string
+	src      []byte
+	lines    []string
+	c        *compiler
+	errs     *Errors
+	yr       yamlnode.Reader
+	env      map[string]struct{} // values taken from the environment (see Rule.EnvValues)
+	allow    []string            // see Loader.Allow
+	location *sun.Location       // see Loader.Location
 
 	remember []string // the filters of the file's remember: lists
 }
@@ -498,7 +504,8 @@ func (fl *fileLoader) windows(r *Rule, v *yaml.Node, label string) {
 // Keys returns the keys a rule takes, in the order docs list them.
 func Keys() []string { return slices.Clone(ruleKeys) }
 
-var ruleKeys = []string{"name", "description", "topic", "when", "key", "clear_when", "for", "cooldown", "absent", "windows", "enabled", "actions", "on_clear"}
+var ruleKeys = []string{"name", "description", "topic", "schedule", "sun", "timezone", "when", "key", "clear_when",
+	"for", "cooldown", "absent", "windows", "repeat", "max_repeats", "mode", "max_queued", "enabled", "actions", "on_clear"}
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
@@ -549,10 +556,12 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 	}
 
 	// Filters and their captures.
-	if v := byKey["topic"]; v == nil {
-		fl.errorf(n, label, "topic: missing (a topic filter or a list of them)")
-	} else {
+	if v := byKey["topic"]; v != nil {
 		fl.filters(r, v, label)
+	} else if byKey["schedule"] == nil && byKey["sun"] == nil {
+		fl.errorf(n, label, "topic: missing (a topic filter or a list of them; or a schedule: or sun: trigger)")
+	} else {
+		r.captureWild, r.captureLevel = [][]int{}, [][]topic.Level{}
 	}
 
 	for _, d := range []struct {
@@ -563,6 +572,7 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 			*d.dst, _ = fl.yr.Duration(v, label, d.key, false)
 		}
 	}
+	fl.timeKeys(r, byKey, label)
 	if r.Absent > 0 {
 		if byKey["for"] != nil {
 			fl.errorf(byKey["for"], label, "for: cannot be combined with absent (absent fires on silence, for on a condition that holds)")
@@ -616,6 +626,10 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 		r.uses |= t.uses
 		r.payload.add(t.payload)
 		r.world = append(r.world, t.world...)
+	}
+	if r.uses&UsesSun != 0 && r.uses != UsesAll && fl.location == nil {
+		fl.errorf(n, label, "sun: the rule reads sun, which needs the engine's location: run it with --latitude and --longitude (config keys latitude and longitude)")
+		return nil
 	}
 	r.Fingerprint = fingerprint(r)
 	h := sha256.New()
@@ -846,6 +860,13 @@ func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action 
 			continue
 		}
 		k, val := kvs[0].Key, kvs[0].Value
+		if k.Value == "delay" {
+			if d, ok := fl.delay(val, rule, where); ok {
+				out = append(out, Action{Delay: d, Line: k.Line})
+				r.delays = true
+			}
+			continue
+		}
 		kind := actions.Lookup(k.Value)
 		if kind == nil {
 			fl.errorf(k, rule, "%s: unknown action %q (want %s)%s", where, k.Value, names, yamlnode.Suggest(k.Value, actions.Names()))
@@ -879,6 +900,9 @@ func (r *Rule) templates() []*Template {
 		out = append(out, r.Key)
 	}
 	for _, a := range slices.Concat(r.Actions, r.OnClear) {
+		if a.Spec == nil {
+			continue // a delay
+		}
 		for _, t := range a.Spec.Templates() {
 			if t, ok := t.(*Template); ok && t != nil {
 				out = append(out, t)
@@ -911,6 +935,16 @@ func fingerprint(r *Rule) string {
 	for _, w := range r.Windows {
 		field(fmt.Sprint(w.Name, "=", w.Value.Source, ",", w.Over, ",", w.MaxSamples))
 	}
+	if r.Schedule != nil {
+		field("schedule " + r.Schedule.String())
+	}
+	if r.Sun != nil {
+		field("sun " + r.Sun.String())
+	}
+	if r.TimeZone != nil {
+		field("timezone " + r.TimeZone.String())
+	}
+	field(fmt.Sprint(r.Mode, r.MaxQueued, r.Repeat, r.MaxRepeats))
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 

@@ -202,7 +202,7 @@ rules:
 rules:
   - name: r
     actions: [{log: hi}]
-`, `rules/home.yaml:3:5: rule "r": topic: missing (a topic filter or a list of them)`},
+`, `rules/home.yaml:3:5: rule "r": topic: missing (a topic filter or a list of them; or a schedule: or sun: trigger)`},
 		{"missing actions", `
 rules:
   - name: r

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mqtt-rules/mqtt-rules/internal/schedule"
+
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 )
@@ -30,6 +32,22 @@ type Rule struct {
 	Actions     []Action
 	OnClear     []Action
 	Windows     []WindowSpec // sliding windows per key, in written order
+
+	// Timed triggers (docs/time.md): a cron schedule and a sun event, in
+	// TimeZone (nil: the engine's --timezone).
+	Schedule *schedule.Schedule
+	Sun      *SunTrigger
+	TimeZone *time.Location
+
+	// Sequences: what a new firing does while an earlier one waits in a
+	// delay step, and how many queued firings wait at most.
+	Mode      Mode
+	MaxQueued int
+
+	// Repeat runs the actions again every Repeat while a key's episode
+	// fires, at most MaxRepeats times (0: no limit) (docs/time.md).
+	Repeat     time.Duration
+	MaxRepeats int
 
 	// Fingerprint identifies the rule's state-relevant definition (name,
 	// filters, conditions, key, durations, whether it has on_clear): state
@@ -63,7 +81,8 @@ type Rule struct {
 	// captureLevel is, for a patterned filter, per capture the level that
 	// binds it (its Prefix and Suffix).
 	captureLevel [][]topic.Level
-	world       []WorldRef  // literal state()/states() arguments of its expressions
+	world        []WorldRef // literal state()/states() arguments of its expressions
+	delays       bool       // its actions or on_clear hold a delay step
 }
 
 // WindowSpec is one of a rule's windows (docs/world.md, "Windows"): per
@@ -101,7 +120,8 @@ func (r *Rule) PayloadFields() (fields []string, all bool) {
 // Stateful reports whether the rule keeps state per key (docs/state.md):
 // for, cooldown, absent, episodes, windows.
 func (r *Rule) Stateful() bool {
-	return r.For > 0 || r.Cooldown > 0 || r.Absent > 0 || r.ClearWhen != nil || len(r.OnClear) > 0 || len(r.Windows) > 0
+	return r.For > 0 || r.Cooldown > 0 || r.Absent > 0 || r.ClearWhen != nil || len(r.OnClear) > 0 ||
+		len(r.Windows) > 0 || r.Repeat > 0 || r.delays
 }
 
 // Episodic reports whether the rule fires once per episode per key (SPEC §5).
@@ -111,10 +131,13 @@ func (r *Rule) Episodic() bool {
 
 // SetCaptures sets the rule's capture names in vars for a message that
 // matched its filter number filter, whose wildcards are given. A capture
-// that only another filter defines is "".
+// that only another filter defines is "", as is every capture of a timed
+// evaluation (filter -1).
 func (r *Rule) SetCaptures(vars map[string]any, filter int, wildcards []string) {
 	for i, name := range r.Captures {
-		if w := r.captureWild[filter][i]; w >= 0 {
+		if filter < 0 {
+			vars[name] = "" // a timed evaluation matched no filter
+		} else if w := r.captureWild[filter][i]; w >= 0 {
 			v := wildcards[w]
 			if r.Filters[filter].Patterned {
 				// {room}_motion binds what is between the level's text.
@@ -129,11 +152,12 @@ func (r *Rule) SetCaptures(vars map[string]any, filter int, wildcards []string) 
 }
 
 // Action is one step of a rule's actions or on_clear: a compiled action of
-// some kind (see actions.Kind).
+// some kind (see actions.Kind), or a delay (Kind and Spec nil).
 type Action struct {
-	Kind *actions.Kind
-	Spec actions.Spec
-	Line int // where the action is defined
+	Kind  *actions.Kind
+	Spec  actions.Spec
+	Delay time.Duration // a `- delay: D` step: the steps after it wait D
+	Line  int           // where the action is defined
 
 	// MayLoop tells whether the action publishes to a topic that can match
 	// a filter of the rule set, so the message may come back to the engine

@@ -205,6 +205,9 @@ func kinds(acts []rules.Action) []string {
 	out := make([]string, len(acts))
 	for i, a := range acts {
 		out[i] = a.Kind.String()
+		if a.Spec == nil {
+			out[i] = "delay"
+		}
 	}
 	return out
 }

@@ -31,6 +31,13 @@ type RuleDefinition struct {
 	For         string             `json:"for,omitempty"`
 	Cooldown    string             `json:"cooldown,omitempty"`
 	Absent      string             `json:"absent,omitempty"`
+	Schedule    string             `json:"schedule,omitempty"`
+	Sun         string             `json:"sun,omitempty"`
+	TimeZone    string             `json:"timezone,omitempty"`
+	Windows     []string           `json:"windows,omitempty"` // name: value over D
+	Mode        string             `json:"mode,omitempty"`    // for a rule with delay steps
+	Repeat      string             `json:"repeat,omitempty"`
+	MaxRepeats  int                `json:"max_repeats,omitempty"`
 	Actions     []ActionDefinition `json:"actions"`
 	OnClear     []ActionDefinition `json:"on_clear,omitempty"`
 }
@@ -87,6 +94,23 @@ func Define(r *rules.Rule) RuleDefinition {
 	for i, f := range r.Filters {
 		d.Filters[i] = f.Source
 	}
+	if r.Schedule != nil {
+		d.Schedule = r.Schedule.String()
+	}
+	if r.Sun != nil {
+		d.Sun = r.Sun.String()
+	}
+	if r.TimeZone != nil {
+		d.TimeZone = r.TimeZone.String()
+	}
+	for _, w := range r.Windows {
+		d.Windows = append(d.Windows, fmt.Sprintf("%s: %s over %s", w.Name, red.Text(w.Value.Source), actions.FormatDuration(w.Over)))
+	}
+	if r.HasDelays() {
+		d.Mode = r.Mode.String()
+	}
+	d.Repeat = duration(r.Repeat)
+	d.MaxRepeats = r.MaxRepeats
 	if r.When != nil {
 		d.When = red.Text(r.When.Source)
 	}
@@ -105,6 +129,11 @@ func Define(r *rules.Rule) RuleDefinition {
 func defineActions(acts []rules.Action, red Redactor) []ActionDefinition {
 	out := make([]ActionDefinition, 0, len(acts))
 	for _, a := range acts {
+		if a.Spec == nil {
+			out = append(out, ActionDefinition{Kind: "delay", Line: a.Line,
+				Fields: []FieldDefinition{{Name: "delay", Value: actions.FormatDuration(a.Delay)}}})
+			continue
+		}
 		ad := ActionDefinition{Kind: a.Kind.String(), Line: a.Line, Fields: []FieldDefinition{}}
 		for _, f := range a.Spec.Describe() {
 			fd := FieldDefinition{Name: f.Name, Text: f.Text, Note: f.Note}

@@ -49,6 +49,8 @@ var (
 	descLoopCutoffs = newDesc("mqtt_rules_loop_cutoffs_total",
 		"Publishes not made because their chain of republished messages would exceed --max-hops.", "rule")
 
+	descSuppressed = newDesc("mqtt_rules_firings_suppressed_total",
+		"Firings a rule did not run, by reason: mode (mode: single while the key's sequence waits, or a full queue).", "rule", "reason")
 	descEvicted = newDesc("mqtt_rules_state_keys_evicted_total",
 		"State keys a stateful rule dropped because it tracked --max-keys keys.", "rule")
 	descBuildInfo = newDesc("mqtt_rules_build_info",
@@ -77,7 +79,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descReceived, descFires, descCondErrors, descActions, descDuration,
 		descReloads, descLoaded, descConnected, descDropped, descLoopCutoffs,
-		descEvicted, descBuildInfo, descReady, descReloadOK, descRemembered, descRememberedEvicted,
+		descEvicted, descBuildInfo, descReady, descReloadOK, descRemembered, descRememberedEvicted, descSuppressed,
 	} {
 		ch <- d
 	}
@@ -142,6 +144,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit(descCondErrors, prometheus.CounterValue, float64(s.ConditionErrors.Load()), r.Name)
 		emit(descLoopCutoffs, prometheus.CounterValue, float64(s.LoopCutoffs.Load()), r.Name)
 		emit(descEvicted, prometheus.CounterValue, float64(s.KeysEvicted.Load()), r.Name)
+		emit(descSuppressed, prometheus.CounterValue, float64(s.Suppressed.Load()), r.Name, "mode")
 		for _, k := range actionKinds {
 			ok, failed := s.Actions(k)
 			emit(descActions, prometheus.CounterValue, float64(ok), r.Name, k.String(), "ok")

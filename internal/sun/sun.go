@@ -362,3 +362,28 @@ func radians(deg float64) float64 { return deg * math.Pi / 180 }
 func degrees(rad float64) float64 { return rad * 180 / math.Pi }
 
 func clamp(x float64) float64 { return math.Max(-1, math.Min(1, x)) }
+
+// Value is the `sun` of rule expressions at an instant (docs/time.md): where
+// the sun is, and the day's sunrise and sunset in the zone (nil when the
+// day has none).
+type Value struct {
+	Up        bool    `expr:"up" json:"up"`
+	Elevation float64 `expr:"elevation" json:"elevation"`
+	Azimuth   float64 `expr:"azimuth" json:"azimuth"`
+	Sunrise   any     `expr:"sunrise" json:"sunrise"` // time.Time or nil
+	Sunset    any     `expr:"sunset" json:"sunset"`   // time.Time or nil
+}
+
+// ValueAt returns the sun at instant t seen from loc, with the events of
+// the day ev (as Day returns them for t's local day).
+func ValueAt(t time.Time, loc Location, ev Events) Value {
+	p := At(t, loc)
+	v := Value{Up: p.Up, Elevation: p.Elevation, Azimuth: p.Azimuth}
+	if !ev.Sunrise.IsZero() {
+		v.Sunrise = ev.Sunrise
+	}
+	if !ev.Sunset.IsZero() {
+		v.Sunset = ev.Sunset
+	}
+	return v
+}
