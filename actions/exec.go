@@ -216,7 +216,7 @@ func (e *Exec) run(x *Executor, req *Request, once *reportOnce) {
 	once.claim()
 	x.rep.Dropped(req.Rule, req.Kind, "queue_full")
 	x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("exec %s: %w", e.Args[0], ErrQueueFull), 0)
-	if n := x.execDrops.add(time.Now()); n > 0 {
+	if n := x.execDrops.Count(time.Now(), dropLogEvery); n > 0 {
 		x.log.Warn("exec queue full, dropping programs", "rule", req.Rule, "action", req.Kind.String(),
 			"concurrency", x.execWorkers, "queue", x.execWaiting, "dropped", n)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mqtt-rules/mqtt-rules/internal/ratelog"
 	"log/slog"
 	"net"
 	"net/http"
@@ -115,7 +116,7 @@ type Executor struct {
 	execQueue    chan *Request // closed by Close; capacity execWorkers+execWaiting
 	execInFlight int           // accepted, not finished; guarded by mu
 	execOnce     sync.Once
-	execDrops    dropCounter
+	execDrops    ratelog.Limiter
 
 	// base is the parent of every webhook attempt and backoff wait; abort
 	// cancels it when Close stops waiting. It is the executor's lifetime,
@@ -131,8 +132,8 @@ type Executor struct {
 
 	wg sync.WaitGroup // every worker goroutine
 
-	pubDrops  dropCounter // publishes refused with ErrQueueFull
-	destDrops dropCounter // webhooks refused with ErrTooManyDestinations
+	pubDrops  ratelog.Limiter // publishes refused with ErrQueueFull
+	destDrops ratelog.Limiter // webhooks refused with ErrTooManyDestinations
 	cancelled atomic.Int64
 }
 
@@ -141,7 +142,7 @@ type destination struct {
 	key   string
 	queue chan *Request
 	busy  atomic.Int32 // workers running a request
-	drops dropCounter
+	drops ratelog.Limiter
 
 	// Guarded by Executor.mu.
 	lastUsed time.Time
@@ -272,7 +273,7 @@ func (x *Executor) enqueue(req *Request, a remote, once *reportOnce) {
 			once.claim()
 			x.rep.Dropped(req.Rule, req.Kind, "too_many_destinations")
 			x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("%s: %w (%d active)", label, ErrTooManyDestinations, x.maxDests), 0)
-			if n := x.destDrops.add(now); n > 0 {
+			if n := x.destDrops.Count(now, dropLogEvery); n > 0 {
 				x.log.Warn("too many webhook destinations, dropping requests", "rule", req.Rule, "action", req.Kind.String(),
 					"destination", key, "max_destinations", x.maxDests, "dropped", n)
 			}
@@ -293,7 +294,7 @@ func (x *Executor) enqueue(req *Request, a remote, once *reportOnce) {
 		return
 	default:
 	}
-	n := d.drops.add(now) // under mu, so a retiring destination flushes every drop
+	n := d.drops.Count(now, dropLogEvery) // under mu, so a retiring destination flushes every drop
 	x.mu.Unlock()
 
 	once.claim()
@@ -347,7 +348,7 @@ func (x *Executor) retire(d *destination) int {
 	d.retired = true
 	delete(x.dests, d.key)
 	close(d.queue)
-	return d.drops.flush()
+	return d.drops.Flush()
 }
 
 func (x *Executor) logUnloggedDrops(dest string, n int) {
@@ -401,13 +402,13 @@ func (x *Executor) Close(ctx context.Context) error {
 	if n := x.cancelled.Swap(0); n > 0 {
 		x.log.Warn("webhook requests cancelled at shutdown", "action", "webhook", "cancelled", n)
 	}
-	if n := x.pubDrops.flush(); n > 0 {
+	if n := x.pubDrops.Flush(); n > 0 {
 		x.log.Warn("publish queue full, dropped publishes", "action", "publish", "dropped", n)
 	}
-	if n := x.execDrops.flush(); n > 0 {
+	if n := x.execDrops.Flush(); n > 0 {
 		x.log.Warn("exec queue full, dropped programs", "action", "exec", "dropped", n)
 	}
-	if n := x.destDrops.flush(); n > 0 {
+	if n := x.destDrops.Flush(); n > 0 {
 		x.log.Warn("too many webhook destinations, dropped requests", "action", "webhook", "max_destinations", x.maxDests, "dropped", n)
 	}
 	if x.ownClient {
@@ -429,37 +430,6 @@ type reportOnce struct{ done atomic.Bool }
 
 // claim returns true the first time only.
 func (o *reportOnce) claim() bool { return o.done.CompareAndSwap(false, true) }
-
-// dropCounter counts drops from one source and says when to log them: at
-// the first drop, then at most once per dropLogEvery with the number since
-// the last line.
-type dropCounter struct {
-	mu   sync.Mutex
-	n    int
-	last time.Time
-}
-
-// add counts one drop and returns how many to log now (0: not yet).
-func (c *dropCounter) add(now time.Time) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n++
-	if !c.last.IsZero() && now.Sub(c.last) < dropLogEvery {
-		return 0
-	}
-	n := c.n
-	c.n, c.last = 0, now
-	return n
-}
-
-// flush returns the drops not logged yet and forgets them.
-func (c *dropCounter) flush() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.n
-	c.n = 0
-	return n
-}
 
 type nopReporter struct{}
 

@@ -137,7 +137,7 @@ func (p *Publish) run(x *Executor, req *Request, once *reportOnce) {
 		}
 		if errors.Is(err, ErrQueueFull) {
 			x.rep.Dropped(rule, kind, "queue_full")
-			if n := x.pubDrops.add(time.Now()); n > 0 {
+			if n := x.pubDrops.Count(time.Now(), dropLogEvery); n > 0 {
 				x.log.Warn("publish queue full, dropping publishes", "rule", rule, "action", kind.Name, "dropped", n)
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/ratelog"
 	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/internal/window"
@@ -62,7 +63,7 @@ type Config struct {
 	TraceLen int
 
 	// MaxHops cuts chains of the engine's own publishes coming back to it
-	// (SPEC §9). 0: DefaultMaxHops.
+	// (docs/reliability.md, "Loops"). 0: DefaultMaxHops.
 	MaxHops int
 
 	// MaxKeys caps the keys one stateful rule tracks; the least recently
@@ -130,8 +131,8 @@ type active struct {
 type ruleRuntime struct {
 	rule     *rules.Rule
 	stats    *RuleStats
-	errLog   rateLimiter
-	evictLog rateLimiter
+	errLog   ratelog.Limiter
+	evictLog ratelog.Limiter
 	loopLast atomic.Int64 // unix ns of the last loop cutoff: a new episode is logged
 	st       *ruleState   // nil for a rule without state
 	trigs    []*trigger   // its schedule and sun triggers; guarded by stateMu
@@ -391,7 +392,7 @@ func (e *Engine) evaluateLocked(c *evalCtx, rt *ruleRuntime, filter int) {
 	ks, evicted := e.getKey(rt.st, c.key, e.maxKeys)
 	if evicted {
 		rt.stats.KeysEvicted.Add(1)
-		if n, ok := rt.evictLog.allow(e.clock.Now(), e.errEvery); ok {
+		if n, ok := rt.evictLog.Allow(e.clock.Now(), e.errEvery); ok {
 			e.log.Warn("rule tracks too many keys: evicted the least recently seen", "rule", r.Name, "max_keys", e.maxKeys, "evicted_since_last_log", n+1)
 		}
 	}
@@ -500,7 +501,7 @@ func number(v any) (float64, bool) {
 }
 
 // step advances the state of one key for a message whose condition
-// evaluated to ok (SPEC §5), and says what it did. Called with stateMu held.
+// evaluated to ok (docs/state.md), and says what it did. Called with stateMu held.
 func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *snapshot) (Outcome, time.Time) {
 	r := rt.rule
 	now := snap.time
@@ -674,32 +675,11 @@ const loopEpisodeGap = time.Minute
 
 // evalError logs a rule's run-time error at a bounded rate.
 func (e *Engine) evalError(rt *ruleRuntime, topic string, err error) {
-	if n, ok := rt.errLog.allow(e.clock.Now(), e.errEvery); ok {
+	if n, ok := rt.errLog.Allow(e.clock.Now(), e.errEvery); ok {
 		args := []any{"rule", rt.rule.Name, "topic", topic, "err", err}
 		if n > 0 {
 			args = append(args, "suppressed", n)
 		}
 		e.log.Warn("rule evaluation failed", args...)
 	}
-}
-
-// rateLimiter lets one event through per interval and counts the rest.
-type rateLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether to log now, and how many events were suppressed
-// since the last one logged.
-func (l *rateLimiter) allow(now time.Time, every time.Duration) (int, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() && now.Sub(l.last) < every {
-		l.suppressed++
-		return 0, false
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return n, true
 }

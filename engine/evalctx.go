@@ -22,7 +22,7 @@ type evalCtx struct {
 	rs        *rules.RuleSet
 	msg       *Message // &m while a message is handled, nil otherwise
 	m         Message  // the message, copied: Handle's argument does not escape
-	hop       int      // loop hop of msg (SPEC §9)
+	hop       int      // loop hop of msg (docs/reliability.md, "Loops")
 	levels    []string
 	pubLevels []string
 	set       rules.Uses // message-wide names already in ev.Vars for msg
@@ -208,7 +208,7 @@ func (c *evalCtx) setRule(r *rules.Rule, filter int) error {
 	return nil
 }
 
-// decoded returns the message payload decoded whole, as SPEC §4 says,
+// decoded returns the message payload decoded whole, as docs/rules.md ("Conditions") says,
 // decoding it at most once per message.
 func (c *evalCtx) decoded() any {
 	if !c.payloadSet {

@@ -7,7 +7,7 @@ import (
 )
 
 // DefaultMaxHops is how long a chain of the engine's own publishes may get
-// (SPEC §9): an outside message is hop 0, a message the engine publishes
+// (docs/reliability.md, "Loops"): an outside message is hop 0, a message the engine publishes
 // while handling a hop-h message is hop h+1.
 const DefaultMaxHops = 8
 

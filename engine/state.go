@@ -93,7 +93,7 @@ func newRuleState(rt *ruleRuntime) *ruleState {
 }
 
 // needsState reports whether the engine keeps per-key state for r: the
-// stateful keys of SPEC §5, or a rule that reads prev.
+// stateful keys of docs/state.md, or a rule that reads prev.
 func needsState(r *rules.Rule) bool {
 	// A disabled rule keeps none: its keys and timers are dropped as for
 	// a changed rule, so no timer of it fires.

@@ -16,7 +16,7 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/internal/window"
 )
 
-// Names of the expression environment (SPEC §4). The engine sets them in an
+// Names of the expression environment (docs/rules.md, "Conditions"). The engine sets them in an
 // Evaluator's Vars before evaluating a rule's programs and templates.
 const (
 	VarTopic     = "topic"     // string: the message topic
@@ -144,7 +144,7 @@ func fieldsType(t reflect.Type) types.Map {
 	return m
 }
 
-// reserved lists names a capture may not take: the environment of SPEC §4,
+// reserved lists names a capture may not take: the environment of docs/rules.md,
 // its two added functions and the language's keywords. Other expr
 // built-ins (floor, type, count, …) are allowed: a capture named so hides
 // that function in its own rule only, and calling it there is a load error.
@@ -264,7 +264,7 @@ func (p *payloadNeed) add(q payloadNeed) {
 
 // Evaluator runs a rule set's conditions and templates. It holds a VM and a
 // scratch buffer, so it is not safe for concurrent use: keep one per
-// goroutine. Vars is the environment; the caller sets the names of SPEC §4
+// goroutine. Vars is the environment; the caller sets the names of docs/rules.md ("Conditions")
 // (the Var* constants and the rule's capture names) before each evaluation.
 type Evaluator struct {
 	Vars map[string]any

@@ -52,7 +52,7 @@ func Load(paths ...string) (*RuleSet, error) {
 	return NewLoader().Load(paths...)
 }
 
-// Load reads every rule file under paths (SPEC §2: files, or directories
+// Load reads every rule file under paths (docs/rules.md: files, or directories
 // searched recursively following symlinks, skipping names that start with "."
 // and *_test.yaml files), and compiles them into one RuleSet. On any problem
 // it returns a nil set and an Errors holding every problem found.
@@ -293,7 +293,7 @@ func IsRuleFile(name string) bool {
 	return (ext == ".yaml" || ext == ".yml") && !IsTestFile(name)
 }
 
-// IsTestFile reports whether a file name is a rule test file (SPEC §7).
+// IsTestFile reports whether a file name is a rule test file (docs/testing.md).
 func IsTestFile(name string) bool {
 	return strings.HasSuffix(name, "_test.yaml") || strings.HasSuffix(name, "_test.yml")
 }

@@ -87,7 +87,7 @@ func singleLevel(src string, r *Rule) bool {
 
 // findLoops decides, for every publish action of the set, whether its topic
 // can match a filter of the set, and so whether the set can feed its own
-// publishes back to itself (SPEC §9). A set that cannot pays nothing per
+// publishes back to itself (docs/reliability.md, "Loops"). A set that cannot pays nothing per
 // message for loop detection.
 func (rs *RuleSet) findLoops() {
 	for _, r := range rs.Rules {

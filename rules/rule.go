@@ -1,6 +1,6 @@
 // Package rules loads YAML rule files into an immutable, compiled RuleSet:
 // topic filters parsed and indexed, conditions and templates compiled with
-// the expression environment of SPEC §4, every error located at
+// the expression environment of docs/rules.md, every error located at
 // file:line:col. A set loads whole or not at all.
 package rules
 
@@ -124,7 +124,7 @@ func (r *Rule) Stateful() bool {
 		len(r.Windows) > 0 || r.Repeat > 0 || r.delays
 }
 
-// Episodic reports whether the rule fires once per episode per key (SPEC §5).
+// Episodic reports whether the rule fires once per episode per key (docs/state.md).
 func (r *Rule) Episodic() bool {
 	return r.For > 0 || r.ClearWhen != nil || len(r.OnClear) > 0
 }

@@ -19,6 +19,8 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&rulePaths, "rules", "rule file or directory, repeatable (default ./rules); with --against, the candidate")
 	fs.Var(&against, "against", "baseline rule file or directory, repeatable: print only the firings that differ (+ candidate only, - baseline only)")
 	until := fs.String("until", "", "where the virtual clock stops: a duration after the last message (30m) or an RFC 3339 time (default: at the last message)")
+	var place placeFlags
+	place.define(fs)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return usageCode(err)
@@ -33,6 +35,11 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	var opts dryrun.ReplayOptions
+	zone, loc, err := place.parse()
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	opts.TimeZone, opts.Location = zone, loc
 	if *until != "" {
 		if d, err := time.ParseDuration(*until); err == nil && d >= 0 {
 			opts.After = d
@@ -45,13 +52,13 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if len(rulePaths) == 0 {
 		rulePaths = stringList{"./rules"}
 	}
-	cand, ok := loadRules(rulePaths, stderr)
+	cand, ok := loadRules(rulePaths, stderr, loc)
 	if !ok {
 		return exitInvalid
 	}
 	sets := []*rules.RuleSet{cand}
 	if len(against) > 0 {
-		base, ok := loadRules(against, stderr)
+		base, ok := loadRules(against, stderr, loc)
 		if !ok {
 			return exitInvalid
 		}

@@ -32,6 +32,7 @@ type runOptions struct {
 	logLevel   string
 	maxPayload string
 	configFile string
+	place      placeFlags
 }
 
 // define registers the flags (docs/operations.md, Flags) on fs.
@@ -56,6 +57,7 @@ func (o *runOptions) define(fs *flag.FlagSet) {
 	fs.StringVar(&cfg.State, "state", "", "file that keeps rule state (for, cooldown, firing, absent, prev) across restarts; created if missing (default: memory only)")
 	fs.StringVar(&cfg.DeadLetterTopic, "dead-letter-topic", "", "publish every webhook that finally failed (rule, error, request with secrets redacted) to this topic")
 	fs.IntVar(&cfg.MaxHops, "max-hops", engine.DefaultMaxHops, "longest chain of the engine's own publishes triggering its rules again; beyond it the publish is not made")
+	o.place.define(fs)
 	fs.BoolVar(&cfg.AllowExec, "allow-exec", false, "accept exec actions: rules may then run programs on this machine, as the engine's user")
 	fs.IntVar(&cfg.MaxKeys, "max-keys", engine.DefaultMaxKeys, "keys one stateful rule tracks; the least recently seen is evicted beyond it")
 	fs.IntVar(&cfg.MaxRemembered, "max-remembered", engine.DefaultMaxRemembered, "topics whose latest message state() and states() remember; the least recently updated is dropped beyond it")
@@ -94,6 +96,9 @@ func (o *runOptions) parse(fs *flag.FlagSet, args []string) error {
 	var err error
 	if o.cfg.MaxPayload, err = parseSize(o.maxPayload); err != nil {
 		return valueError{fmt.Errorf("--max-payload: %w", err)}
+	}
+	if o.cfg.TimeZone, o.cfg.Location, err = o.place.parse(); err != nil {
+		return valueError{err}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/internal/dryrun"
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -35,6 +36,8 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	until := fs.Duration("until", 0, "with --message: run the virtual clock this much longer, showing the timers (for, absent) that fire")
 	verbose := fs.Bool("v", false, "show every test case: each message, the rules it reached and why they did or did not fire")
 	run := fs.String("run", "", "run only the test cases whose name matches this regular `expression`")
+	var place placeFlags
+	place.define(fs)
 	paths, err := parseArgs(fs, args)
 	if err != nil {
 		return usageCode(err)
@@ -48,8 +51,12 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
+	zone, loc, err := place.parse()
+	if err != nil {
+		return usageErr("%v", err)
+	}
 	if len(messages) == 0 {
-		opts := dryrun.SuiteOptions{Verbose: *verbose || *explain}
+		opts := dryrun.SuiteOptions{Verbose: *verbose || *explain, TimeZone: zone, Location: loc}
 		if *run != "" {
 			re, err := regexp.Compile(*run)
 			if err != nil {
@@ -78,7 +85,7 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	if *until < 0 {
 		return usageErr("--until %v: must not be negative", *until)
 	}
-	opts := dryrun.DryRunOptions{Explain: *explain, Until: *until}
+	opts := dryrun.DryRunOptions{Explain: *explain, Until: *until, TimeZone: zone, Location: loc}
 	if *now != "" {
 		t, err := time.Parse(time.RFC3339Nano, *now)
 		if err != nil {
@@ -95,7 +102,7 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 		m.QoS, m.Retained = byte(*qos), *retain
 		msgs = append(msgs, m)
 	}
-	rs, ok := loadRules(paths, stderr)
+	rs, ok := loadRules(paths, stderr, loc)
 	if !ok {
 		return exitInvalid
 	}
@@ -105,8 +112,9 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 
 // loadRules loads the rule files under paths, printing the errors (and
 // warnings) to stderr as validate does.
-func loadRules(paths []string, stderr io.Writer) (*rules.RuleSet, bool) {
+func loadRules(paths []string, stderr io.Writer, loc *sun.Location) (*rules.RuleSet, bool) {
 	ld := rules.NewLoader()
+	ld.Location = loc
 	ld.Allow = actions.Gates() // a dry run runs no program
 	rs, err := ld.Load(paths...)
 	if err != nil {

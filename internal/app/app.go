@@ -21,6 +21,7 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttc"
 	"github.com/mqtt-rules/mqtt-rules/internal/statestore"
 	"github.com/mqtt-rules/mqtt-rules/internal/statuspage"
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/internal/watch"
 	"github.com/mqtt-rules/mqtt-rules/rules"
@@ -52,6 +53,11 @@ type Config struct {
 
 	// AllowExec accepts exec actions (refused at load without it).
 	AllowExec bool
+
+	// TimeZone is where schedules run (nil: the machine's zone); Location
+	// where the sun is (nil: none; sun rules do not load).
+	TimeZone *time.Location
+	Location *sun.Location
 
 	// NoWatch turns off watching the rules paths; reloads then come from
 	// Reload (SIGHUP) only.
@@ -107,6 +113,7 @@ func Start(cfg Config) (*App, error) {
 	if cfg.AllowExec {
 		a.loader.Allow = []string{actions.KindExec.Gate}
 	}
+	a.loader.Location = cfg.Location
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -189,6 +196,8 @@ func Start(cfg Config) (*App, error) {
 		MaxPayload:    cfg.MaxPayload,
 		MaxKeys:       cfg.MaxKeys,
 		MaxRemembered: cfg.MaxRemembered,
+		TimeZone:      cfg.TimeZone,
+		Location:      cfg.Location,
 		MaxHops:       cfg.MaxHops,
 	})
 	a.engine.SetRules(rs)

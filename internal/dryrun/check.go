@@ -67,8 +67,13 @@ type FieldDiff struct {
 	Field, Want, Got string
 }
 
-// RunCase runs one case against rs.
-func RunCase(rs *rules.RuleSet, c *Case) *Result {
+// RunCase runs one case against rs, on the engine's default zone and no
+// location unless the case sets them.
+func RunCase(rs *rules.RuleSet, c *Case) *Result { return RunCaseWith(rs, c, Options{}) }
+
+// RunCaseWith runs one case against rs with the engine options base (its
+// TimeZone and Location; the case's own win).
+func RunCaseWith(rs *rules.RuleSet, c *Case, base Options) *Result {
 	start := c.Start
 	if start.IsZero() {
 		start = DefaultStart
@@ -80,7 +85,14 @@ func RunCase(rs *rules.RuleSet, c *Case) *Result {
 				c.File, e.Line, e.Col, e.Rule, yamlnode.Suggest(e.Rule, ruleNames(rs))))
 		}
 	}
-	r := New(rs, Options{Start: start, Feedback: true})
+	opts := Options{Start: start, Feedback: true, TimeZone: base.TimeZone, Location: base.Location}
+	if c.TimeZone != nil {
+		opts.TimeZone = c.TimeZone
+	}
+	if c.Location != nil {
+		opts.Location = c.Location
+	}
+	r := New(rs, opts)
 	for _, m := range c.Messages {
 		res.Steps = append(res.Steps, r.Send(engine.Message{
 			Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retained: m.Retain, Time: start.Add(m.At),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/engine"
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
@@ -42,6 +43,11 @@ type Options struct {
 	// defaults).
 	MaxHops int
 	MaxKeys int
+
+	// TimeZone and Location are the engine's --timezone (nil: the
+	// machine's) and --latitude/--longitude (nil: none).
+	TimeZone *time.Location
+	Location *sun.Location
 }
 
 // Trigger says what started a Step.
@@ -53,7 +59,8 @@ const (
 	TriggerMessage Trigger = iota + 1
 	// TriggerFeedback is a publish of the rule set fed back in (Options.Feedback).
 	TriggerFeedback
-	// TriggerTimer is a timer (for, absent) that came due.
+	// TriggerTimer is a timer (for, absent, a delay, a repeat, a schedule
+	// or the sun) that came due.
 	TriggerTimer
 )
 
@@ -116,6 +123,8 @@ func New(rs *rules.RuleSet, opts Options) *Runner {
 		TraceLen: -1,
 		MaxHops:  opts.MaxHops,
 		MaxKeys:  opts.MaxKeys,
+		TimeZone: opts.TimeZone,
+		Location: opts.Location,
 		// Log (and so note) every error: the limiter compares virtual times.
 		ErrorLogInterval: time.Nanosecond,
 	})

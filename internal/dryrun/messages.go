@@ -2,6 +2,7 @@ package dryrun
 
 import (
 	"fmt"
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"io"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ type DryRunOptions struct {
 	// Explain says, for every rule a message reached, why it did or did
 	// not fire.
 	Explain bool
+	// TimeZone and Location are --timezone and --latitude/--longitude.
+	TimeZone *time.Location
+	Location *sun.Location
 }
 
 // DryRunSummary counts what a DryRun did.
@@ -62,7 +66,7 @@ func DryRun(w io.Writer, rs *rules.RuleSet, msgs []engine.Message, opts DryRunOp
 	if now.IsZero() {
 		now = time.Now()
 	}
-	r := New(rs, Options{Start: now, Feedback: true})
+	r := New(rs, Options{Start: now, Feedback: true, TimeZone: opts.TimeZone, Location: opts.Location})
 	p := &Printer{W: w, Rules: rs, Explain: opts.Explain}
 	if opts.Until > 0 {
 		p.Start = now

@@ -2,6 +2,7 @@ package dryrun
 
 import (
 	"errors"
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"io"
 	"strings"
 	"time"
@@ -61,6 +62,9 @@ type ReplayOptions struct {
 	// message plus After. Timers due by then fire.
 	Until time.Time
 	After time.Duration
+	// TimeZone and Location are --timezone and --latitude/--longitude.
+	TimeZone *time.Location
+	Location *sun.Location
 }
 
 // ReplayStats says what a Replay read.
@@ -104,7 +108,7 @@ func Replay(src *CaptureReader, sets []*rules.RuleSet, opts ReplayOptions, emit 
 		if runners == nil {
 			st.First = rec.Time
 			for _, rs := range sets {
-				runners = append(runners, New(rs, Options{Start: rec.Time}))
+				runners = append(runners, New(rs, Options{Start: rec.Time, TimeZone: opts.TimeZone, Location: opts.Location}))
 			}
 		}
 		if rec.Time.Before(st.Last) {

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -28,6 +30,10 @@ type SuiteOptions struct {
 	// LookupEnv resolves ${NAME} in rule and test files (nil: the process
 	// environment).
 	LookupEnv func(string) (string, bool)
+	// TimeZone and Location are --timezone and --latitude/--longitude; a
+	// case's timezone: and location: win.
+	TimeZone *time.Location
+	Location *sun.Location
 }
 
 // Summary counts the cases of a RunTests.
@@ -64,7 +70,7 @@ func RunTests(w io.Writer, paths []string, opts SuiteOptions) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	sets := &ruleSets{lookup: opts.LookupEnv, byKey: map[string]*loaded{}}
+	sets := &ruleSets{lookup: opts.LookupEnv, location: opts.Location, byKey: map[string]*loaded{}}
 	width := 0
 	for _, t := range tests {
 		width = max(width, len(t))
@@ -85,7 +91,7 @@ func RunTests(w io.Writer, paths []string, opts SuiteOptions) (Summary, error) {
 		case len(src) == 0:
 			src = []string{filepath.Dir(path)}
 		}
-		set := sets.load(src)
+		set := sets.load(src, caseLocation(tf))
 		if set.err != nil {
 			if !set.reported {
 				set.reported = true
@@ -100,7 +106,7 @@ func RunTests(w io.Writer, paths []string, opts SuiteOptions) (Summary, error) {
 			if opts.Run != nil && !opts.Run.MatchString(c.Name) {
 				continue
 			}
-			res := RunCase(set.rs, c)
+			res := RunCaseWith(set.rs, c, Options{TimeZone: opts.TimeZone, Location: opts.Location})
 			WriteResult(w, set.rs, res, opts.Verbose)
 			if res.Passed {
 				passed++
@@ -145,18 +151,35 @@ type loaded struct {
 
 // ruleSets loads each distinct set of rule paths once.
 type ruleSets struct {
-	lookup func(string) (string, bool)
-	byKey  map[string]*loaded
+	lookup   func(string) (string, bool)
+	location *sun.Location // --latitude/--longitude
+	byKey    map[string]*loaded
 }
 
-func (s *ruleSets) load(paths []string) *loaded {
-	key := strings.Join(paths, "\x00")
+// caseLocation returns a location of the test file's cases, if one sets
+// it: sun rules then load for the file even without --latitude.
+func caseLocation(tf *TestFile) *sun.Location {
+	for _, c := range tf.Cases {
+		if c.Location != nil {
+			return c.Location
+		}
+	}
+	return nil
+}
+
+func (s *ruleSets) load(paths []string, caseLoc *sun.Location) *loaded {
+	loc := s.location
+	if loc == nil {
+		loc = caseLoc
+	}
+	key := strings.Join(paths, "\x00") + fmt.Sprint("\x00", loc != nil)
 	if l, ok := s.byKey[key]; ok {
 		return l
 	}
 	l := &loaded{}
 	ld := rules.NewLoader()
 	ld.Allow = actions.Gates() // a dry run runs no program
+	ld.Location = loc
 	ld.LookupEnv = s.lookup
 	l.rs, l.err = ld.Load(paths...)
 	if l.err == nil && len(l.rs.Files) == 0 {

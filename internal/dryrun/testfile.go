@@ -19,7 +19,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/sun"
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
 // TestFile is a rule test file (*_test.yaml, docs/testing.md, 2. Write a
@@ -36,10 +38,14 @@ type TestFile struct {
 // Case is one test case: messages fed at offsets from Start, and the
 // actions expected, in order.
 type Case struct {
-	Name     string
-	File     string
-	Line     int
-	Start    time.Time // when the virtual clock starts; zero: DefaultStart
+	Name  string
+	File  string
+	Line  int
+	Start time.Time // when the virtual clock starts; zero: DefaultStart
+	// TimeZone and Location, when set, are the case's own --timezone and
+	// --latitude/--longitude (docs/time.md).
+	TimeZone *time.Location
+	Location *sun.Location
 	Messages []Message
 	// Until is how long after Start the clock runs: the timers due by then
 	// fire. Default: the last message's At.
@@ -178,7 +184,7 @@ func (p *parser) report(n *yaml.Node, test, msg string) {
 
 var (
 	fileKeys    = []string{"tests", "rule_files"}
-	caseKeys    = []string{"name", "messages", "expect", "until", "start"}
+	caseKeys    = []string{"name", "start", "timezone", "location", "messages", "until", "expect"}
 	messageKeys = []string{"topic", "payload", "at", "qos", "retain"}
 )
 
@@ -288,6 +294,16 @@ func (p *parser) testCase(n *yaml.Node, i int) *Case {
 		case "until":
 			until = kv.Value
 			c.Until, _ = p.yr.Duration(kv.Value, label, "until", true)
+		case "timezone":
+			if s, ok := p.yr.Str(kv.Value, label, "timezone"); ok {
+				loc, err := rules.LoadZone(s)
+				if err != nil {
+					p.errorf(kv.Value, label, "timezone: %v", err)
+				}
+				c.TimeZone = loc
+			}
+		case "location":
+			c.Location = p.location(kv.Value, label)
 		case "start":
 			if s, ok := p.yr.Str(kv.Value, label, "start"); ok {
 				t, err := time.Parse(time.RFC3339Nano, s)
@@ -300,7 +316,7 @@ func (p *parser) testCase(n *yaml.Node, i int) *Case {
 			p.errorf(kv.Key, label, "unknown key %q%s", kv.Key.Value, yamlnode.Suggest(kv.Key.Value, caseKeys))
 		}
 	}
-	if !hasKey(kvs, "messages") {
+	if !hasKey(kvs, "messages") && !hasKey(kvs, "until") {
 		p.errorf(n, label, "messages: missing (the messages to feed, in order)")
 	}
 	if len(p.errs) > before {
@@ -359,6 +375,44 @@ func (p *parser) message(n *yaml.Node, test string, j int, last time.Duration) (
 		p.errorf(n, test, "%s: topic missing", where)
 	}
 	return m, len(p.errs) == before
+}
+
+// location reads a case's location: {latitude, longitude}.
+func (p *parser) location(n *yaml.Node, test string) *sun.Location {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, test, "location: must be a mapping of latitude and longitude, e.g. {latitude: 52.52, longitude: 13.40}, not %s", yamlnode.KindName(n))
+		return nil
+	}
+	var loc sun.Location
+	var lat, lon bool
+	for _, kv := range p.yr.Pairs(n, test) {
+		s, ok := p.yr.Str(kv.Value, test, "location."+kv.Key.Value)
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		switch kv.Key.Value {
+		case "latitude":
+			loc.Latitude, lat = f, err == nil
+		case "longitude":
+			loc.Longitude, lon = f, err == nil
+		default:
+			p.errorf(kv.Key, test, "location: unknown key %q%s", kv.Key.Value, yamlnode.Suggest(kv.Key.Value, []string{"latitude", "longitude"}))
+			continue
+		}
+		if err != nil {
+			p.errorf(kv.Value, test, "location.%s: %q is not a number of degrees", kv.Key.Value, s)
+		}
+	}
+	if !lat || !lon {
+		p.errorf(n, test, "location: give both latitude and longitude")
+		return nil
+	}
+	if err := loc.Validate(); err != nil {
+		p.errorf(n, test, "location: %v", err)
+		return nil
+	}
+	return &loc
 }
 
 func (p *parser) expectation(n *yaml.Node, test string, j int) (Expectation, bool) {
