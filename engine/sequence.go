@@ -140,10 +140,14 @@ func (e *Engine) stepDue(s *sequence, at time.Time) {
 		ss.waiting = slices.Delete(ss.waiting, i, i+1)
 	}
 	e.markDirty(ks)
+	ev := Evaluation{Time: at, Rule: rt.rule.Name, Topic: s.f.msg.topic, Key: ks.key, Timer: true, Trigger: "delay",
+		Outcome: OutcomeContinued, OnClear: s.onClear}
 	e.withFiring(rt, ks, &s.f, at, func(c *evalCtx) {
 		e.runSteps(c, rt, ks, s.onClear, int(s.next), at, &s.f)
 	})
 	e.startQueued(ks, at)
+	ev.setPayload(s.f.msg.payload)
+	e.record(rt, &ev)
 }
 
 // startQueued starts the oldest queued firing of the key when no firing

@@ -30,6 +30,7 @@ const (
 	OutcomeBack                           // absent: a counting message after a silence: on_clear ran
 	OutcomeQueued                         // mode: queued: the firing waits for the key's earlier sequence
 	OutcomeSuppressed                     // mode: single (or a full queue): the firing was ignored
+	OutcomeContinued                      // a sequence's delay ended: its next steps ran
 )
 
 var outcomeNames = [...]string{
@@ -47,6 +48,7 @@ var outcomeNames = [...]string{
 	OutcomeBack:        "back",
 	OutcomeQueued:      "queued",
 	OutcomeSuppressed:  "suppressed",
+	OutcomeContinued:   "continued",
 }
 
 // String returns the outcome's short name, as in JSON traces.
@@ -75,7 +77,8 @@ type Evaluation struct {
 	Topic   string    `json:"topic"`
 	Key     string    `json:"key,omitempty"`
 	Timer   bool      `json:"timer,omitempty"`     // fired by a timer, not a message
-	Trigger string    `json:"trigger,omitempty"`   // for a timed evaluation: schedule, sun or repeat
+	Trigger string    `json:"trigger,omitempty"`   // for a timed evaluation: schedule, sun, repeat or delay
+	OnClear bool      `json:"on_clear,omitempty"`  // a delay's end continued on_clear's steps
 	Cond    *bool     `json:"condition,omitempty"` // the value of `when`, when it was evaluated
 	Outcome Outcome   `json:"outcome"`
 	Until   time.Time `json:"until,omitzero"` // the deadline of a pending for, a cooldown or an absence
@@ -187,6 +190,11 @@ func (ev *Evaluation) Explain() string {
 		return "fired: queued behind the key's waiting sequence (mode: queued)"
 	case OutcomeSuppressed:
 		return "would fire, but the key's earlier sequence still waits: ignored (mode: single, or the queue is full)"
+	case OutcomeContinued:
+		if ev.OnClear {
+			return "delay over: on_clear's next steps ran"
+		}
+		return "delay over: the next steps ran"
 	}
 	return fmt.Sprintf("outcome %d", ev.Outcome)
 }

@@ -36,8 +36,11 @@ type Loader struct {
 	Allow []string
 
 	// Location is where the engine is (--latitude, --longitude); a rule
-	// with a sun trigger does not load without one.
+	// with a sun trigger does not load without one, unless NoLocationOK.
 	Location *sun.Location
+	// NoLocationOK loads sun rules without a Location: a dry run, where
+	// they simply do not fire (a test case may give its own location).
+	NoLocationOK bool
 
 	c *compiler
 }
@@ -106,7 +109,7 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 	var errs Errors
 	seen := map[string]string{} // rule name -> where first defined
 	for _, src := range sources {
-		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs, allow: l.Allow, location: l.Location}
+		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs, allow: l.Allow, location: l.Location, noLocationOK: l.NoLocationOK}
 		fl.yr = yamlnode.Reader{LookupEnv: fl.lookup(lookup), Report: fl.report}
 		before := len(errs)
 		loaded := fl.load()
@@ -300,15 +303,16 @@ func IsTestFile(name string) bool {
 
 // fileLoader walks the YAML nodes of one file.
 type fileLoader struct {
-	name     string
-	src      []byte
-	lines    []string
-	c        *compiler
-	errs     *Errors
-	yr       yamlnode.Reader
-	env      map[string]struct{} // values taken from the environment (see Rule.EnvValues)
-	allow    []string            // see Loader.Allow
-	location *sun.Location       // see Loader.Location
+	name         string
+	src          []byte
+	lines        []string
+	c            *compiler
+	errs         *Errors
+	yr           yamlnode.Reader
+	env          map[string]struct{} // values taken from the environment (see Rule.EnvValues)
+	allow        []string            // see Loader.Allow
+	location     *sun.Location       // see Loader.Location
+	noLocationOK bool                // see Loader.NoLocationOK
 
 	remember []string // the filters of the file's remember: lists
 }
@@ -627,7 +631,7 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 		r.payload.add(t.payload)
 		r.world = append(r.world, t.world...)
 	}
-	if r.uses&UsesSun != 0 && r.uses != UsesAll && fl.location == nil {
+	if r.uses&UsesSun != 0 && r.uses != UsesAll && fl.location == nil && !fl.noLocationOK {
 		fl.errorf(n, label, "sun: the rule reads sun, which needs the engine's location: run it with --latitude and --longitude (config keys latitude and longitude)")
 		return nil
 	}

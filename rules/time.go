@@ -128,7 +128,7 @@ func (fl *fileLoader) sunTrigger(r *Rule, v *yaml.Node, label string) {
 		return
 	}
 	t.Event = ev
-	if fl.location == nil {
+	if fl.location == nil && !fl.noLocationOK {
 		fl.errorf(v, label, "sun: the engine needs a location: run it with --latitude and --longitude (config keys latitude and longitude)")
 		return
 	}

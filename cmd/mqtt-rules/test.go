@@ -116,6 +116,7 @@ func loadRules(paths []string, stderr io.Writer, loc *sun.Location) (*rules.Rule
 	ld := rules.NewLoader()
 	ld.Location = loc
 	ld.Allow = actions.Gates() // a dry run runs no program
+	ld.NoLocationOK = true     // sun rules do not fire without a location
 	rs, err := ld.Load(paths...)
 	if err != nil {
 		var es rules.Errors

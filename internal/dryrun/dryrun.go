@@ -244,7 +244,7 @@ func (r *Runner) take() []Event {
 func (r *Runner) observe(ev engine.Evaluation) {
 	e := Event{
 		Evaluation: ev,
-		OnClear:    ev.Outcome == engine.OutcomeCleared || ev.Outcome == engine.OutcomeBack,
+		OnClear:    ev.Outcome == engine.OutcomeCleared || ev.Outcome == engine.OutcomeBack || ev.OnClear,
 		Actions:    r.reqs,
 	}
 	for _, n := range r.notes {

@@ -261,6 +261,8 @@ func (p *Printer) Step(s Step) {
 // condition shows the value of a rule's `when` for an evaluation.
 func (p *Printer) condition(ev Event) string {
 	switch {
+	case ev.Timer && ev.Trigger != "":
+		return "(" + ev.Trigger + ")"
 	case ev.Timer:
 		return "(timer)"
 	case ev.Outcome == engine.OutcomeError:
@@ -304,6 +306,15 @@ func Outcome(ev Event) string {
 		return "heartbeat"
 	case engine.OutcomeNotCounted:
 		return "not a heartbeat"
+	case engine.OutcomeQueued:
+		return "fired, queued (mode: queued)"
+	case engine.OutcomeSuppressed:
+		return "ignored (mode)"
+	case engine.OutcomeContinued:
+		if ev.OnClear {
+			return "delay over: on_clear continues"
+		}
+		return "delay over: continues"
 	}
 	return ev.Outcome.String()
 }

@@ -170,10 +170,14 @@ func TestSchemaDescribesEveryRuleKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		Definitions map[string]struct {
+	type def struct {
+		Properties map[string]map[string]any `json:"properties"`
+		OneOf      []struct {
 			Properties map[string]map[string]any `json:"properties"`
-		} `json:"definitions"`
+		} `json:"oneOf"`
+	}
+	var doc struct {
+		Definitions map[string]def `json:"definitions"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
@@ -187,9 +191,15 @@ func TestSchemaDescribesEveryRuleKey(t *testing.T) {
 		want[k.Name] = strings.Join(k.Keys, " ")
 		kinds = append(kinds, k.Name)
 	}
-	want["action"] = strings.Join(kinds, " ")
+	want["action"] = strings.Join(append(kinds, "delay"), " ")
 	for def, keys := range want {
-		props := doc.Definitions[def].Properties
+		d := doc.Definitions[def]
+		props := d.Properties
+		for _, alt := range d.OneOf { // a kind with a shorthand: the mapping form
+			if alt.Properties != nil {
+				props = alt.Properties
+			}
+		}
 		for _, k := range strings.Fields(keys) {
 			p, ok := props[k]
 			if !ok {

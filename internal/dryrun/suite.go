@@ -179,6 +179,7 @@ func (s *ruleSets) load(paths []string, caseLoc *sun.Location) *loaded {
 	l := &loaded{}
 	ld := rules.NewLoader()
 	ld.Allow = actions.Gates() // a dry run runs no program
+	ld.NoLocationOK = true     // sun rules do not fire without a location
 	ld.Location = loc
 	ld.LookupEnv = s.lookup
 	l.rs, l.err = ld.Load(paths...)

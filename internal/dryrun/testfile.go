@@ -317,12 +317,15 @@ func (p *parser) testCase(n *yaml.Node, i int) *Case {
 		}
 	}
 	if !hasKey(kvs, "messages") && !hasKey(kvs, "until") {
-		p.errorf(n, label, "messages: missing (the messages to feed, in order)")
+		p.errorf(n, label, "messages: missing (the messages to feed, in order; a case of timed rules alone may give until: instead)")
 	}
 	if len(p.errs) > before {
 		return nil
 	}
-	last := c.Messages[len(c.Messages)-1].At
+	var last time.Duration
+	if len(c.Messages) > 0 {
+		last = c.Messages[len(c.Messages)-1].At
+	}
 	switch {
 	case until == nil:
 		c.Until = last
