@@ -11,8 +11,10 @@ import (
 // validateCmd loads and compiles rule files without running them
 // (docs/rules.md, Rule files).
 func validateCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", stderr, "validate [--allow-exec] PATH...")
+	fs := newFlagSet("validate", stderr, "validate [--allow-exec] [--latitude N --longitude N] PATH...")
 	allowExec := fs.Bool("allow-exec", false, "accept exec actions, as `mqtt-rules run --allow-exec` does")
+	var place placeFlags
+	place.define(fs)
 	paths, err := parseArgs(fs, args)
 	if err != nil {
 		return usageCode(err)
@@ -22,7 +24,13 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
+	_, loc, err := place.parse()
+	if err != nil {
+		fmt.Fprintf(stderr, "mqtt-rules validate: %v\n", err)
+		return exitUsage
+	}
 	ld := rules.NewLoader()
+	ld.Location = loc
 	if *allowExec {
 		ld.Allow = []string{"--allow-exec"}
 	}
