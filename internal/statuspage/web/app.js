@@ -637,6 +637,12 @@
     if (def.stateful || def.key) item('Key', def.key ? pre(def.key) : make('span', 'sub', 'the topic'));
     if (def.clear_when) item('Clear when', pre(def.clear_when));
     for (const k of ['for', 'cooldown', 'absent']) if (def[k]) item(k[0].toUpperCase() + k.slice(1), goDur(def[k]));
+    if (def.schedule) item('Schedule', make('code', '', def.schedule));
+    if (def.sun) item('Sun', def.sun);
+    if (def.timezone) item('Time zone', def.timezone);
+    if (def.windows && def.windows.length) item('Windows', ...def.windows.map((w) => make('div', '', w)));
+    if (def.mode) item('Mode', def.mode);
+    if (def.repeat) item('Repeat', 'every ' + goDur(def.repeat) + (def.max_repeats ? ', at most ' + def.max_repeats + ' times' : ''));
     item('Enabled', def.enabled ? 'yes' : 'no');
     item('Actions', ...def.actions.map(actionEl));
     if (def.on_clear && def.on_clear.length) item('On clear', ...def.on_clear.map(actionEl));
@@ -750,7 +756,21 @@
         if (k.pending) badges.append(make('span', 'badge warn', 'pending'));
         if (cooling) badges.append(make('span', 'badge info', 'cooldown'));
         if (!k.firing && !k.pending && !cooling && k.deadline) badges.append(make('span', 'badge accent', 'watched'));
+        if (k.waiting && k.waiting.length) badges.append(make('span', 'badge accent', 'waiting'));
+        if (k.acked) badges.append(make('span', 'badge info', 'acknowledged'));
         const state = [badges];
+        // Sequences waiting in a delay step, and repeats of a firing key.
+        for (const w of k.waiting || []) {
+          const what = (w.on_clear ? 'on_clear' : 'actions') + ' step ' + (w.step + 1);
+          const line = make('div', 'sub', w.queued ? 'queued firing' : what + ' ');
+          if (!w.queued) line.append(timeEl(parseTime(w.until), '–'));
+          state.push(line);
+        }
+        if (k.repeats || k.next_repeat) {
+          const line = make('div', 'sub', k.repeats + ' repeats' + (k.next_repeat ? ', next ' : ''));
+          if (k.next_repeat) line.append(timeEl(parseTime(k.next_repeat), ''));
+          state.push(line);
+        }
         // A key's windows: count, average, range and change over the window.
         for (const [name, w] of Object.entries(k.windows || {})) {
           const n = (v) => (v == null ? '–' : +v.toPrecision(4));
