@@ -10,6 +10,7 @@
 //	mqtt-rules record --broker URL --topic FILTER... [--out FILE]
 //	mqtt-rules replay FILE --rules PATH [--against PATH]
 //	mqtt-rules version
+//	mqtt-rules healthcheck [URL]
 package main
 
 import (
@@ -66,6 +67,7 @@ Usage:
   mqtt-rules record --broker URL --topic FILTER [--out F]   capture messages as JSON lines
   mqtt-rules replay FILE --rules PATH [--against PATH]      run a capture through rules, or diff two sets
   mqtt-rules version                                        print the version
+  mqtt-rules healthcheck [URL]                              exit 0 if URL (default: local /healthz) answers 200
 
 Run "mqtt-rules COMMAND -h" for a command's flags.
 `
@@ -88,6 +90,8 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return recordCmd(ctx, args, stdout, stderr)
 	case "replay":
 		return replayCmd(args, stdout, stderr)
+	case "healthcheck":
+		return healthcheckCmd(ctx, args, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "mqtt-rules %s (%s %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
