@@ -396,7 +396,7 @@ func (e *Engine) evaluateLocked(c *evalCtx, rt *ruleRuntime, filter int) {
 			e.log.Warn("rule tracks too many keys: evicted the least recently seen", "rule", r.Name, "max_keys", e.maxKeys, "evicted_since_last_log", n+1)
 		}
 	}
-	if due := ks.kt.at; !due.IsZero() && !due.After(c.msg.Time) {
+	if due := ks.kt.when(); !due.IsZero() && !due.After(c.msg.Time) {
 		// The key's timer was due before this message: it fires first,
 		// whether or not Run has got to it yet.
 		e.unschedule(ks)
@@ -435,16 +435,17 @@ func (c *evalCtx) setKeyVars(rt *ruleRuntime, ks *keyState, now time.Time, sampl
 		c.ev.Vars[rules.VarPrev] = prevValue(ks.prev)
 	}
 	if u&rules.UsesFired != 0 {
-		c.ev.Vars[rules.VarFired] = prevValue(ks.fired)
+		c.ev.Vars[rules.VarFired] = prevValue(ks.fired())
 	}
 	c.winSeen = c.winSeen[:0]
 	if len(r.Windows) == 0 {
 		return
 	}
-	if ks.windows == nil {
-		ks.windows = make([]*window.Window, len(r.Windows))
+	x := ks.ext()
+	if x.windows == nil {
+		x.windows = make([]*window.Window, len(r.Windows))
 		for i, spec := range r.Windows {
-			ks.windows[i], _ = window.New(spec.Over, spec.MaxSamples) // checked at load
+			x.windows[i], _ = window.New(spec.Over, spec.MaxSamples) // checked at load
 		}
 	}
 	if c.winVars == nil {
@@ -452,7 +453,7 @@ func (c *evalCtx) setKeyVars(rt *ruleRuntime, ks *keyState, now time.Time, sampl
 	}
 	clear(c.winVars)
 	for i, spec := range r.Windows {
-		w := ks.windows[i]
+		w := x.windows[i]
 		if sample {
 			if out, err := c.ev.Value(spec.Value); err == nil {
 				if v, ok := number(out); ok {
@@ -509,7 +510,7 @@ func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *
 	case r.Absent > 0:
 		// A heartbeat: `when` decides which messages count.
 		if !ok {
-			return OutcomeNotCounted, ks.kt.at
+			return OutcomeNotCounted, ks.kt.when()
 		}
 		out := OutcomeHeartbeat
 		if ks.firing {
@@ -518,7 +519,7 @@ func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *
 		}
 		ks.trigger, ks.triggerPrev = snap, ks.prev
 		e.schedule(ks, now.Add(r.Absent))
-		return out, ks.kt.at
+		return out, ks.kt.when()
 	case ks.firing:
 		// In an episode: only its end matters.
 		clear := !ok
@@ -540,16 +541,16 @@ func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *
 		return OutcomeStillFiring, time.Time{}
 	case ok && r.For > 0:
 		ks.trigger, ks.triggerPrev = snap, ks.prev
-		if ks.pendingSince.IsZero() {
-			ks.pendingSince = now
+		if ks.pendingSince.isZero() {
+			ks.pendingSince = instantOf(now)
 			e.schedule(ks, now.Add(r.For))
 		}
-		return OutcomePending, ks.kt.at
+		return OutcomePending, ks.kt.when()
 	case ok:
 		return e.tryFire(c, rt, ks, now)
-	case !ks.pendingSince.IsZero():
+	case !ks.pendingSince.isZero():
 		// A false message cancels a pending for.
-		ks.pendingSince = time.Time{}
+		ks.pendingSince = 0
 		ks.trigger, ks.triggerPrev = nil, nil
 		e.unschedule(ks)
 		return OutcomeCancelled, time.Time{}
@@ -561,15 +562,15 @@ func (e *Engine) step(c *evalCtx, rt *ruleRuntime, ks *keyState, ok bool, snap *
 // with stateMu held.
 func (e *Engine) tryFire(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time) (Outcome, time.Time) {
 	r := rt.rule
-	if at.Before(ks.cooldownUntil) {
-		return OutcomeCooldown, ks.cooldownUntil
+	if at.Before(ks.cooldownUntil.time()) {
+		return OutcomeCooldown, ks.cooldownUntil.time()
 	}
 	out := e.fire(c, rt, ks, at)
 	if out == OutcomeSuppressed {
 		return out, time.Time{}
 	}
 	if r.Uses()&rules.UsesFired != 0 {
-		ks.fired = snapshotOf(c.msg, 0)
+		ks.ext().fired = snapshotOf(c.msg, 0)
 	}
 	if r.Episodic() || r.Absent > 0 {
 		if !ks.firing {
@@ -581,7 +582,7 @@ func (e *Engine) tryFire(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time
 		}
 	}
 	if r.Cooldown > 0 {
-		ks.cooldownUntil = at.Add(r.Cooldown)
+		ks.cooldownUntil = instantOf(at.Add(r.Cooldown))
 	}
 	return out, time.Time{}
 }

@@ -87,13 +87,13 @@ type SavedRepeat struct {
 }
 
 func savedFiring(f *firing) SavedFiring {
-	return SavedFiring{Msg: saved(f.msg), Prev: saved(f.prev), Trigger: f.trig.String(), Repeat: int(f.repeat), Hop: int(f.hop)}
+	return SavedFiring{Msg: saved(f.snapshot()), Prev: saved(f.prev), Trigger: f.trig.String(), Repeat: int(f.repeat), Hop: int(f.hop)}
 }
 
 func (s *SavedFiring) firing() firing {
-	f := firing{msg: s.Msg.snapshot(), prev: s.Prev.snapshot(), trig: parseTrig(s.Trigger), repeat: int32(s.Repeat), hop: int32(s.Hop)}
-	if f.msg == nil {
-		f.msg = &snapshot{filter: -1}
+	f := firing{filter: -1, prev: s.Prev.snapshot(), trig: parseTrig(s.Trigger), repeat: int32(s.Repeat), hop: int32(s.Hop)}
+	if m := s.Msg; m != nil {
+		f.topic, f.payload, f.time, f.filter, f.qos, f.retained = m.Topic, m.Payload, instantOf(m.Time), int32(m.Filter), m.QoS, m.Retained
 	}
 	return f
 }
@@ -123,24 +123,29 @@ func (m *SavedMessage) snapshot() *snapshot {
 }
 
 func savedSequences(ks *keyState) []SavedSequence {
-	if ks.seq == nil {
+	if ks.x == nil {
 		return nil
 	}
 	var out []SavedSequence
-	for _, sq := range ks.seq.waiting {
-		out = append(out, SavedSequence{OnClear: sq.onClear, Next: int(sq.next), At: sq.t.at, Firing: savedFiring(&sq.f)})
-	}
-	for _, sq := range ks.seq.queued {
-		out = append(out, SavedSequence{Queued: true, Firing: savedFiring(&sq.f)})
+	for _, sq := range ks.x.seqs {
+		out = append(out, SavedSequence{OnClear: sq.onClear, Next: int(sq.next), At: sq.t.when(), Queued: sq.queued, Firing: savedFiring(&sq.f)})
 	}
 	return out
 }
 
 func savedRepeat(ks *keyState) *SavedRepeat {
-	if ks.rep == nil || ks.rep.t.at.IsZero() {
+	rep := ks.rep()
+	if rep == nil || rep.t.ns == 0 {
 		return nil
 	}
-	return &SavedRepeat{At: ks.rep.t.at, Count: int(ks.rep.count), Firing: savedFiring(&ks.rep.f)}
+	return &SavedRepeat{At: rep.t.when(), Count: int(rep.count), Firing: savedFiring(&rep.f)}
+}
+
+func keyWindows(ks *keyState) []*window.Window {
+	if ks.x == nil {
+		return nil
+	}
+	return ks.x.windows
 }
 
 // savedWindows returns a key's windows' samples by name; nil without any.
@@ -225,11 +230,12 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 		ks.prev = rec.Prev.snapshot()
 		ks.trigger = rec.Trigger.snapshot()
 		ks.triggerPrev = rec.TriggerPrev.snapshot()
-		ks.fired = rec.Fired.snapshot()
-		ks.windows = restoreWindows(rt.rule, rec.Windows)
-		ks.pendingSince = rec.PendingSince
+		if fired, ws := rec.Fired.snapshot(), restoreWindows(rt.rule, rec.Windows); fired != nil || ws != nil {
+			ks.ext().fired, ks.ext().windows = fired, ws
+		}
+		ks.pendingSince = instantOf(rec.PendingSince)
 		ks.firing = rec.Firing
-		ks.cooldownUntil = rec.CooldownUntil
+		ks.cooldownUntil = instantOf(rec.CooldownUntil)
 		if !rec.TimerAt.IsZero() {
 			// The engine was up until its last save, which a key that
 			// stayed unchanged was not part of: its timer ran until then.
@@ -238,9 +244,9 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 				upTo = lastSave
 			}
 			left := max(rec.TimerAt.Sub(upTo), 0)
-			if !ks.pendingSince.IsZero() {
+			if !ks.pendingSince.isZero() {
 				// Keep for's bookkeeping consistent with the shifted deadline.
-				ks.pendingSince = now.Add(left - rt.rule.For)
+				ks.pendingSince = instantOf(now.Add(left - rt.rule.For))
 			}
 			e.schedule(ks, now.Add(left))
 		}
@@ -290,16 +296,16 @@ func (e *Engine) SaveState(store StateStore) {
 			Prev:          saved(ks.prev),
 			Trigger:       saved(ks.trigger),
 			TriggerPrev:   saved(ks.triggerPrev),
-			Fired:         saved(ks.fired),
-			Windows:       savedWindows(rt.rule, ks.windows),
+			Fired:         saved(ks.fired()),
+			Windows:       savedWindows(rt.rule, keyWindows(ks)),
 			Definition:    rt.rule.Definition,
 			Sequences:     savedSequences(ks),
 			Repeat:        savedRepeat(ks),
 			Acked:         ks.acked,
-			PendingSince:  ks.pendingSince,
+			PendingSince:  ks.pendingSince.time(),
 			Firing:        ks.firing,
-			CooldownUntil: ks.cooldownUntil,
-			TimerAt:       ks.kt.at,
+			CooldownUntil: ks.cooldownUntil.time(),
+			TimerAt:       ks.kt.when(),
 			SavedAt:       now,
 		})
 	}
@@ -377,22 +383,21 @@ func (e *Engine) restoreTimed(rt *ruleRuntime, ks *keyState, rec *KeyRecord, las
 		if rec.Definition != rt.rule.Definition {
 			e.log.Warn("waiting sequences not resumed: the rule changed while the engine was down", "rule", rt.rule.Name, "key", ks.key, "sequences", len(rec.Sequences))
 		} else {
-			ks.seq = &seqState{}
+			x := ks.ext()
 			for _, sv := range rec.Sequences {
-				sq := &sequence{onClear: sv.OnClear, next: int32(sv.Next), f: sv.Firing.firing()}
-				sq.t = timer{idx: -1, kind: timerStep, ks: ks, seq: sq}
-				if sv.Queued {
-					ks.seq.queued = append(ks.seq.queued, sq)
-					continue
+				sq := &sequence{ks: ks, onClear: sv.OnClear, queued: sv.Queued, next: int32(sv.Next), f: sv.Firing.firing()}
+				sq.t = newTimer(sq)
+				x.seqs = append(x.seqs, sq)
+				if !sv.Queued {
+					e.setTimer(&sq.t, left(sv.At))
 				}
-				ks.seq.waiting = append(ks.seq.waiting, sq)
-				e.setTimer(&sq.t, left(sv.At))
 			}
 		}
 	}
 	if rec.Repeat != nil && rt.rule.Repeat > 0 && ks.firing && !ks.acked {
-		ks.rep = &repeatState{count: int32(rec.Repeat.Count), f: rec.Repeat.Firing.firing()}
-		ks.rep.t = timer{idx: -1, kind: timerRepeat, ks: ks}
-		e.setTimer(&ks.rep.t, left(rec.Repeat.At))
+		rep := &repeatState{ks: ks, count: int32(rec.Repeat.Count), f: rec.Repeat.Firing.firing()}
+		rep.t = newTimer(rep)
+		ks.ext().rep = rep
+		e.setTimer(&rep.t, left(rec.Repeat.At))
 	}
 }

@@ -11,28 +11,37 @@ import (
 // fires and is not acknowledged.
 type repeatState struct {
 	t     timer
+	ks    *keyState
 	count int32  // repeats made so far
 	f     firing // the firing's environment
+}
+
+// due makes the key's next repeat.
+func (r *repeatState) due(e *Engine, at, _ time.Time, _ bool) {
+	if !r.ks.owner.dead {
+		e.repeatDue(r.ks, at)
+	}
 }
 
 // startRepeats schedules the first repeat of the firing in c. Called with
 // stateMu held.
 func (e *Engine) startRepeats(c *evalCtx, rt *ruleRuntime, ks *keyState, at time.Time) {
-	if ks.rep == nil {
-		ks.rep = &repeatState{}
-		ks.rep.t = timer{idx: -1, kind: timerRepeat, ks: ks}
+	x := ks.ext()
+	if x.rep == nil {
+		x.rep = &repeatState{ks: ks}
+		x.rep.t = newTimer(x.rep)
 	}
-	ks.rep.count = 0
-	ks.rep.f = c.firingNow(rt.rule, ks)
-	e.setTimer(&ks.rep.t, at.Add(rt.rule.Repeat))
+	x.rep.count = 0
+	x.rep.f = c.firingNow(rt.rule, ks)
+	e.setTimer(&x.rep.t, at.Add(rt.rule.Repeat))
 	e.markDirty(ks)
 }
 
 // stopRepeats cancels a key's repeats. Called with stateMu held.
 func (e *Engine) stopRepeats(ks *keyState) {
-	if ks.rep != nil {
-		e.stopTimer(&ks.rep.t)
-		ks.rep = nil
+	if rep := ks.rep(); rep != nil {
+		e.stopTimer(&rep.t)
+		ks.x.rep = nil
 	}
 }
 
@@ -42,7 +51,7 @@ func (e *Engine) stopRepeats(ks *keyState) {
 func (e *Engine) repeatDue(ks *keyState, at time.Time) {
 	rt := ks.owner.rt
 	r := rt.rule
-	rep := ks.rep
+	rep := ks.rep()
 	if rep == nil || !ks.firing || ks.acked || r.Repeat <= 0 {
 		e.stopRepeats(ks)
 		return
@@ -50,12 +59,12 @@ func (e *Engine) repeatDue(ks *keyState, at time.Time) {
 	rep.count++
 	f := rep.f
 	f.repeat = rep.count
-	ev := Evaluation{Time: at, Rule: r.Name, Topic: f.msg.topic, Key: ks.key, Timer: true, Trigger: "repeat"}
+	ev := Evaluation{Time: at, Rule: r.Name, Topic: f.topic, Key: ks.key, Timer: true, Trigger: "repeat"}
 	e.withFiring(rt, ks, &f, at, func(c *evalCtx) {
 		ev.Outcome = e.fire(c, rt, ks, at)
 		ev.Windows = c.seenWindows()
 	})
-	ev.setPayload(f.msg.payload)
+	ev.setPayload(f.payload)
 	e.record(rt, &ev)
 	if r.MaxRepeats > 0 && int(rep.count) >= r.MaxRepeats {
 		e.stopRepeats(ks)

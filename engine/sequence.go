@@ -31,13 +31,25 @@ func parseTrig(s string) trigKind {
 }
 
 // firing is the environment a firing's actions render from: kept for the
-// steps after a delay, and for repeats (docs/time.md).
+// steps after a delay, and for repeats (docs/time.md). Its message is kept
+// compact (no decoded payload: later steps decode it again), as 100,000
+// keys may each hold one.
 type firing struct {
-	msg    *snapshot // the message that fired the rule; for a timed firing, its instant only
-	prev   *snapshot // prev as the firing saw it (kept when the rule reads prev)
-	trig   trigKind
-	repeat int32 // 0 for the firing, n for its nth repeat
-	hop    int32 // loop hop of msg (docs/reliability.md)
+	topic    string
+	payload  []byte
+	time     instant
+	filter   int32 // the rule's filter that matched; -1 for a timed firing
+	qos      byte
+	retained bool
+	trig     trigKind
+	repeat   int32     // 0 for the firing, n for its nth repeat
+	hop      int32     // loop hop of the message (docs/reliability.md)
+	prev     *snapshot // prev as the firing saw it (kept when the rule reads prev)
+}
+
+// snapshot returns the firing's message as a snapshot, decoded on demand.
+func (f *firing) snapshot() *snapshot {
+	return &snapshot{topic: f.topic, payload: f.payload, qos: f.qos, retained: f.retained, time: f.time.time(), filter: int(f.filter)}
 }
 
 // sequence is a firing's (or an on_clear's) actions waiting in a delay
@@ -45,27 +57,38 @@ type firing struct {
 // end.
 type sequence struct {
 	t       timer // when the delay ends; not scheduled while queued
+	ks      *keyState
 	onClear bool
+	queued  bool  // a queued firing, not started
 	next    int32 // the step to run when the delay ends
 	f       firing
 }
 
-// seqState is a key's waiting sequences.
-type seqState struct {
-	waiting []*sequence // started, waiting in a delay, oldest first
-	queued  []*sequence // mode: queued firings not started yet, oldest first
+// due continues the sequence when its delay ends.
+func (s *sequence) due(e *Engine, at, _ time.Time, _ bool) {
+	if !s.ks.owner.dead {
+		e.stepDue(s, at)
+	}
 }
 
 // firingNow captures the environment of the firing being evaluated in c.
 func (c *evalCtx) firingNow(r *rules.Rule, ks *keyState) firing {
-	f := firing{msg: snapshotOf(c.msg, c.filter), trig: c.trig, repeat: int32(c.repeat), hop: int32(c.hop)}
-	if ks != nil && ks.trigger != nil && ks.trigger.time.Equal(c.msg.Time) && ks.trigger.topic == c.msg.Topic {
-		f.msg = ks.trigger // the for or absent message: shared, not copied
-	}
+	m := c.msg
+	f := firing{topic: m.Topic, payload: m.Payload, time: instantOf(m.Time), filter: int32(c.filter),
+		qos: m.QoS, retained: m.Retained, trig: c.trig, repeat: int32(c.repeat), hop: int32(c.hop)}
 	if r.Uses()&rules.UsesPrev != 0 && ks != nil {
 		f.prev = ks.prev
 	}
 	return f
+}
+
+// waitingFiring reports whether a firing sequence of the key waits in a
+// delay.
+func waitingFiring(ks *keyState) bool {
+	if ks.x == nil {
+		return false
+	}
+	return slices.ContainsFunc(ks.x.seqs, func(s *sequence) bool { return !s.onClear && !s.queued })
 }
 
 // admit decides what a new firing of a rule with delay steps does, by the
@@ -74,26 +97,35 @@ func (c *evalCtx) firingNow(r *rules.Rule, ks *keyState) firing {
 // Called with stateMu held.
 func (e *Engine) admit(c *evalCtx, rt *ruleRuntime, ks *keyState) (runNow bool, outcome Outcome) {
 	r := rt.rule
-	ss := ks.seq
-	if ss != nil {
-		e.cancelSequences(ks, func(s *sequence) bool { return s.onClear })
-	}
-	busy := ss != nil && slices.ContainsFunc(ss.waiting, func(s *sequence) bool { return !s.onClear })
+	e.cancelSequences(ks, func(s *sequence) bool { return s.onClear })
 	switch {
-	case !busy:
+	case !waitingFiring(ks):
 		return true, OutcomeFired
 	case r.Mode == rules.ModeRestart:
 		e.cancelSequences(ks, func(s *sequence) bool { return !s.onClear })
 		return true, OutcomeFired
 	case r.Mode == rules.ModeParallel:
 		return true, OutcomeFired
-	case r.Mode == rules.ModeQueued && len(ss.queued) < r.MaxQueued:
-		ss.queued = append(ss.queued, &sequence{f: c.firingNow(r, ks)})
+	case r.Mode == rules.ModeQueued && queuedCount(ks) < r.MaxQueued:
+		x := ks.ext()
+		x.seqs = append(x.seqs, &sequence{ks: ks, queued: true, f: c.firingNow(r, ks)})
 		e.markDirty(ks)
 		return false, OutcomeQueued
 	}
 	rt.stats.Suppressed.Add(1)
 	return false, OutcomeSuppressed
+}
+
+func queuedCount(ks *keyState) int {
+	n := 0
+	if ks.x != nil {
+		for _, s := range ks.x.seqs {
+			if s.queued {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // runSteps runs the steps of a rule's actions (or on_clear) from step
@@ -110,17 +142,15 @@ func (e *Engine) runSteps(c *evalCtx, rt *ruleRuntime, ks *keyState, onClear boo
 			if ks == nil {
 				return // cannot happen: a rule with delays keeps state
 			}
-			s := &sequence{onClear: onClear, next: int32(i + 1)}
+			s := &sequence{ks: ks, onClear: onClear, next: int32(i + 1)}
 			if f != nil {
 				s.f = *f
 			} else {
 				s.f = c.firingNow(rt.rule, ks)
 			}
-			s.t = timer{idx: -1, kind: timerStep, ks: ks, seq: s}
-			if ks.seq == nil {
-				ks.seq = &seqState{}
-			}
-			ks.seq.waiting = append(ks.seq.waiting, s)
+			s.t = newTimer(s)
+			x := ks.ext()
+			x.seqs = append(x.seqs, s)
 			e.setTimer(&s.t, at.Add(d))
 			e.markDirty(ks)
 			return
@@ -133,52 +163,55 @@ func (e *Engine) runSteps(c *evalCtx, rt *ruleRuntime, ks *keyState, onClear boo
 // rendered from the firing's environment at the time they run. When it
 // ends, a queued firing of the key starts. Called with stateMu held.
 func (e *Engine) stepDue(s *sequence, at time.Time) {
-	ks := s.t.ks
+	ks := s.ks
 	rt := ks.owner.rt
-	ss := ks.seq
-	if i := slices.Index(ss.waiting, s); i >= 0 {
-		ss.waiting = slices.Delete(ss.waiting, i, i+1)
-	}
+	e.removeSequence(ks, s)
 	e.markDirty(ks)
-	ev := Evaluation{Time: at, Rule: rt.rule.Name, Topic: s.f.msg.topic, Key: ks.key, Timer: true, Trigger: "delay",
+	ev := Evaluation{Time: at, Rule: rt.rule.Name, Topic: s.f.topic, Key: ks.key, Timer: true, Trigger: "delay",
 		Outcome: OutcomeContinued, OnClear: s.onClear}
 	e.withFiring(rt, ks, &s.f, at, func(c *evalCtx) {
 		e.runSteps(c, rt, ks, s.onClear, int(s.next), at, &s.f)
 	})
 	e.startQueued(ks, at)
-	ev.setPayload(s.f.msg.payload)
+	ev.setPayload(s.f.payload)
 	e.record(rt, &ev)
+}
+
+// removeSequence drops s from the key's sequences.
+func (e *Engine) removeSequence(ks *keyState, s *sequence) {
+	if ks.x == nil {
+		return
+	}
+	if i := slices.Index(ks.x.seqs, s); i >= 0 {
+		ks.x.seqs = slices.Delete(ks.x.seqs, i, i+1)
+	}
 }
 
 // startQueued starts the oldest queued firing of the key when no firing
 // sequence of it waits any more. Called with stateMu held.
 func (e *Engine) startQueued(ks *keyState, at time.Time) {
-	ss := ks.seq
-	if ss == nil {
-		return
-	}
-	for len(ss.queued) > 0 && !slices.ContainsFunc(ss.waiting, func(s *sequence) bool { return !s.onClear }) {
-		q := ss.queued[0]
-		ss.queued = ss.queued[1:]
+	for ks.x != nil && !waitingFiring(ks) {
+		i := slices.IndexFunc(ks.x.seqs, func(s *sequence) bool { return s.queued })
+		if i < 0 {
+			return
+		}
+		q := ks.x.seqs[i]
+		ks.x.seqs = slices.Delete(ks.x.seqs, i, i+1)
 		rt := ks.owner.rt
 		e.withFiring(rt, ks, &q.f, at, func(c *evalCtx) {
 			e.runSteps(c, rt, ks, false, 0, at, &q.f)
 		})
-	}
-	if len(ss.waiting) == 0 && len(ss.queued) == 0 {
-		ks.seq = nil
 	}
 }
 
 // cancelSequences cancels the key's waiting and queued sequences that
 // match. Called with stateMu held.
 func (e *Engine) cancelSequences(ks *keyState, match func(*sequence) bool) (n int) {
-	ss := ks.seq
-	if ss == nil {
+	if ks.x == nil || len(ks.x.seqs) == 0 {
 		return 0
 	}
-	keep := ss.waiting[:0]
-	for _, s := range ss.waiting {
+	keep := ks.x.seqs[:0]
+	for _, s := range ks.x.seqs {
 		if match(s) {
 			e.stopTimer(&s.t)
 			n++
@@ -186,20 +219,10 @@ func (e *Engine) cancelSequences(ks *keyState, match func(*sequence) bool) (n in
 			keep = append(keep, s)
 		}
 	}
-	clear(ss.waiting[len(keep):])
-	ss.waiting = keep
-	q := ss.queued[:0]
-	for _, s := range ss.queued {
-		if match(s) {
-			n++
-		} else {
-			q = append(q, s)
-		}
-	}
-	clear(ss.queued[len(q):])
-	ss.queued = q
-	if len(ss.waiting) == 0 && len(ss.queued) == 0 {
-		ks.seq = nil
+	clear(ks.x.seqs[len(keep):])
+	ks.x.seqs = keep
+	if len(keep) == 0 {
+		ks.x.seqs = nil
 	}
 	if n > 0 {
 		e.markDirty(ks)
@@ -215,9 +238,10 @@ func (e *Engine) withFiring(rt *ruleRuntime, ks *keyState, f *firing, at time.Ti
 	r := rt.rule
 	c := e.ctxs.Get().(*evalCtx)
 	defer e.ctxs.Put(c)
-	msg := f.msg.message()
+	snap := f.snapshot()
+	msg := snap.message()
 	msg.Time = at // `now` is the time the steps run
-	c.load(e.active.Load().rs, &msg, f.msg)
+	c.load(e.active.Load().rs, &msg, snap)
 	c.hop, c.trig, c.repeat = int(f.hop), f.trig, int(f.repeat)
 	defer c.end()
 	defer func() {
@@ -226,7 +250,7 @@ func (e *Engine) withFiring(rt *ruleRuntime, ks *keyState, f *firing, at time.Ti
 			e.evalError(rt, msg.Topic, fmt.Errorf("panic: %v", p))
 		}
 	}()
-	if err := c.setRule(r, f.msg.filter); err != nil {
+	if err := c.setRule(r, int(f.filter)); err != nil {
 		rt.stats.ConditionErrors.Add(1)
 		e.evalError(rt, msg.Topic, err)
 		return
@@ -254,15 +278,16 @@ type WaitingSequence struct {
 
 // waitingOf lists a key's waiting sequences. Called with stateMu held.
 func waitingOf(ks *keyState) []WaitingSequence {
-	if ks.seq == nil {
+	if ks.x == nil {
 		return nil
 	}
 	var out []WaitingSequence
-	for _, s := range ks.seq.waiting {
-		out = append(out, WaitingSequence{OnClear: s.onClear, Step: int(s.next), Until: s.t.at, Repeat: int(s.f.repeat)})
-	}
-	for _, s := range ks.seq.queued {
-		out = append(out, WaitingSequence{Queued: true, Repeat: int(s.f.repeat)})
+	for _, s := range ks.x.seqs {
+		if s.queued {
+			out = append(out, WaitingSequence{Queued: true, Repeat: int(s.f.repeat)})
+		} else {
+			out = append(out, WaitingSequence{OnClear: s.onClear, Step: int(s.next), Until: s.t.when(), Repeat: int(s.f.repeat)})
+		}
 	}
 	return out
 }

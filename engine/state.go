@@ -32,21 +32,50 @@ type keyState struct {
 	prev        *snapshot // the last message seen for the key
 	trigger     *snapshot // the environment of a timer firing: the latest true (for) or counting (absent) message
 	triggerPrev *snapshot // prev as it was for trigger
-	fired       *snapshot // the message that last fired the rule for the key (kept when the rule reads fired)
 
-	windows []*window.Window // the rule's windows for the key, by position; nil until the first sample
+	x *keyExtra // what fewer rules use: fired, windows, sequences, repeats; nil until needed
 
-	seq   *seqState    // waiting sequences (delay steps); nil when none
-	rep   *repeatState // repeats of the current firing; nil when none
-	acked bool         // the current episode was acknowledged: no more repeats
+	pendingSince  instant // for: the condition holds since then; zero when not pending
+	cooldownUntil instant // no firing before then
+	firing        bool    // fired in the current episode (or absence), not yet cleared
+	acked         bool    // the current episode was acknowledged: no more repeats
 
-	pendingSince  time.Time // for: the condition holds since then; zero when not pending
-	firing        bool      // fired in the current episode (or absence), not yet cleared
-	cooldownUntil time.Time // no firing before then
-
-	kt timer // the key's timer (for's end, an absence); kt.at is zero when none
+	kt timer // the key's timer (for's end, an absence); unset when none
 
 	lruPrev, lruNext *keyState
+}
+
+// keyExtra is the state of a key that only some rules keep, apart so that
+// the keys of other rules do not pay for it.
+type keyExtra struct {
+	fired   *snapshot        // the message that last fired the rule for the key (kept when the rule reads fired)
+	windows []*window.Window // the rule's windows for the key, by position
+	seqs    []*sequence      // sequences waiting in a delay step, then queued firings (mode: queued), oldest first
+	rep     *repeatState     // repeats of the current firing; nil when none
+}
+
+// ext returns the key's extra state, creating it.
+func (ks *keyState) ext() *keyExtra {
+	if ks.x == nil {
+		ks.x = &keyExtra{}
+	}
+	return ks.x
+}
+
+// fired returns the message that last fired the rule for the key, or nil.
+func (ks *keyState) fired() *snapshot {
+	if ks.x == nil {
+		return nil
+	}
+	return ks.x.fired
+}
+
+// rep returns the key's repeats, or nil.
+func (ks *keyState) rep() *repeatState {
+	if ks.x == nil {
+		return nil
+	}
+	return ks.x.rep
 }
 
 // snapshot is a message kept in state: what a timer firing or prev needs.
@@ -112,7 +141,7 @@ func (e *Engine) getKey(st *ruleState, key string, max int) (ks *keyState, evict
 			evicted = true
 		}
 		ks = &keyState{key: key, owner: st}
-		ks.kt = timer{idx: -1, kind: timerKey, ks: ks}
+		ks.kt = newTimer(ks)
 		st.keys[key] = ks
 	} else {
 		ks.lruPrev.lruNext, ks.lruNext.lruPrev = ks.lruNext, ks.lruPrev
@@ -132,32 +161,57 @@ func (e *Engine) dropKey(st *ruleState, ks *keyState) {
 	delete(st.keys, ks.key)
 }
 
-// timerKind says what a timer is for.
-type timerKind uint8
+// instant is a time kept in state: unix nanoseconds, 0 for none. It
+// takes 8 bytes where a time.Time takes 24, for every key.
+type instant int64
 
-const (
-	timerKey     timerKind = iota // a key's for or absent deadline
-	timerRepeat                   // a firing key's next repeat
-	timerStep                     // a waiting sequence's delay ends
-	timerTrigger                  // a rule's next schedule or sun instant
-)
+func instantOf(t time.Time) instant {
+	if t.IsZero() {
+		return 0
+	}
+	return instant(t.UnixNano())
+}
+
+func (i instant) isZero() bool { return i == 0 }
+
+func (i instant) time() time.Time {
+	if i == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(i))
+}
 
 // timer is one deadline in the engine's heap. One heap serves the whole
-// engine — keys, repeats, sequences, schedules: timers cost no goroutine.
+// engine — keys' for and absent, repeats, waiting sequences, schedules:
+// timers cost no goroutine, and 32 bytes each.
 type timer struct {
-	at   time.Time // zero when not scheduled
-	idx  int32     // position in the heap; -1 when not in it
-	kind timerKind
-	ks   *keyState // timerKey, timerRepeat, timerStep
-	seq  *sequence // timerStep
-	trig *trigger  // timerTrigger
+	ns    int64      // the deadline, unix nanoseconds; 0 when not scheduled
+	idx   int32      // position in the heap; -1 when not in it
+	owner timerOwner // what to do when it is due
+}
+
+// timerOwner is what a timer fires: a key's for or absent deadline, a
+// repeat, a sequence's delay, a trigger. due is called with stateMu held;
+// now is the clock's time, late true on the real clock (see missedAfter).
+type timerOwner interface {
+	due(e *Engine, at, now time.Time, late bool)
+}
+
+func newTimer(o timerOwner) timer { return timer{idx: -1, owner: o} }
+
+// when returns the deadline, or the zero time when none is set.
+func (t *timer) when() time.Time {
+	if t.ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t.ns)
 }
 
 // timerHeap orders timers by deadline.
 type timerHeap []*timer
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Less(i, j int) bool { return h[i].ns < h[j].ns }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx, h[j].idx = int32(i), int32(j)
@@ -179,7 +233,10 @@ func (h *timerHeap) Pop() any {
 // setTimer sets t's deadline to at, replacing any other, and wakes Run
 // when it is the earliest.
 func (e *Engine) setTimer(t *timer, at time.Time) {
-	t.at = at
+	t.ns = at.UnixNano()
+	if t.ns == 0 {
+		t.ns = 1 // 0 means unset; the epoch is not a deadline anyone sets
+	}
 	if t.idx >= 0 {
 		heap.Fix(&e.timers, int(t.idx))
 	} else {
@@ -198,7 +255,7 @@ func (e *Engine) stopTimer(t *timer) {
 	if t.idx >= 0 {
 		heap.Remove(&e.timers, int(t.idx))
 	}
-	t.at = time.Time{}
+	t.ns = 0
 }
 
 // schedule sets the key's timer (for, absent) to at, replacing any other.
@@ -246,28 +303,28 @@ func (e *Engine) Keys(rule string, limit int) (keys []KeyState, tracked int) {
 	for ks := st.lru.lruNext; ks != &st.lru; ks = ks.lruNext {
 		k := KeyState{
 			Key:      ks.key,
-			Pending:  !ks.pendingSince.IsZero(),
+			Pending:  !ks.pendingSince.isZero(),
 			Firing:   ks.firing,
-			Deadline: ks.kt.at,
+			Deadline: ks.kt.when(),
 		}
-		if ks.cooldownUntil.After(now) {
-			k.CooldownUntil = ks.cooldownUntil
+		if ks.cooldownUntil.time().After(now) {
+			k.CooldownUntil = ks.cooldownUntil.time()
 		}
 		if ks.prev != nil {
 			k.LastSeen = ks.prev.time
 		} else if ks.trigger != nil {
 			k.LastSeen = ks.trigger.time
 		}
-		if ks.windows != nil {
-			k.Windows = make(map[string]window.Stats, len(ks.windows))
-			for i, w := range ks.windows {
+		if ks.x != nil && ks.x.windows != nil {
+			k.Windows = make(map[string]window.Stats, len(ks.x.windows))
+			for i, w := range ks.x.windows {
 				w.Expire(now)
 				k.Windows[st.rt.rule.Windows[i].Name] = w.Stats()
 			}
 		}
 		k.Waiting = waitingOf(ks)
-		if ks.rep != nil {
-			k.Repeats, k.NextRepeat = int(ks.rep.count), ks.rep.t.at
+		if rep := ks.rep(); rep != nil {
+			k.Repeats, k.NextRepeat = int(rep.count), rep.t.when()
 		}
 		k.Acked = ks.acked && ks.firing
 		if !k.Pending && !k.Firing && k.Deadline.IsZero() && k.CooldownUntil.IsZero() && k.Windows == nil && k.Waiting == nil {

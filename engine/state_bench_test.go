@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,4 +55,78 @@ rules:
 	}
 	b.ReportMetric(perKey, "heap-B/key")
 	b.ReportMetric(perKey*keys/(1<<20), "heap-MiB/100k-keys")
+}
+
+// BenchmarkSequenceMemory measures the heap of 100,000 keys each with a
+// sequence waiting in a delay step (the motion-light pattern), beyond
+// their payloads.
+//
+//	go test -run '^$' -bench SequenceMemory -benchtime 1x ./engine/
+func BenchmarkSequenceMemory(b *testing.B) {
+	const keys = 100000
+	rs, err := rules.NewLoader().LoadSources(rules.Source{Name: "m.yaml", Data: []byte(`
+rules:
+  - name: light
+    topic: zigbee2mqtt/{room}/motion
+    key: "{{ room }}"
+    actions:
+      - publish: {topic: "zigbee2mqtt/{{ room }}/light/set", payload: '{"state":"ON"}'}
+      - delay: 2m
+      - publish: {topic: "zigbee2mqtt/{{ room }}/light/set", payload: '{"state":"OFF"}'}
+`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	topics := make([]string, keys)
+	payloads := make([][]byte, keys)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("zigbee2mqtt/room%06d/motion", i)
+		payloads[i] = []byte(`{"occupancy":true}`)
+	}
+	var perKey float64
+	for b.Loop() {
+		e := New(Config{Actions: discard{}, MaxKeys: keys, TraceLen: -1})
+		e.SetRules(rs)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		now := time.Now()
+		for i := range topics {
+			e.Handle(Message{Topic: topics[i], Payload: payloads[i], Time: now})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if n := len(e.timers); n != keys {
+			b.Fatalf("%d timers, want %d", n, keys)
+		}
+		perKey = float64(after.HeapAlloc-before.HeapAlloc) / keys
+		runtime.KeepAlive(e)
+	}
+	b.ReportMetric(perKey, "heap-B/key")
+	b.ReportMetric(perKey*keys/(1<<20), "heap-MiB/100k-keys")
+}
+
+// BenchmarkLoadSchedules measures loading 10,000 rules with schedules (and
+// scheduling each one's next instant).
+//
+//	go test -run '^$' -bench LoadSchedules -benchtime 3x ./engine/
+func BenchmarkLoadSchedules(b *testing.B) {
+	var src strings.Builder
+	src.WriteString("rules:\n")
+	specs := []string{"0 22 * * *", "*/15 6-9 * * mon-fri", "@every 90s", "30 7 1 * *", "@daily"}
+	for i := range 10000 {
+		fmt.Fprintf(&src, "  - name: r%d\n    schedule: %q\n    when: len(states(\"door/+\")) > 0\n    actions: [{log: x}]\n", i, specs[i%len(specs)])
+	}
+	data := []byte(src.String())
+	for b.Loop() {
+		rs, err := rules.NewLoader().LoadSources(rules.Source{Name: "s.yaml", Data: data})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := New(Config{Actions: &recorder{}})
+		e.SetRules(rs)
+		if n := len(e.timers); n != 10000 {
+			b.Fatalf("%d timers", n)
+		}
+	}
 }

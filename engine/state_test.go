@@ -385,7 +385,7 @@ rules:
 		got = append(got, fmt.Sprintf("%s pending=%v firing=%v deadline=%v cooldown=%v", k.Key, k.Pending, k.Firing,
 			k.Deadline.Sub(t0), k.CooldownUntil.Sub(t0)))
 	}
-	if len(keys) != 2 || keys[0].Key != "b" || !keys[0].Pending || keys[1].Key != "a" || !keys[1].Firing || keys[1].CooldownUntil != t0.Add(70*time.Second) {
+	if len(keys) != 2 || keys[0].Key != "b" || !keys[0].Pending || keys[1].Key != "a" || !keys[1].Firing || !keys[1].CooldownUntil.Equal(t0.Add(70*time.Second)) {
 		t.Errorf("keys:\n%s", strings.Join(got, "\n"))
 	}
 }

@@ -125,7 +125,7 @@ rules:
 		t.Errorf("suppressed %d fires %d; want 2 and 1", s.Suppressed.Load(), s.Fires.Load())
 	}
 	keys, _ := h.e.Keys("r", 0)
-	if len(keys) != 1 || len(keys[0].Waiting) != 1 || keys[0].Waiting[0].Step != 2 || keys[0].Waiting[0].Until != t0.Add(time.Minute) {
+	if len(keys) != 1 || len(keys[0].Waiting) != 1 || keys[0].Waiting[0].Step != 2 || !keys[0].Waiting[0].Until.Equal(t0.Add(time.Minute)) {
 		t.Errorf("keys %+v, want one waiting sequence at step 2 until +1m", keys)
 	}
 }

@@ -21,26 +21,19 @@ func (e *Engine) Advance(now time.Time) { e.advance(now, false) }
 func (e *Engine) advance(now time.Time, late bool) {
 	e.stateMu.Lock()
 	defer e.stateMu.Unlock()
-	for len(e.timers) > 0 && !e.timers[0].at.After(now) {
+	limit := now.UnixNano()
+	for len(e.timers) > 0 && e.timers[0].ns <= limit {
 		t := heap.Pop(&e.timers).(*timer)
-		at := t.at
-		t.at = time.Time{}
-		switch t.kind {
-		case timerKey:
-			if !t.ks.owner.dead {
-				e.timerFired(t.ks, at)
-			}
-		case timerRepeat:
-			if !t.ks.owner.dead {
-				e.repeatDue(t.ks, at)
-			}
-		case timerStep:
-			if !t.ks.owner.dead {
-				e.stepDue(t.seq, at)
-			}
-		case timerTrigger:
-			e.triggerDue(t.trig, at, now, late)
-		}
+		at := t.when()
+		t.ns = 0
+		t.owner.due(e, at, now, late)
+	}
+}
+
+// due fires a key's for or absent deadline.
+func (ks *keyState) due(e *Engine, at, _ time.Time, _ bool) {
+	if !ks.owner.dead {
+		e.timerFired(ks, at)
 	}
 }
 
@@ -71,7 +64,7 @@ func (e *Engine) NextTimer() (time.Time, bool) {
 	if len(e.timers) == 0 {
 		return time.Time{}, false
 	}
-	return e.timers[0].at, true
+	return e.timers[0].when(), true
 }
 
 // Run fires timers on the engine's clock until ctx ends. Without it no
@@ -115,10 +108,10 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 			return // once per silence
 		}
 	case r.For > 0:
-		if ks.pendingSince.IsZero() {
+		if ks.pendingSince.isZero() {
 			return
 		}
-		ks.pendingSince = time.Time{}
+		ks.pendingSince = 0
 	default:
 		return
 	}
@@ -162,7 +155,7 @@ func (e *Engine) timerFired(ks *keyState, at time.Time) {
 	if ev.Outcome == OutcomeCooldown && r.Absent > 0 {
 		// The silence goes on: report it when the cooldown ends, unless
 		// a message comes first.
-		e.schedule(ks, ks.cooldownUntil)
+		e.schedule(ks, ks.cooldownUntil.time())
 	}
 }
 

@@ -57,7 +57,7 @@ func (e *Engine) startTriggers(rt, prev *ruleRuntime, now time.Time) {
 	}
 	for _, tr := range rt.trigs {
 		tr.rt = rt
-		tr.t = timer{idx: -1, kind: timerTrigger, trig: tr}
+		tr.t = newTimer(tr)
 		e.scheduleTrigger(tr, now)
 	}
 }
@@ -101,10 +101,10 @@ func (e *Engine) scheduleTrigger(tr *trigger, after time.Time) {
 	e.setTimer(&tr.t, next)
 }
 
-// triggerDue evaluates a rule for its trigger's instant at, then sets the
+// due evaluates a rule for its trigger's instant at, then sets the
 // trigger to its next instant. On the real clock (late true), an instant
 // missed by more than missedAfter is skipped. Called with stateMu held.
-func (e *Engine) triggerDue(tr *trigger, at time.Time, now time.Time, late bool) {
+func (tr *trigger) due(e *Engine, at, now time.Time, late bool) {
 	rt := tr.rt
 	if late && now.Sub(at) > missedAfter {
 		e.log.Info("missed a timed firing while the engine could not run: skipped, as cron does", "rule", rt.rule.Name,
@@ -112,7 +112,7 @@ func (e *Engine) triggerDue(tr *trigger, at time.Time, now time.Time, late bool)
 		e.scheduleTrigger(tr, now)
 		return
 	}
-	e.evaluateTimed(rt, tr.kind, at)
+	e.evaluateTimed(rt, tr.kind, at.In(e.zone(rt.rule)))
 	e.scheduleTrigger(tr, at)
 }
 
