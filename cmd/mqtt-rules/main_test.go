@@ -23,7 +23,7 @@ func runCLI(t *testing.T, ctx context.Context, args ...string) (code int, stdout
 }
 
 func TestValidateExamples(t *testing.T) {
-	code, out, errs := runCLI(t, context.Background(), "validate", "../../examples")
+	code, out, errs := runCLI(t, context.Background(), "validate", "--latitude", "52.52", "--longitude", "13.40", "../../examples")
 	if code != exitOK {
 		t.Fatalf("validate examples: exit %d\n%s", code, errs)
 	}
@@ -99,7 +99,7 @@ func TestRunEmbeddedPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	code, _, errs := runCLI(t, context.Background(), "run", "--rules", "../../examples", "--embedded-broker", l.Addr().String())
+	code, _, errs := runCLI(t, context.Background(), "run", "--rules", "../../examples", "--latitude", "52.52", "--longitude", "13.40", "--embedded-broker", l.Addr().String())
 	if code != exitInvalid {
 		t.Errorf("exit = %d, want %d", code, exitInvalid)
 	}
@@ -117,7 +117,7 @@ func TestRunExamples(t *testing.T) {
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- cli(ctx, []string{"run", "--rules", "../../examples", "--embedded-broker", addr, "--client-id", "cmd-test", "--http", "off"}, &bytes.Buffer{}, &syncWriter{w: &stderr})
+		done <- cli(ctx, []string{"run", "--rules", "../../examples", "--latitude", "52.52", "--longitude", "13.40", "--embedded-broker", addr, "--client-id", "cmd-test", "--http", "off"}, &bytes.Buffer{}, &syncWriter{w: &stderr})
 	}()
 	url := "tcp://" + addr
 	deadline := time.Now().Add(10 * time.Second)
