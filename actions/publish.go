@@ -108,7 +108,33 @@ type Publish struct {
 	Payload []byte
 	QoS     byte
 	Retain  bool
+
+	// Properties are MQTT 5 properties to send with it; nil: none. Over
+	// an MQTT 3.1.1 connection they are dropped (docs/mqtt5.md).
+	Properties *Properties
+	// Broker names the connection to publish on (docs/brokers.md); "":
+	// the default broker.
+	Broker string
 }
+
+// Properties are the MQTT 5 properties of a message that rules read
+// (`properties` in the environment) and publish actions set
+// (docs/mqtt5.md). The engine's MQTT client fills them for received
+// messages and sends them with publishes over MQTT 5.
+type Properties struct {
+	User            []UserProperty // in order; a name may repeat
+	ContentType     string
+	ResponseTopic   string
+	CorrelationData []byte
+	// MessageExpiry is the message expiry interval in seconds, when set.
+	MessageExpiry *uint32
+	// PayloadFormat is the payload format indicator (0 bytes, 1 UTF-8),
+	// when set.
+	PayloadFormat *byte
+}
+
+// UserProperty is one MQTT 5 user property.
+type UserProperty struct{ Name, Value string }
 
 // Fields implements Action.
 func (p *Publish) Fields() []Field {
