@@ -102,7 +102,10 @@ type Engine struct {
 	traceLen   int
 
 	active atomic.Pointer[active]
-	swapMu sync.Mutex // serialises SetRules
+	swapMu sync.Mutex // serialises SetRules and SetEnabled; guards overrides
+
+	overrides      map[string]override // run-time enables and disables, by rule name
+	overridesDirty bool                // changed since the last save
 
 	ctxs sync.Pool // *evalCtx
 
@@ -136,6 +139,11 @@ type ruleRuntime struct {
 	loopLast atomic.Int64 // unix ns of the last loop cutoff: a new episode is logged
 	st       *ruleState   // nil for a rule without state
 	trigs    []*trigger   // its schedule and sun triggers; guarded by stateMu
+
+	// enabled is whether the rule runs: its file's enabled, or a
+	// control's override (enabledBy says which: ByFile, ByControl).
+	enabled   atomic.Bool
+	enabledBy string
 }
 
 // New returns an engine with no rules: every message matches nothing until
@@ -203,11 +211,20 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 	defer e.stateMu.Unlock()
 	kept := map[*ruleState]bool{}
 	now := e.clock.Now()
+	for name, o := range e.overrides {
+		if r := rs.Rule(name); r == nil || r.Definition != o.Definition {
+			delete(e.overrides, name) // the rule changed or went: its file decides again
+			e.overridesDirty = true
+		}
+	}
 	for i, r := range rs.Rules {
 		rt := &ruleRuntime{rule: r, stats: e.counters.Rule(r.Name)}
+		on, by := e.effectiveEnabled(r)
+		rt.enabled.Store(on)
+		rt.enabledBy = by
 		prev := old.runtime(r.Name)
-		same := prev != nil && prev.rule.Fingerprint == r.Fingerprint && prev.rule.Enabled == r.Enabled
-		if needsState(r) {
+		same := prev != nil && prev.rule.Fingerprint == r.Fingerprint && prev.enabled.Load() == on
+		if on && needsState(r) {
 			if same && prev.st != nil {
 				rt.st = prev.st
 				if prev.rule.Definition != r.Definition {
@@ -300,7 +317,9 @@ func (e *Engine) Handle(msg Message) {
 		c.hop = e.loops.hop(msg.Topic, msg.Payload, msg.Time)
 	}
 	for _, m := range matches {
-		e.evaluate(c, a.rules[m.Rule.Index], m.Filter)
+		if rt := a.rules[m.Rule.Index]; rt.enabled.Load() {
+			e.evaluate(c, rt, m.Filter)
+		}
 	}
 	c.end()
 }

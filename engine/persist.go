@@ -22,6 +22,10 @@ type StateStore interface {
 	// SaveWorld writes the given remembered messages and deletes the
 	// given topics, atomically.
 	SaveWorld(put []RememberedMessage, del []string) error
+	// LoadMeta returns the value saved under name (nil when none);
+	// SaveMeta replaces it. The engine keeps its rule overrides there.
+	LoadMeta(name string) ([]byte, error)
+	SaveMeta(name string, value []byte) error
 }
 
 // KeyRef names the state of one (rule, key).
@@ -203,6 +207,9 @@ func (e *Engine) markDeleted(st *ruleState, ks *keyState) {
 // had left when saved: time the engine was down does not count. Cooldowns
 // end at the wall-clock time they were set to.
 func (e *Engine) Restore(store StateStore) (restored int, err error) {
+	if err := e.restoreOverrides(store); err != nil {
+		return 0, err
+	}
 	recs, lastSave, err := store.Load()
 	if err != nil {
 		return 0, err
@@ -278,6 +285,7 @@ func (e *Engine) Persist(ctx context.Context, store StateStore, interval time.Du
 // periodically; tests and shutdown call it directly.
 func (e *Engine) SaveState(store StateStore) {
 	e.saveWorld(store)
+	e.saveOverrides(store)
 	now := e.clock.Now()
 	e.stateMu.Lock()
 	if len(e.persist.dirty) == 0 && len(e.persist.deleted) == 0 && len(e.timers) == 0 {

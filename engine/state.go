@@ -123,10 +123,10 @@ func newRuleState(rt *ruleRuntime) *ruleState {
 
 // needsState reports whether the engine keeps per-key state for r: the
 // stateful keys of docs/state.md, or a rule that reads prev.
+// A disabled rule keeps none (the caller checks): its keys and timers are
+// dropped as for a changed rule, so no timer of it fires.
 func needsState(r *rules.Rule) bool {
-	// A disabled rule keeps none: its keys and timers are dropped as for
-	// a changed rule, so no timer of it fires.
-	return r.Enabled && (r.Stateful() || r.Uses()&(rules.UsesPrev|rules.UsesFired) != 0)
+	return r.Stateful() || r.Uses()&(rules.UsesPrev|rules.UsesFired) != 0
 }
 
 // get returns the state of key, creating it, and marks it most recently

@@ -102,6 +102,8 @@ type failingStore struct {
 func (s *failingStore) Load() ([]KeyRecord, time.Time, error)         { return nil, time.Time{}, nil }
 func (s *failingStore) LoadWorld() ([]RememberedMessage, error)       { return nil, nil }
 func (s *failingStore) SaveWorld([]RememberedMessage, []string) error { return nil }
+func (s *failingStore) LoadMeta(string) ([]byte, error)               { return nil, nil }
+func (s *failingStore) SaveMeta(string, []byte) error                 { return nil }
 func (s *failingStore) Save(put []KeyRecord, del []KeyRef, _ time.Time) error {
 	if f := s.during; f != nil {
 		s.during = nil

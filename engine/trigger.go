@@ -39,7 +39,7 @@ func (e *Engine) zone(r *rules.Rule) *time.Location {
 // ones at their next instant after now. Called with stateMu held.
 func (e *Engine) startTriggers(rt, prev *ruleRuntime, now time.Time) {
 	r := rt.rule
-	if !r.Timed() || !r.Enabled {
+	if !r.Timed() || !rt.enabled.Load() {
 		return
 	}
 	if prev != nil && len(prev.trigs) > 0 {

@@ -324,7 +324,18 @@ rules: [{name: r, topic: x, actions: [{log: x}]}]
 type memStore struct {
 	recs  map[KeyRef]KeyRecord
 	world map[string]RememberedMessage
+	meta  map[string][]byte
 	at    time.Time
+}
+
+func (s *memStore) LoadMeta(name string) ([]byte, error) { return s.meta[name], nil }
+
+func (s *memStore) SaveMeta(name string, v []byte) error {
+	if s.meta == nil {
+		s.meta = map[string][]byte{}
+	}
+	s.meta[name] = v
+	return nil
 }
 
 func newMemStore() *memStore {

@@ -138,10 +138,9 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 		errs.sort()
 		return nil, errs
 	}
+	// Disabled rules are indexed (and subscribed) too: control can enable
+	// them at run time (docs/homeassistant.md); the engine skips them.
 	for _, r := range rs.Rules {
-		if !r.Enabled {
-			continue
-		}
 		for i, f := range r.Filters {
 			rs.index.Add(f, ref{rule: int32(r.Index), filter: int32(i)})
 		}

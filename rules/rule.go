@@ -193,7 +193,7 @@ type Match struct {
 	Filter int // index in Rule.Filters of the first filter that matched
 }
 
-// match appends to dst the enabled rules with a filter matching the topic
+// match appends to dst the rules with a filter matching the topic
 // whose levels are given (see topic.Split): each rule once, with its first
 // matching filter in written order, in rule set order. refs is scratch
 // space, returned for reuse.
@@ -230,7 +230,7 @@ type Matcher struct {
 	levels  []string
 }
 
-// Match returns the enabled rules of rs with a filter matching the topic,
+// Match returns the rules of rs (disabled ones too) with a filter matching the topic,
 // each once, with its first matching filter in written order, in rule set
 // order; and the topic's levels. Both slices are valid until the next call.
 func (m *Matcher) Match(rs *RuleSet, name string) ([]Match, []string) {
@@ -239,14 +239,12 @@ func (m *Matcher) Match(rs *RuleSet, name string) ([]Match, []string) {
 	return m.matches, m.levels
 }
 
-// Filters returns the MQTT filters of the enabled rules and the remembered
-// filters (see Remember), each once, sorted: what the engine subscribes to.
+// Filters returns the MQTT filters of the rules — disabled ones too, which
+// control may enable at run time — and the remembered filters (see
+// Remember), each once, sorted: what the engine subscribes to.
 func (rs *RuleSet) Filters() []string {
 	out := slices.Clone(rs.Remember)
 	for _, r := range rs.Rules {
-		if !r.Enabled {
-			continue
-		}
 		for _, f := range r.Filters {
 			out = append(out, f.MQTT)
 		}

@@ -212,3 +212,22 @@ func (s *Store) SaveWorld(put []engine.RememberedMessage, del []string) error {
 		return nil
 	})
 }
+
+// LoadMeta returns the value saved under name, or nil.
+func (s *Store) LoadMeta(name string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(meta).Get([]byte("x-" + name)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SaveMeta replaces the value saved under name.
+func (s *Store) SaveMeta(name string, value []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(meta).Put([]byte("x-"+name), value)
+	})
+}
