@@ -222,6 +222,11 @@ type Decoder struct {
 	Node *yaml.Node
 	// Where is the action's path for messages: "actions[0].publish".
 	Where string
+	// Brokers are the names of the config's brokers ("default" is
+	// always one; docs/brokers.md), and RuleBroker the broker of the
+	// action's rule ("" for the default one).
+	Brokers    []string
+	RuleBroker string
 
 	rule     string
 	kind     *Kind
@@ -362,6 +367,24 @@ func (d *Decoder) Bool(n *yaml.Node, key string) (bool, bool) {
 // Duration reads key's value as a positive Go duration.
 func (d *Decoder) Duration(n *yaml.Node, key string) (time.Duration, bool) {
 	return d.yr.Duration(n, d.rule, d.path(key), false)
+}
+
+// Broker reads key's value as the name of one of the config's brokers
+// ("" for "default").
+func (d *Decoder) Broker(n *yaml.Node, key string) (string, bool) {
+	s, ok := d.Str(n, key)
+	if !ok {
+		return "", false
+	}
+	if s == "default" {
+		return "", true
+	}
+	if !slices.Contains(d.Brokers, s) {
+		known := append([]string{"default"}, d.Brokers...)
+		d.KeyErrorf(n, key, "no broker %q in the config (brokers: %s)%s", s, strings.Join(known, ", "), yamlnode.Suggest(s, known))
+		return "", false
+	}
+	return s, true
 }
 
 // Mapping returns the pairs of key's value, which must be a mapping.

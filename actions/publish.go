@@ -3,17 +3,22 @@ package actions
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/mqtt-rules/mqtt-rules/internal/topic"
+	"github.com/mqtt-rules/mqtt-rules/internal/yamlnode"
 )
 
 // KindPublish publishes an MQTT message: `- publish: {topic, payload, qos,
 // retain}` (docs/rules.md, "Actions").
 var KindPublish = register(&Kind{
 	Name: "publish",
-	Keys: []string{"topic", "payload", "qos", "retain"},
+	Keys: []string{"topic", "payload", "qos", "retain", "properties", "broker"},
 	Synonyms: map[string]string{
 		"body": "payload", "message": "payload", "msg": "payload", "data": "payload",
 		"retained": "retain", "url": "topic",
@@ -27,10 +32,69 @@ type PublishSpec struct {
 	Payload Template // nil: the triggering message's payload
 	QoS     byte
 	Retain  bool
+	// Properties are the MQTT 5 properties to send (docs/mqtt5.md); nil:
+	// none.
+	Properties *PropertiesSpec
+	// Broker is where to publish (docs/brokers.md): "" the default one.
+	Broker string
+}
+
+// PropertiesSpec are the compiled `properties:` of a publish.
+type PropertiesSpec struct {
+	User            []UserPropertySpec // in written order
+	ContentType     Template
+	ResponseTopic   Template
+	CorrelationData Template
+	MessageExpiry   time.Duration // 0: none
+}
+
+// UserPropertySpec is one user property: its name and value template.
+type UserPropertySpec struct {
+	Name  string
+	Value Template
+}
+
+var propertyKeys = []string{"user", "content_type", "response_topic", "correlation_data", "message_expiry"}
+
+// compileProperties reads a publish's properties: mapping.
+func compileProperties(d *Decoder, n *yaml.Node) *PropertiesSpec {
+	kvs, ok := d.Mapping(n, "properties", strings.Join(propertyKeys, ", "))
+	if !ok {
+		return nil
+	}
+	p := &PropertiesSpec{}
+	for _, kv := range kvs {
+		switch k := kv.Key.Value; k {
+		case "user":
+			us, ok := d.Mapping(kv.Value, "properties.user", "user property names to value templates")
+			if !ok {
+				continue
+			}
+			for _, u := range us {
+				if t := d.Template(u.Value, "properties.user."+u.Key.Value); t != nil {
+					p.User = append(p.User, UserPropertySpec{Name: u.Key.Value, Value: t})
+				}
+			}
+		case "content_type":
+			p.ContentType = d.Template(kv.Value, "properties.content_type")
+		case "response_topic":
+			p.ResponseTopic = d.Template(kv.Value, "properties.response_topic")
+		case "correlation_data":
+			p.CorrelationData = d.Template(kv.Value, "properties.correlation_data")
+		case "message_expiry":
+			p.MessageExpiry, _ = d.Duration(kv.Value, "properties.message_expiry")
+			if p.MessageExpiry > 0 && p.MessageExpiry < time.Second {
+				d.KeyErrorf(kv.Value, "properties.message_expiry", "MQTT counts it in whole seconds: at least 1s")
+			}
+		default:
+			d.KeyErrorf(kv.Key, "properties", "unknown key %q%s (properties: %s)", k, yamlnode.Suggest(k, propertyKeys), strings.Join(propertyKeys, ", "))
+		}
+	}
+	return p
 }
 
 func compilePublish(d *Decoder) Spec {
-	spec := &PublishSpec{}
+	spec := &PublishSpec{Broker: d.RuleBroker}
 	for _, kv := range d.Pairs() {
 		switch kv.Key.Value {
 		case "topic":
@@ -47,6 +111,10 @@ func compilePublish(d *Decoder) Spec {
 			spec.QoS = byte(q)
 		case "retain":
 			spec.Retain, _ = d.Bool(kv.Value, "retain")
+		case "properties":
+			spec.Properties = compileProperties(d, kv.Value)
+		case "broker":
+			spec.Broker, _ = d.Broker(kv.Value, "broker")
 		}
 	}
 	if spec.Topic == nil {
@@ -60,10 +128,21 @@ func compilePublish(d *Decoder) Spec {
 
 // Templates implements Spec.
 func (s *PublishSpec) Templates() []Template {
-	if s.Payload == nil {
-		return []Template{s.Topic}
+	out := []Template{s.Topic}
+	if s.Payload != nil {
+		out = append(out, s.Payload)
 	}
-	return []Template{s.Topic, s.Payload}
+	if p := s.Properties; p != nil {
+		for _, u := range p.User {
+			out = append(out, u.Value)
+		}
+		for _, t := range []Template{p.ContentType, p.ResponseTopic, p.CorrelationData} {
+			if t != nil {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
 }
 
 // PublishTopic returns the topic the action publishes to: loop analysis
@@ -84,7 +163,59 @@ func (s *PublishSpec) Render(r Renderer, payload []byte) (Action, error) {
 			return nil, fmt.Errorf("payload: %w", err)
 		}
 	}
-	return &Publish{Topic: t, Payload: payload, QoS: s.QoS, Retain: s.Retain}, nil
+	p := &Publish{Topic: t, Payload: payload, QoS: s.QoS, Retain: s.Retain, Broker: s.Broker}
+	if s.Properties != nil {
+		if p.Properties, err = s.Properties.render(r); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// render evaluates the properties' templates; a property that renders
+// empty is not sent.
+func (ps *PropertiesSpec) render(r Renderer) (*Properties, error) {
+	p := &Properties{}
+	for _, u := range ps.User {
+		v, err := r.Render(u.Value)
+		if err != nil {
+			return nil, fmt.Errorf("properties.user.%s: %w", u.Name, err)
+		}
+		p.User = append(p.User, UserProperty{Name: u.Name, Value: v})
+	}
+	for _, f := range []struct {
+		name string
+		t    Template
+		dst  *string
+	}{{"content_type", ps.ContentType, &p.ContentType}, {"response_topic", ps.ResponseTopic, &p.ResponseTopic}} {
+		if f.t == nil {
+			continue
+		}
+		v, err := r.Render(f.t)
+		if err != nil {
+			return nil, fmt.Errorf("properties.%s: %w", f.name, err)
+		}
+		*f.dst = v
+	}
+	if p.ResponseTopic != "" {
+		if err := topic.ValidateName(p.ResponseTopic); err != nil {
+			return nil, fmt.Errorf("properties.response_topic: %w", err)
+		}
+	}
+	if ps.CorrelationData != nil {
+		v, err := r.Append(nil, ps.CorrelationData)
+		if err != nil {
+			return nil, fmt.Errorf("properties.correlation_data: %w", err)
+		}
+		if len(v) > 0 {
+			p.CorrelationData = v
+		}
+	}
+	if ps.MessageExpiry > 0 {
+		secs := uint32(min(ps.MessageExpiry/time.Second, math.MaxUint32))
+		p.MessageExpiry = &secs
+	}
+	return p, nil
 }
 
 // Describe implements Spec.
@@ -93,12 +224,31 @@ func (s *PublishSpec) Describe() []Field {
 	if s.Payload != nil {
 		payload.Value, payload.Note = s.Payload.Source(), ""
 	}
-	return []Field{
+	out := []Field{
 		{Name: "topic", Value: s.Topic.Source(), Bare: true},
 		{Name: "qos", Value: strconv.Itoa(int(s.QoS))},
 		{Name: "retain", Value: strconv.FormatBool(s.Retain)},
-		payload,
 	}
+	if s.Broker != "" {
+		out = append(out, Field{Name: "broker", Value: s.Broker})
+	}
+	if p := s.Properties; p != nil {
+		for _, u := range p.User {
+			out = append(out, Field{Name: "properties.user." + u.Name, Value: u.Value.Source()})
+		}
+		for _, f := range []struct {
+			name string
+			t    Template
+		}{{"content_type", p.ContentType}, {"response_topic", p.ResponseTopic}, {"correlation_data", p.CorrelationData}} {
+			if f.t != nil {
+				out = append(out, Field{Name: "properties." + f.name, Value: f.t.Source()})
+			}
+		}
+		if p.MessageExpiry > 0 {
+			out = append(out, Field{Name: "properties.message_expiry", Value: FormatDuration(p.MessageExpiry)})
+		}
+	}
+	return append(out, payload)
 }
 
 // Publish is a rendered MQTT publish. Its topic has been validated (not
@@ -138,12 +288,32 @@ type UserProperty struct{ Name, Value string }
 
 // Fields implements Action.
 func (p *Publish) Fields() []Field {
-	return []Field{
+	out := []Field{
 		{Name: "topic", Value: p.Topic, Bare: true},
 		{Name: "qos", Value: strconv.Itoa(int(p.QoS))},
 		{Name: "retain", Value: strconv.FormatBool(p.Retain)},
-		{Name: "payload", Value: string(p.Payload), Text: true},
 	}
+	if p.Broker != "" {
+		out = append(out, Field{Name: "broker", Value: p.Broker})
+	}
+	if pr := p.Properties; pr != nil {
+		for _, u := range pr.User {
+			out = append(out, Field{Name: "properties.user." + u.Name, Value: u.Value})
+		}
+		if pr.ContentType != "" {
+			out = append(out, Field{Name: "properties.content_type", Value: pr.ContentType})
+		}
+		if pr.ResponseTopic != "" {
+			out = append(out, Field{Name: "properties.response_topic", Value: pr.ResponseTopic})
+		}
+		if pr.CorrelationData != nil {
+			out = append(out, Field{Name: "properties.correlation_data", Value: string(pr.CorrelationData)})
+		}
+		if pr.MessageExpiry != nil {
+			out = append(out, Field{Name: "properties.message_expiry", Value: FormatDuration(time.Duration(*pr.MessageExpiry) * time.Second)})
+		}
+	}
+	return append(out, Field{Name: "payload", Value: string(p.Payload), Text: true})
 }
 
 // MQTTMessage returns the message the action publishes: the engine's loop

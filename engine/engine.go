@@ -11,6 +11,7 @@ package engine
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -111,7 +112,11 @@ type Engine struct {
 
 	counters *Counters
 
-	world *world // the remembered topics (docs/world.md)
+	// worlds are the remembered topics (docs/world.md), one store per
+	// broker ("" the default); guarded by swapMu, and read through
+	// active.worlds.
+	worlds        map[string]*world
+	maxRemembered int
 
 	tz       *time.Location
 	location *sun.Location
@@ -126,8 +131,17 @@ type Engine struct {
 
 // active is the rule set in force with the engine's per-rule runtime.
 type active struct {
-	rs    *rules.RuleSet
-	rules []*ruleRuntime // by Rule.Index
+	rs     *rules.RuleSet
+	rules  []*ruleRuntime    // by Rule.Index
+	worlds map[string]*world // by broker: the remembered topics
+}
+
+// world returns the remembered topics of a broker, or nil.
+func (a *active) world(broker string) *world {
+	if a == nil {
+		return nil
+	}
+	return a.worlds[broker]
 }
 
 // ruleRuntime is what the engine keeps for one loaded rule.
@@ -183,7 +197,8 @@ func New(cfg Config) *Engine {
 	if e.counters == nil {
 		e.counters = NewCounters()
 	}
-	e.world = newWorld(cfg.MaxRemembered, e.counters)
+	e.maxRemembered = cfg.MaxRemembered
+	e.worlds = map[string]*world{"": newWorld(e.maxRemembered, e.counters)}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -193,7 +208,7 @@ func New(cfg Config) *Engine {
 	if e.errEvery <= 0 {
 		e.errEvery = 10 * time.Second
 	}
-	e.ctxs.New = func() any { c := newEvalCtx(e.world); c.e = e; return c }
+	e.ctxs.New = func() any { c := newEvalCtx(); c.e = e; return c }
 	return e
 }
 
@@ -252,7 +267,15 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 			}
 		}
 	}
-	e.world.setFilters(rs.Remember, rs.StatesFilters)
+	for _, b := range rs.Brokers() {
+		if e.worlds[b] == nil {
+			e.worlds[b] = newWorld(e.maxRemembered, e.counters)
+		}
+	}
+	for b, w := range e.worlds {
+		w.setFilters(rs.RememberOn(b), rs.StatesFiltersOn(b))
+	}
+	next.worlds = maps.Clone(e.worlds)
 	e.active.Store(next)
 }
 
@@ -308,16 +331,16 @@ func (e *Engine) Handle(msg Message) {
 	c := e.ctxs.Get().(*evalCtx)
 	defer e.ctxs.Put(c)
 	matches := c.begin(a.rs, &msg)
-	if e.world.on.Load() {
+	if w := a.world(msg.Broker); w != nil && w.on.Load() {
 		// Before the rules: state() of the message's own topic is the
 		// message (docs/world.md).
-		e.world.update(c.msg, c.levels)
+		w.update(c.msg, c.levels)
 	}
 	if a.rs.MayLoop() {
-		c.hop = e.loops.hop(msg.Topic, msg.Payload, msg.Time)
+		c.hop = e.loops.hop(msg.Broker, msg.Topic, msg.Payload, msg.Time)
 	}
 	for _, m := range matches {
-		if rt := a.rules[m.Rule.Index]; rt.enabled.Load() {
+		if rt := a.rules[m.Rule.Index]; rt.enabled.Load() && m.Rule.Broker == msg.Broker {
 			e.evaluate(c, rt, m.Filter)
 		}
 	}
@@ -676,7 +699,7 @@ func (e *Engine) hopAllowed(c *evalCtx, rt *ruleRuntime, req *actions.Request) b
 		if now := e.clock.Now(); now.After(at) {
 			at = now
 		}
-		e.loops.record(p.Topic, p.Payload, req.Hop, at)
+		e.loops.record(p.Broker, p.Topic, p.Payload, req.Hop, at)
 		return true
 	}
 	rt.stats.LoopCutoffs.Add(1)

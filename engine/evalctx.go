@@ -42,9 +42,10 @@ type evalCtx struct {
 
 	e *Engine
 
-	// state and states are the environment's functions over w, bound to
-	// this context so that they record the lookups of an evaluation.
-	w       *world
+	// state and states are the environment's functions over the
+	// remembered topics of the rule's broker, bound to this context so
+	// that they record the lookups of an evaluation.
+	broker  string
 	state   func(string) (any, error)
 	states  func(string) ([]any, error)
 	lookups []Lookup
@@ -52,10 +53,10 @@ type evalCtx struct {
 	winSeen []WindowValue
 }
 
-func newEvalCtx(w *world) *evalCtx {
-	c := &evalCtx{ev: rules.NewEvaluator(), w: w}
+func newEvalCtx() *evalCtx {
+	c := &evalCtx{ev: rules.NewEvaluator()}
 	c.state = func(t string) (any, error) {
-		v, err := c.w.state(t)
+		v, err := c.world().state(t)
 		if len(c.lookups) < maxLookups {
 			l := Lookup{Func: rules.FuncState, Arg: t}
 			if err != nil {
@@ -69,7 +70,7 @@ func newEvalCtx(w *world) *evalCtx {
 		return v, err
 	}
 	c.states = func(f string) ([]any, error) {
-		v, err := c.w.states(f)
+		v, err := c.world().states(f)
 		if len(c.lookups) < maxLookups {
 			l := Lookup{Func: rules.FuncStates, Arg: f, Found: len(v)}
 			if err != nil {
@@ -80,6 +81,14 @@ func newEvalCtx(w *world) *evalCtx {
 		return v, err
 	}
 	return c
+}
+
+// world returns the remembered topics of the rule being evaluated.
+func (c *evalCtx) world() *world {
+	if w := c.e.active.Load().world(c.broker); w != nil {
+		return w
+	}
+	return c.e.worlds[""] // cannot happen: every broker of the set has one
 }
 
 // cutUTF8 returns how much of s, at most n bytes, ends on a rune boundary.
@@ -183,7 +192,11 @@ func (c *evalCtx) setRule(r *rules.Rule, filter int) error {
 		vars[rules.VarSun] = c.sun(r, msg.Time)
 	}
 	if u&rules.UsesWorld != 0 {
+		c.broker = r.Broker
 		vars[rules.FuncState], vars[rules.FuncStates] = c.state, c.states
+	}
+	if u&rules.UsesProps != 0 {
+		vars[rules.VarProps] = propertiesValue(msg.Properties)
 	}
 	if u&rules.UsesFired != 0 {
 		vars[rules.VarFired] = nil
@@ -307,4 +320,27 @@ func (r renderer) Render(t actions.Template) (string, error) { return r.ev.Rende
 
 func (r renderer) Append(dst []byte, t actions.Template) ([]byte, error) {
 	return r.ev.Append(dst, t.(*rules.Template))
+}
+
+// noProperties is `properties` of a message without any.
+var noProperties = rules.Properties{User: map[string]string{}}
+
+// propertiesValue is the environment's `properties` for a message's MQTT 5
+// properties.
+func propertiesValue(p *actions.Properties) rules.Properties {
+	if p == nil {
+		return noProperties
+	}
+	v := rules.Properties{User: make(map[string]string, len(p.User)), ContentType: p.ContentType,
+		ResponseTopic: p.ResponseTopic, CorrelationData: string(p.CorrelationData)}
+	for _, u := range p.User {
+		v.User[u.Name] = u.Value // the last value of a repeated name
+	}
+	if p.MessageExpiry != nil {
+		v.MessageExpiry = int(*p.MessageExpiry)
+	}
+	if p.PayloadFormat != nil {
+		v.PayloadFormat = int(*p.PayloadFormat)
+	}
+	return v
 }

@@ -42,18 +42,21 @@ func newLoopGuard() *loopGuard {
 	return &loopGuard{seed: maphash.MakeSeed(), byKey: map[uint64][]echo{}}
 }
 
-func (g *loopGuard) key(topic string, payload []byte) uint64 {
+func (g *loopGuard) key(broker, topic string, payload []byte) uint64 {
 	var h maphash.Hash
 	h.SetSeed(g.seed)
+	h.WriteString(broker)
+	h.WriteByte(0)
 	h.WriteString(topic)
 	h.WriteByte(0)
 	h.Write(payload)
 	return h.Sum64()
 }
 
-// record remembers a publish the engine is about to make, at its hop.
-func (g *loopGuard) record(topic string, payload []byte, hop int, now time.Time) {
-	k := g.key(topic, payload)
+// record remembers a publish the engine is about to make on a broker, at
+// its hop.
+func (g *loopGuard) record(broker, topic string, payload []byte, hop int, now time.Time) {
+	k := g.key(broker, topic, payload)
 	exp := now.Add(echoWindow)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -69,8 +72,8 @@ func (g *loopGuard) record(topic string, payload []byte, hop int, now time.Time)
 // hop returns the hop of a received message: that of the oldest matching
 // publish still remembered (which it then forgets), or 0 for a message from
 // outside the engine.
-func (g *loopGuard) hop(topic string, payload []byte, now time.Time) int {
-	k := g.key(topic, payload)
+func (g *loopGuard) hop(broker, topic string, payload []byte, now time.Time) int {
+	k := g.key(broker, topic, payload)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.expire(now)

@@ -130,19 +130,19 @@ rules:
 func TestEchoesExpire(t *testing.T) {
 	g := newLoopGuard()
 	now := time.Now()
-	g.record("t", []byte("p"), 3, now)
-	if h := g.hop("t", []byte("p"), now.Add(echoWindow+time.Second)); h != 0 {
+	g.record("", "t", []byte("p"), 3, now)
+	if h := g.hop("", "t", []byte("p"), now.Add(echoWindow+time.Second)); h != 0 {
 		t.Errorf("hop after the window = %d, want 0", h)
 	}
 	if len(g.byKey) != 0 || len(g.order) != 0 {
 		t.Error("expired echo kept")
 	}
-	g.record("t", []byte("p"), 1, now)
-	g.record("t", []byte("p"), 2, now)
-	if h := g.hop("t", []byte("p"), now); h != 1 {
+	g.record("", "t", []byte("p"), 1, now)
+	g.record("", "t", []byte("p"), 2, now)
+	if h := g.hop("", "t", []byte("p"), now); h != 1 {
 		t.Errorf("hop = %d, want the oldest (1)", h)
 	}
-	if h := g.hop("t", []byte("p"), now); h != 2 {
+	if h := g.hop("", "t", []byte("p"), now); h != 2 {
 		t.Errorf("hop = %d, want 2", h)
 	}
 }

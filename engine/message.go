@@ -1,6 +1,10 @@
 package engine
 
-import "time"
+import (
+	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+)
 
 // Message is one MQTT message offered to the engine.
 type Message struct {
@@ -9,4 +13,11 @@ type Message struct {
 	QoS      byte
 	Retained bool
 	Time     time.Time // when it was received; the zero time means now
+
+	// Broker names the broker it came from (docs/brokers.md); "": the
+	// default one. Only the rules on that broker see it.
+	Broker string
+	// Properties are its MQTT 5 properties; nil under MQTT 3.1.1 or when
+	// it has none.
+	Properties *actions.Properties
 }

@@ -218,7 +218,11 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	e.world.restore(msgs)
+	if stale := e.restoreWorlds(msgs); len(stale) > 0 {
+		if err := store.SaveWorld(nil, stale); err != nil {
+			e.log.Warn("remembered topics of brokers no longer used not deleted", "err", err)
+		}
+	}
 	now := e.clock.Now()
 	e.stateMu.Lock()
 	defer e.stateMu.Unlock()
@@ -343,10 +347,45 @@ func (e *Engine) SaveState(store StateStore) {
 	e.log.Debug("state saved", "keys", len(put), "deleted", len(del))
 }
 
-// saveWorld writes the remembered messages that changed since the last
-// save; on failure they stay pending for the next.
+// saveWorld writes the remembered messages of every broker that changed
+// since the last save.
 func (e *Engine) saveWorld(store StateStore) {
-	w := e.world
+	for b, w := range e.active.Load().worldsOrDefault(e) {
+		e.saveWorldOf(store, b, w)
+	}
+}
+
+// worldsOrDefault returns the worlds of the active set, or the default
+// one before the first SetRules.
+func (a *active) worldsOrDefault(e *Engine) map[string]*world {
+	if a == nil {
+		return map[string]*world{}
+	}
+	return a.worlds
+}
+
+// restoreWorlds hands saved remembered messages to their brokers' stores
+// and returns the keys of those of brokers the set no longer uses.
+func (e *Engine) restoreWorlds(msgs []RememberedMessage) (stale []string) {
+	by := map[string][]RememberedMessage{}
+	for _, m := range msgs {
+		by[m.Broker] = append(by[m.Broker], m)
+	}
+	for b, w := range e.active.Load().worldsOrDefault(e) {
+		w.restore(by[b])
+		delete(by, b)
+	}
+	for _, ms := range by {
+		for _, m := range ms {
+			stale = append(stale, m.Key())
+		}
+	}
+	return stale
+}
+
+// saveWorldOf writes a broker's remembered messages that changed since
+// the last save; on failure they stay pending for the next.
+func (e *Engine) saveWorldOf(store StateStore, broker string, w *world) {
 	w.mu.Lock()
 	if len(w.dirty) == 0 {
 		w.mu.Unlock()
@@ -356,9 +395,9 @@ func (e *Engine) saveWorld(store StateStore) {
 	var del []string
 	for t := range w.dirty {
 		if en := w.entries[t]; en != nil {
-			put = append(put, RememberedMessage{Topic: t, Payload: en.payload, Time: en.time, Retained: en.retained})
+			put = append(put, RememberedMessage{Broker: broker, Topic: t, Payload: en.payload, Time: en.time, Retained: en.retained})
 		} else {
-			del = append(del, t)
+			del = append(del, RememberedMessage{Broker: broker, Topic: t}.Key())
 		}
 	}
 	dirty := w.dirty

@@ -290,25 +290,41 @@ func (w *world) states(filter string) ([]any, error) {
 // RememberedMessage is a remembered topic's latest message, for display
 // and persistence.
 type RememberedMessage struct {
+	Broker   string `json:",omitempty"` // "" for the default one
 	Topic    string
 	Payload  []byte
 	Time     time.Time
 	Retained bool `json:",omitempty"`
 }
 
+// Key is what a state store files the message under: its topic, after
+// its broker's name for another broker than the default.
+func (m RememberedMessage) Key() string {
+	if m.Broker == "" {
+		return m.Topic
+	}
+	return m.Broker + "\x00" + m.Topic
+}
+
 // RememberedTopics returns the remembered messages whose topic the filter
 // matches ("#" for all), sorted by topic, at most limit (0: all).
 func (e *Engine) RememberedTopics(filter string, limit int) []RememberedMessage {
-	w := e.world
-	w.mu.RLock()
-	defer w.mu.RUnlock()
 	var out []RememberedMessage
-	for t, en := range w.entries {
-		if topic.Match(filter, t) {
-			out = append(out, RememberedMessage{Topic: t, Payload: en.payload, Time: en.time, Retained: en.retained})
+	for b, w := range e.active.Load().worldsOrDefault(e) {
+		w.mu.RLock()
+		for t, en := range w.entries {
+			if topic.Match(filter, t) {
+				out = append(out, RememberedMessage{Broker: b, Topic: t, Payload: en.payload, Time: en.time, Retained: en.retained})
+			}
 		}
+		w.mu.RUnlock()
 	}
-	slices.SortFunc(out, func(a, b RememberedMessage) int { return strings.Compare(a.Topic, b.Topic) })
+	slices.SortFunc(out, func(a, b RememberedMessage) int {
+		if c := strings.Compare(a.Broker, b.Broker); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Topic, b.Topic)
+	})
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}

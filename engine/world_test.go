@@ -295,7 +295,7 @@ rules: [{name: r, topic: x, actions: [{log: x}]}]
 	if n, ev := h.e.Counters().Remembered(); n != 100 || ev != 9_900 {
 		t.Errorf("remembered %d, evicted %d; want 100 and 9900", n, ev)
 	}
-	if got := len(h.e.world.entries); got != 100 {
+	if got := len(h.e.worlds[""].entries); got != 100 {
 		t.Errorf("%d entries in the map", got)
 	}
 }

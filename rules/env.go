@@ -19,22 +19,23 @@ import (
 // Names of the expression environment (docs/rules.md, "Conditions"). The engine sets them in an
 // Evaluator's Vars before evaluating a rule's programs and templates.
 const (
-	VarTopic     = "topic"     // string: the message topic
-	VarSegments  = "segments"  // []string: the topic split on "/"
-	VarWildcards = "wildcards" // []string: what each wildcard of the matching filter matched
-	VarPayload   = "payload"   // any: the payload decoded as JSON, else the payload as a string
-	VarRaw       = "raw"       // string: the payload bytes
-	VarQoS       = "qos"       // int
-	VarRetained  = "retained"  // bool
-	VarNow       = "now"       // time.Time: when the engine received the message
-	VarRule      = "rule"      // string: the rule's name
-	VarKey       = "key"       // string: the state key
-	VarPrev      = "prev"      // map[string]any or nil: the previous message with the same key
-	VarFired     = "fired"     // map[string]any or nil: the message that last fired the rule for the key
-	VarWindows   = "windows"   // map[string]any: the rule's windows for the key, by name (see window.Stats)
-	VarTrigger   = "trigger"   // string: what started the evaluation: message, schedule, sun or control
-	VarSun       = "sun"       // sun.Value or nil: the sun now, when a location is set
-	VarRepeat    = "repeat"    // int: 0 for a firing, 1, 2, … for its repeats
+	VarTopic     = "topic"      // string: the message topic
+	VarSegments  = "segments"   // []string: the topic split on "/"
+	VarWildcards = "wildcards"  // []string: what each wildcard of the matching filter matched
+	VarPayload   = "payload"    // any: the payload decoded as JSON, else the payload as a string
+	VarRaw       = "raw"        // string: the payload bytes
+	VarQoS       = "qos"        // int
+	VarRetained  = "retained"   // bool
+	VarNow       = "now"        // time.Time: when the engine received the message
+	VarRule      = "rule"       // string: the rule's name
+	VarKey       = "key"        // string: the state key
+	VarPrev      = "prev"       // map[string]any or nil: the previous message with the same key
+	VarFired     = "fired"      // map[string]any or nil: the message that last fired the rule for the key
+	VarWindows   = "windows"    // map[string]any: the rule's windows for the key, by name (see window.Stats)
+	VarTrigger   = "trigger"    // string: what started the evaluation: message, schedule, sun or control
+	VarSun       = "sun"        // sun.Value or nil: the sun now, when a location is set
+	VarRepeat    = "repeat"     // int: 0 for a firing, 1, 2, … for its repeats
+	VarProps     = "properties" // Properties: the message's MQTT 5 properties (empty under 3.1.1)
 
 	// FuncState and FuncStates are functions of the environment:
 	// state(TOPIC) and states(FILTER) read the remembered topics (see
@@ -69,6 +70,7 @@ const (
 	UsesTrigger
 	UsesSun
 	UsesRepeat
+	UsesProps
 	UsesAll Uses = 1<<iota - 1
 )
 
@@ -91,6 +93,7 @@ var varUses = map[string]Uses{
 	VarTrigger:   UsesTrigger,
 	VarSun:       UsesSun,
 	VarRepeat:    UsesRepeat,
+	VarProps:     UsesProps,
 }
 
 // baseTypes declares the type of every environment name for the checker.
@@ -112,6 +115,19 @@ var baseTypes = types.Map{
 	VarTrigger:   types.String,
 	VarSun:       fieldsType(reflect.TypeOf(sun.Value{})),
 	VarRepeat:    types.Int,
+	VarProps:     fieldsType(reflect.TypeOf(Properties{})),
+}
+
+// Properties is the environment's `properties`: a message's MQTT 5
+// properties (docs/mqtt5.md). Under MQTT 3.1.1, and for a timed
+// evaluation, every field is empty or nil.
+type Properties struct {
+	User            map[string]string `expr:"user" json:"user"` // the last value of a repeated name
+	ContentType     string            `expr:"content_type" json:"content_type"`
+	ResponseTopic   string            `expr:"response_topic" json:"response_topic"`
+	CorrelationData string            `expr:"correlation_data" json:"correlation_data"`
+	MessageExpiry   any               `expr:"message_expiry" json:"message_expiry"` // seconds (int), or nil
+	PayloadFormat   any               `expr:"payload_format" json:"payload_format"` // 0 or 1, or nil
 }
 
 // windowsType is the type of `windows` for a rule with windows of the

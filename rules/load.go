@@ -42,6 +42,10 @@ type Loader struct {
 	// they simply do not fire (a test case may give its own location).
 	NoLocationOK bool
 
+	// Brokers are the names of the config's brokers besides "default"
+	// (docs/brokers.md); a rule or publish naming another is a load error.
+	Brokers []string
+
 	c *compiler
 }
 
@@ -109,7 +113,7 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 	var errs Errors
 	seen := map[string]string{} // rule name -> where first defined
 	for _, src := range sources {
-		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs, allow: l.Allow, location: l.Location, noLocationOK: l.NoLocationOK}
+		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs, allow: l.Allow, location: l.Location, noLocationOK: l.NoLocationOK, brokers: l.Brokers}
 		fl.yr = yamlnode.Reader{LookupEnv: fl.lookup(lookup), Report: fl.report}
 		before := len(errs)
 		loaded := fl.load()
@@ -153,21 +157,28 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 // collectWorld gathers what the set remembers: the remember: lists and the
 // literal arguments of state() and states().
 func (rs *RuleSet) collectWorld() {
+	rs.remember = map[string][]string{"": rs.Remember}
+	rs.states = map[string][]string{}
 	for _, r := range rs.Rules {
 		for _, w := range r.world {
 			if w.Filter {
-				rs.StatesFilters = append(rs.StatesFilters, w.Arg)
+				rs.states[r.Broker] = append(rs.states[r.Broker], w.Arg)
 			}
-			rs.Remember = append(rs.Remember, w.Arg)
+			rs.remember[r.Broker] = append(rs.remember[r.Broker], w.Arg)
 		}
 	}
-	for i, f := range rs.Remember {
-		rs.Remember[i] = mqttFilter(f)
+	for b, fs := range rs.remember {
+		for i, f := range fs {
+			fs[i] = mqttFilter(f)
+		}
+		slices.Sort(fs)
+		rs.remember[b] = slices.Compact(fs)
 	}
-	slices.Sort(rs.Remember)
-	rs.Remember = slices.Compact(rs.Remember)
-	slices.Sort(rs.StatesFilters)
-	rs.StatesFilters = slices.Compact(rs.StatesFilters)
+	for b, fs := range rs.states {
+		slices.Sort(fs)
+		rs.states[b] = slices.Compact(fs)
+	}
+	rs.Remember, rs.StatesFilters = rs.remember[""], rs.states[""]
 }
 
 // mqttFilter returns a filter as subscribed: captures become wildcards.
@@ -312,6 +323,7 @@ type fileLoader struct {
 	allow        []string            // see Loader.Allow
 	location     *sun.Location       // see Loader.Location
 	noLocationOK bool                // see Loader.NoLocationOK
+	brokers      []string            // see Loader.Brokers
 
 	remember []string // the filters of the file's remember: lists
 }
@@ -507,7 +519,7 @@ func (fl *fileLoader) windows(r *Rule, v *yaml.Node, label string) {
 // Keys returns the keys a rule takes, in the order docs list them.
 func Keys() []string { return slices.Clone(ruleKeys) }
 
-var ruleKeys = []string{"name", "description", "topic", "schedule", "sun", "timezone", "when", "key", "clear_when",
+var ruleKeys = []string{"name", "description", "broker", "topic", "schedule", "sun", "timezone", "when", "key", "clear_when",
 	"for", "cooldown", "absent", "windows", "repeat", "max_repeats", "mode", "max_queued", "enabled", "actions", "on_clear"}
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -553,6 +565,18 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 
 	if v := byKey["description"]; v != nil {
 		r.Description, _ = fl.yr.Str(v, label, "description")
+	}
+	if v := byKey["broker"]; v != nil {
+		if s, ok := fl.yr.Str(v, label, "broker"); ok {
+			switch {
+			case s == "default":
+			case slices.Contains(fl.brokers, s):
+				r.Broker = s
+			default:
+				known := append([]string{"default"}, fl.brokers...)
+				fl.errorf(v, label, "broker: no broker %q in the config (brokers: %s)%s", s, strings.Join(known, ", "), yamlnode.Suggest(s, known))
+			}
+		}
 	}
 	if v := byKey["enabled"]; v != nil {
 		r.Enabled, _ = fl.yr.Bool(v, label, "enabled")
@@ -887,6 +911,7 @@ func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action 
 				return nil
 			},
 			func(n *yaml.Node, msg string) { fl.report(n, rule, msg) })
+		d.Brokers, d.RuleBroker = fl.brokers, r.Broker
 		spec := kind.Compile(d)
 		if spec == nil || d.Failed() {
 			continue
@@ -919,6 +944,7 @@ func fingerprint(r *Rule) string {
 	h := sha256.New()
 	field := func(s string) { fmt.Fprintf(h, "%d:%s;", len(s), s) }
 	field(r.Name)
+	field(r.Broker)
 	for _, f := range r.Filters {
 		field(f.Source)
 	}

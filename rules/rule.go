@@ -18,6 +18,7 @@ import (
 type Rule struct {
 	Name        string
 	Description string
+	Broker      string // the broker its topics and state() topics come from (docs/brokers.md); "": the default one
 	File        string // where the rule is defined
 	Line        int
 	Filters     []*topic.Filter
@@ -175,12 +176,53 @@ type RuleSet struct {
 	mayLoop bool
 
 	// Remember are the filters whose topics the engine remembers for
-	// state() and states() (docs/world.md): every literal argument of
-	// those calls, and every file's remember: list; each once, sorted.
+	// state() and states() (docs/world.md) on the default broker: every
+	// literal argument of those calls, and every file's remember: list;
+	// each once, sorted. RememberOn gives them for any broker.
 	Remember []string
-	// StatesFilters are the literal arguments of states() calls, each
-	// once: the engine keeps their matching topics ready.
+	// StatesFilters are the literal arguments of states() calls on the
+	// default broker, each once: the engine keeps their matching topics
+	// ready. StatesFiltersOn gives them for any broker.
 	StatesFilters []string
+
+	remember, states map[string][]string // by broker ("" the default)
+}
+
+// Brokers returns the brokers the set's rules use, "" for the default one,
+// each once, sorted ("" first).
+func (rs *RuleSet) Brokers() []string {
+	out := []string{""}
+	for _, r := range rs.Rules {
+		out = append(out, r.Broker)
+	}
+	for b := range rs.remember {
+		out = append(out, b)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// RememberOn returns the remembered filters on a broker ("" the default).
+func (rs *RuleSet) RememberOn(broker string) []string { return rs.remember[broker] }
+
+// StatesFiltersOn returns the literal states() filters on a broker.
+func (rs *RuleSet) StatesFiltersOn(broker string) []string { return rs.states[broker] }
+
+// FiltersOn returns what the engine subscribes to on a broker ("" the
+// default): the filters of the rules on it and its remembered filters,
+// each once, sorted.
+func (rs *RuleSet) FiltersOn(broker string) []string {
+	out := slices.Clone(rs.remember[broker])
+	for _, r := range rs.Rules {
+		if r.Broker != broker {
+			continue
+		}
+		for _, f := range r.Filters {
+			out = append(out, f.MQTT)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 type ref struct {
@@ -239,19 +281,11 @@ func (m *Matcher) Match(rs *RuleSet, name string) ([]Match, []string) {
 	return m.matches, m.levels
 }
 
-// Filters returns the MQTT filters of the rules — disabled ones too, which
-// control may enable at run time — and the remembered filters (see
-// Remember), each once, sorted: what the engine subscribes to.
-func (rs *RuleSet) Filters() []string {
-	out := slices.Clone(rs.Remember)
-	for _, r := range rs.Rules {
-		for _, f := range r.Filters {
-			out = append(out, f.MQTT)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
+// Filters returns what the engine subscribes to on the default broker:
+// the MQTT filters of its rules — disabled ones too, which control may
+// enable at run time — and its remembered filters (see Remember), each
+// once, sorted. FiltersOn gives them for any broker.
+func (rs *RuleSet) Filters() []string { return rs.FiltersOn("") }
 
 // Rule returns the rule with the given name, or nil.
 func (rs *RuleSet) Rule(name string) *Rule { return rs.byName[name] }

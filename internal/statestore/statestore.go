@@ -176,7 +176,7 @@ func (s *Store) LoadWorld() ([]engine.RememberedMessage, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(world).ForEach(func(k, v []byte) error {
 			var m engine.RememberedMessage
-			if json.Unmarshal(v, &m) == nil && m.Topic == string(k) {
+			if json.Unmarshal(v, &m) == nil && m.Key() == string(k) {
 				out = append(out, m)
 			}
 			return nil
@@ -185,7 +185,8 @@ func (s *Store) LoadWorld() ([]engine.RememberedMessage, error) {
 	return out, err
 }
 
-// SaveWorld deletes del and writes put, in one transaction.
+// SaveWorld deletes del (keys, see engine.RememberedMessage.Key) and
+// writes put, in one transaction.
 func (s *Store) SaveWorld(put []engine.RememberedMessage, del []string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(world)
@@ -198,14 +199,15 @@ func (s *Store) SaveWorld(put []engine.RememberedMessage, del []string) error {
 			}
 		}
 		for i := range put {
-			if len(put[i].Topic) > bolt.MaxKeySize {
+			key := put[i].Key()
+			if len(key) > bolt.MaxKeySize {
 				continue // a topic this long is not kept across restarts
 			}
 			v, err := json.Marshal(&put[i])
 			if err != nil {
 				return err
 			}
-			if err := b.Put([]byte(put[i].Topic), v); err != nil {
+			if err := b.Put([]byte(key), v); err != nil {
 				return err
 			}
 		}
