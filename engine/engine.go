@@ -381,6 +381,11 @@ func (e *Engine) evaluateLocked(c *evalCtx, rt *ruleRuntime, filter int) {
 	}()
 	fail := func(err error) {
 		rt.stats.ConditionErrors.Add(1)
+		if filter >= 0 {
+			if hint := payloadHint(r, c.decoded()); hint != "" {
+				err = fmt.Errorf("%w (%s)", err, hint)
+			}
+		}
 		e.evalError(rt, c.msg.Topic, err)
 		ev.Outcome, ev.Err = OutcomeError, err.Error()
 	}
