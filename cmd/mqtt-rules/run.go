@@ -39,7 +39,7 @@ type runOptions struct {
 func (o *runOptions) define(fs *flag.FlagSet) {
 	cfg := &o.cfg
 	fs.StringVar(&o.configFile, "config", "", "YAML file with any of these flags' keys in snake_case (client_id, rules: [...]); flags win")
-	fs.Var(&o.rulePaths, "rules", "rule file or directory, repeatable (default ./rules)")
+	fs.Var(&o.rulePaths, "rules", "`PATH` of a rule file or directory, repeatable (default ./rules)")
 	fs.StringVar(&cfg.Broker, "broker", "", "broker URL: tcp://, ssl://, mqtts://, ws://, wss:// (default: start an embedded broker)")
 	fs.StringVar(&cfg.EmbeddedBroker, "embedded-broker", app.DefaultEmbeddedBroker, "listen address of the embedded broker, used without --broker")
 	fs.StringVar(&cfg.ClientID, "client-id", "", "MQTT client id; keep it stable so the broker keeps the session (default mqtt-rules-HOSTNAME)")

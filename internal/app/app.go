@@ -77,6 +77,18 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// warnEmpty warns when the rules paths hold no rule: nothing will ever
+// fire, and the paths searched are the likely mistake (running in the
+// source tree, --rules defaults to ./rules, a Go package there).
+func warnEmpty(log *slog.Logger, paths []string, rs *rules.RuleSet) {
+	switch {
+	case len(rs.Files) == 0:
+		log.Warn("no rule files found: nothing will fire; rule files are *.yaml or *.yml under the --rules paths", "searched", paths)
+	case len(rs.Rules) == 0:
+		log.Warn("the rule files hold no rules: nothing will fire", "files", rs.Files)
+	}
+}
+
 // DefaultEmbeddedBroker is where the embedded broker listens by default.
 const DefaultEmbeddedBroker = "127.0.0.1:1883"
 
@@ -249,10 +261,10 @@ func Start(cfg Config) (*App, error) {
 		if a.http, err = httpapi.Start(hctx, cfg.HTTP, h, a.log); err != nil {
 			return nil, err
 		}
-		a.log.Info("http endpoints", "addr", a.http.Addr())
 	}
 	a.client.Start()
 	a.log.Info("rules loaded", "rules", len(rs.Rules), "files", len(rs.Files), "subscriptions", len(a.subs))
+	warnEmpty(a.log, cfg.Rules, rs)
 	for _, w := range rs.Warnings() {
 		a.log.Warn("rule may loop", "file", w.File, "line", w.Line, "rule", w.Rule, "err", w.Msg)
 	}
