@@ -56,6 +56,11 @@ func RedactHeader(h http.Header) http.Header {
 	return out
 }
 
+// LooksSecret reports whether a name (of a header, a query parameter, an
+// environment variable) marks its value as secret: it holds token,
+// secret, key, password, passwd, auth, signature, session or credential.
+func LooksSecret(name string) bool { return hasSecretWord(strings.ToLower(name)) }
+
 func secretHeader(name string) bool {
 	name = strings.ToLower(name)
 	return secretHeaders[name] || hasSecretWord(name)

@@ -117,3 +117,25 @@ rules:
 		t.Errorf("uses %b: the exec templates' names are not recorded", u)
 	}
 }
+
+// TestPlainURL: a URL from the environment that is no secret is shown,
+// anything that may hold one stays [REDACTED].
+func TestPlainURL(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		plain       bool
+	}{
+		{"HA_URL", "http://homeassistant.local:8123", true},
+		{"NTFY_SERVER", "https://ntfy.example.com/house", true},
+		{"HA_TOKEN", "http://homeassistant.local:8123", false}, // the name says secret
+		{"SLACK_URL", "https://hooks.example.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", false},
+		{"HOOK", "https://h.example.com/x?key=1", false},                // a query
+		{"HOOK", "https://user:pw@h.example.com/x", false},              // credentials
+		{"HOOK", "https://h.example.com/hooks/a1b2c3d4e5f6g7h8", false}, // token-like path
+		{"ROOM", "kitchen-and-dining", false},                           // not a URL
+	} {
+		if got := PlainURL(tc.name, tc.value); got != tc.plain {
+			t.Errorf("PlainURL(%s=%s) = %v, want %v", tc.name, tc.value, got, tc.plain)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -336,7 +337,7 @@ const MinEnvValueLen = 8
 func (fl *fileLoader) lookup(l func(string) (string, bool)) func(string) (string, bool) {
 	return func(name string) (string, bool) {
 		v, ok := l(name)
-		if ok && len(v) >= MinEnvValueLen {
+		if ok && len(v) >= MinEnvValueLen && !PlainURL(name, v) {
 			if fl.env == nil {
 				fl.env = map[string]struct{}{}
 			}
@@ -344,6 +345,47 @@ func (fl *fileLoader) lookup(l func(string) (string, bool)) func(string) (string
 		}
 		return v, ok
 	}
+}
+
+// PlainURL reports whether an environment value is a URL that is no
+// secret, so that logs, the status page and dry runs show it rather than
+// [REDACTED] (docs/rules.md, "Environment variables"): its variable's name
+// does not look secret (token, key, password, …), and it has no user or
+// password, no query, and no path segment that looks like a token (16
+// characters or more mixing letters and digits, or 24 or more).
+func PlainURL(name, value string) bool {
+	if actions.LooksSecret(name) {
+		return false
+	}
+	u, err := url.Parse(value)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if tokenLike(seg) {
+			return false
+		}
+	}
+	return true
+}
+
+func tokenLike(s string) bool {
+	if len(s) >= 24 {
+		return true
+	}
+	if len(s) < 16 {
+		return false
+	}
+	letters, digits := false, false
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digits = true
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			letters = true
+		}
+	}
+	return letters && digits
 }
 
 // envValues returns the recorded values, longest first.
