@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,7 +92,13 @@ func RunTests(w io.Writer, paths []string, opts SuiteOptions) (Summary, error) {
 		case len(src) == 0:
 			src = []string{filepath.Dir(path)}
 		}
-		set := sets.load(src, caseLocation(tf))
+		set := sets.load(src, caseLocation(tf), tf)
+		if len(set.skipped) > 0 && !set.noted {
+			set.noted = true
+			for _, e := range set.skipped {
+				fmt.Fprintf(w, "note: %s\n      %s is left out of these tests: set the variable, or give it under env: in the test file\n", e, e.File)
+			}
+		}
 		if set.err != nil {
 			if !set.reported {
 				set.reported = true
@@ -147,6 +154,10 @@ type loaded struct {
 	rs       *rules.RuleSet
 	err      error
 	reported bool
+	// skipped are the errors of rule files left out because a ${NAME} of
+	// theirs is not set: a test of other rules needs no unrelated secret.
+	skipped []*rules.Error
+	noted   bool
 }
 
 // ruleSets loads each distinct set of rule paths once.
@@ -167,12 +178,12 @@ func caseLocation(tf *TestFile) *sun.Location {
 	return nil
 }
 
-func (s *ruleSets) load(paths []string, caseLoc *sun.Location) *loaded {
+func (s *ruleSets) load(paths []string, caseLoc *sun.Location, tf *TestFile) *loaded {
 	loc := s.location
 	if loc == nil {
 		loc = caseLoc
 	}
-	key := strings.Join(paths, "\x00") + fmt.Sprint("\x00", loc != nil)
+	key := strings.Join(paths, "\x00") + fmt.Sprint("\x00", loc != nil, "\x00", envKey(tf.Env))
 	if l, ok := s.byKey[key]; ok {
 		return l
 	}
@@ -181,13 +192,52 @@ func (s *ruleSets) load(paths []string, caseLoc *sun.Location) *loaded {
 	ld.Allow = actions.Gates() // a dry run runs no program
 	ld.NoLocationOK = true     // sun rules do not fire without a location
 	ld.Location = loc
-	ld.LookupEnv = s.lookup
+	ld.LookupEnv = tf.Lookup(s.lookup)
 	l.rs, l.err = ld.Load(paths...)
+	var es rules.Errors
+	if errors.As(l.err, &es) && allUnsetVariables(es) {
+		// Leave out the files that need a variable that is not set.
+		skip := map[string]bool{}
+		for _, e := range es {
+			skip[e.File] = true
+		}
+		files, err := rules.Files(paths...)
+		if err == nil {
+			var keep []string
+			for _, f := range files {
+				if !skip[f] {
+					keep = append(keep, f)
+				}
+			}
+			l.skipped = es
+			l.rs, l.err = ld.Load(keep...)
+		}
+	}
 	if l.err == nil && len(l.rs.Files) == 0 {
 		l.err = fmt.Errorf("no rule files under %s", strings.Join(paths, ", "))
 	}
 	s.byKey[key] = l
 	return l
+}
+
+// allUnsetVariables reports whether every error is a ${NAME} that is not
+// set.
+func allUnsetVariables(es rules.Errors) bool {
+	for _, e := range es {
+		if !strings.Contains(e.Msg, "environment variable ") || !strings.Contains(e.Msg, " is not set") {
+			return false
+		}
+	}
+	return len(es) > 0
+}
+
+func envKey(env map[string]string) string {
+	keys := make([]string, 0, len(env))
+	for k, v := range env {
+		keys = append(keys, k+"="+v)
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, "\x00")
 }
 
 // TestFiles lists the rule test files under paths (files named directly,

@@ -233,3 +233,35 @@ func TestParseMessage(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTestsNeedNoProductionSecrets: a test file's env: gives ${NAME}
+// values to the rules it tests, and a rule file whose variable is not set
+// is left out (with a note) instead of failing every test of the folder.
+func TestRunTestsNeedNoProductionSecrets(t *testing.T) {
+	const hook = `rules:
+  - name: hook
+    topic: h
+    actions: [{webhook: {url: "${MQTT_RULES_TEST_UNSET_HOOK}", body: "{{ raw }}"}}]
+`
+	dir := writeFiles(t, map[string]string{
+		"a.yaml":      ruleA,
+		"hook.yaml":   hook,
+		"a_test.yaml": testA,
+		"hook_test.yaml": `env:
+  MQTT_RULES_TEST_UNSET_HOOK: https://hooks.example.com/services/T0/B0/testtoken
+tests:
+  - name: hook posts
+    messages: [{topic: h, payload: hi}]
+    expect: [{webhook: {url: "https://hooks.example.com/services/T0/B0/testtoken", body: hi}}]
+`,
+	})
+	var out bytes.Buffer
+	sum, err := RunTests(&out, []string{dir}, SuiteOptions{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil || !sum.OK() || sum.Passed != 2 {
+		t.Fatalf("sum %+v, err %v:\n%s", sum, err, out.String())
+	}
+	note := filepath.Join(dir, "hook.yaml") + " is left out of these tests: set the variable, or give it under env: in the test file"
+	if !strings.Contains(out.String(), note) {
+		t.Errorf("report lacks %q:\n%s", note, out.String())
+	}
+}

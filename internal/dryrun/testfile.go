@@ -33,6 +33,27 @@ type TestFile struct {
 	// rule set the command line names).
 	RuleFiles []string
 	Cases     []*Case
+	// Env gives ${NAME} values for the test file and for the rules it
+	// tests, before the process environment (docs/testing.md): rule tests
+	// need no production secrets.
+	Env map[string]string
+}
+
+// Lookup returns how ${NAME} resolves for the file's rules: its env:, then
+// base (nil: the process environment).
+func (tf *TestFile) Lookup(base func(string) (string, bool)) func(string) (string, bool) {
+	if base == nil {
+		base = os.LookupEnv
+	}
+	if len(tf.Env) == 0 {
+		return base
+	}
+	return func(name string) (string, bool) {
+		if v, ok := tf.Env[name]; ok {
+			return v, true
+		}
+		return base(name)
+	}
 }
 
 // Case is one test case: messages fed at offsets from Start, and the
@@ -150,7 +171,10 @@ func ParseTestFile(name string, data []byte, lookup func(string) (string, bool))
 			continue
 		}
 		docs++
-		p.document(tf, yamlnode.Resolve(doc.Content[0]))
+		root := yamlnode.Resolve(doc.Content[0])
+		p.env(tf, root)
+		p.yr.LookupEnv = tf.Lookup(lookup)
+		p.document(tf, root)
 	}
 	if docs == 0 && len(p.errs) == 0 {
 		p.errs = append(p.errs, &Error{File: name, Msg: "empty test file: want a tests: list"})
@@ -183,10 +207,43 @@ func (p *parser) report(n *yaml.Node, test, msg string) {
 }
 
 var (
-	fileKeys    = []string{"tests", "rule_files"}
+	fileKeys    = []string{"tests", "rule_files", "env"}
 	caseKeys    = []string{"name", "start", "timezone", "location", "messages", "until", "expect"}
 	messageKeys = []string{"topic", "payload", "at", "qos", "retain"}
 )
+
+// env reads a test file's env: mapping of ${NAME} values (plain text: no
+// ${…} inside).
+func (p *parser) env(tf *TestFile, root *yaml.Node) {
+	if root.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != "env" {
+			continue
+		}
+		v := yamlnode.Resolve(root.Content[i+1])
+		if v.Kind != yaml.MappingNode {
+			p.errorf(v, "", "env: must be a mapping of variable names to values, e.g. env: {SLACK_URL: \"https://hooks.example.com/x\"}, not %s", yamlnode.KindName(v))
+			return
+		}
+		if tf.Env == nil {
+			tf.Env = map[string]string{}
+		}
+		for j := 0; j+1 < len(v.Content); j += 2 {
+			k, val := v.Content[j], yamlnode.Resolve(v.Content[j+1])
+			if !yamlnode.IsIdent(k.Value) {
+				p.errorf(k, "", "env: %q is not a variable name", k.Value)
+				continue
+			}
+			if val.Kind != yaml.ScalarNode {
+				p.errorf(val, "", "env.%s: must be a string, not %s", k.Value, yamlnode.KindName(val))
+				continue
+			}
+			tf.Env[k.Value] = val.Value
+		}
+	}
+}
 
 func (p *parser) document(tf *TestFile, root *yaml.Node) {
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
@@ -229,6 +286,8 @@ func (p *parser) document(tf *TestFile, root *yaml.Node) {
 				}
 				tf.RuleFiles = append(tf.RuleFiles, s)
 			}
+		case k == "env":
+			// Read first, by env.
 		case strings.HasPrefix(k, "x-"):
 			// An extension field, for YAML anchors the cases share.
 		default:
