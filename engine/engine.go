@@ -328,6 +328,8 @@ func (e *Engine) Handle(msg Message) {
 	if msg.Time.IsZero() {
 		msg.Time = e.clock.Now()
 	}
+	// `now` reads in --timezone (docs/rules.md): now.Hour() is local time.
+	msg.Time = msg.Time.In(e.tz)
 	c := e.ctxs.Get().(*evalCtx)
 	defer e.ctxs.Put(c)
 	matches := c.begin(a.rs, &msg)

@@ -354,7 +354,7 @@ rules:
 		"3s pending condition true: pending for, fires at 2026-11-25T12:00:13Z unless a false message comes first",
 		"13s fired fired by its timer",
 		"14s episode condition true: already fired in this episode, does not fire again until it clears",
-		"20s error condition failed: invalid operation: int(string)",
+		`20s error condition failed: invalid operation: int(string) (payload is the text "oops", not a JSON object; guard with type(payload) == "map" && …)`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("trace:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -115,6 +115,11 @@ func New(rs *rules.RuleSet, opts Options) *Runner {
 	if r.now.IsZero() {
 		r.now = DefaultStart
 	}
+	if opts.TimeZone == nil {
+		// `now` reads in the zone the start is written in, unless the
+		// case or --timezone says another.
+		opts.TimeZone = r.now.Location()
+	}
 	r.eng = engine.New(engine.Config{
 		Actions:  sink{r},
 		Clock:    clock{r},
