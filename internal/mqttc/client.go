@@ -51,6 +51,10 @@ const readDelay = time.Millisecond
 // quiesce is how long a disconnect waits for the DISCONNECT to be sent.
 const quiesce = 250 * time.Millisecond
 
+// statusTimeout bounds the wait for the acknowledgement of the will's
+// message that a clean disconnect publishes (with ConnectTimeout).
+const statusTimeout = 5 * time.Second
+
 // stableAfter is how long a connection must have lasted for the next
 // reconnect to start without backoff.
 const stableAfter = time.Minute
@@ -226,13 +230,22 @@ func (c *Client) connect(cn *conn) (s *session, present bool, code byte, err err
 	}
 	s = newSession(nc, c.sessionConfig(cn.role))
 	keepAlive := (c.s.KeepAlive + time.Second - 1) / time.Second // at most 65535: settings
-	present, code, err = s.handshake(ctx, mqttwire.Connect{
+	var will *Will
+	if cn == c.sub {
+		will = c.s.Will
+	}
+	pkt, err := appendConnect311(nil, mqttwire.Connect{
 		ClientID:     cn.id,
 		CleanSession: cn.clean,
 		KeepAlive:    uint16(keepAlive),
 		Username:     c.s.Username,
 		Password:     c.s.Password,
-	})
+	}, will)
+	if err != nil {
+		_ = nc.Close()
+		return nil, false, 0, err
+	}
+	present, code, err = s.handshake(ctx, pkt)
 	if err != nil {
 		_ = nc.Close()
 		return nil, false, code, err
@@ -391,9 +404,23 @@ func (c *Client) subscriberPacket(s *session, p mqttwire.Packet) error {
 		s.acked(id, nil)
 	case mqttwire.TypeDisconnect:
 		return errBrokerDisconnect
-	case mqttwire.TypePingresp, mqttwire.TypePuback, mqttwire.TypePubrec, mqttwire.TypePubcomp:
-		// Nothing to do: any packet shows the connection is alive, and
-		// this connection publishes nothing.
+	case mqttwire.TypePuback, mqttwire.TypePubcomp:
+		// The end of a status publish (Options.OnlineMessage, Will).
+		id, err := mqttwire.DecodeID(p)
+		if err != nil {
+			return err
+		}
+		s.acked(id, nil)
+	case mqttwire.TypePubrec:
+		id, err := mqttwire.DecodeID(p)
+		if err != nil {
+			return err
+		}
+		b := s.begin()
+		b = mqttwire.AppendAck(b, mqttwire.HeaderPubrel, id)
+		s.end(b)
+	case mqttwire.TypePingresp:
+		// Nothing to do: any packet shows the connection is alive.
 	default:
 		return fmt.Errorf("unexpected %s from the broker: %w", mqttwire.TypeName(p.Type()), mqttwire.ErrMalformed)
 	}
@@ -591,6 +618,7 @@ func (c *Client) stopReceiving() {
 	c.gateClosed = true
 	c.gate.Unlock()
 	if s := c.sub.session(); s != nil {
+		c.publishOffline(s, min(c.s.ConnectTimeout, statusTimeout))
 		s.disconnect(quiesce)
 	}
 	if c.sub.isUp() {

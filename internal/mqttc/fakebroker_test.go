@@ -35,6 +35,7 @@ type fakeConn struct {
 	clean    bool
 	user     string
 	pass     string
+	will     *Will // nil: none
 }
 
 func newFakeBroker(t testing.TB) *fakeBroker {
@@ -120,6 +121,11 @@ func (fc *fakeConn) parseConnect(b []byte) {
 	b = b[4:]
 	fc.clean = flags&mqttwire.ConnectFlagClean != 0
 	fc.clientID = str()
+	if flags&0x04 != 0 { // will [MQTT-3.1.2-9]
+		fc.will = &Will{QoS: flags >> 3 & 3, Retain: flags&0x20 != 0}
+		fc.will.Topic = str()
+		fc.will.Payload = []byte(str())
+	}
 	if flags&mqttwire.ConnectFlagUsername != 0 {
 		fc.user = str()
 	}

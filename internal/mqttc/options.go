@@ -100,6 +100,21 @@ type Options struct {
 	// attempt to connect the subscriber (network, TLS, or the broker's
 	// refusal), before the Client tries again.
 	OnConnectError func(error)
+	// Will, when set, is the subscriber connection's will: the broker
+	// publishes it when that connection ends without a DISCONNECT — the
+	// process was killed, the network or the broker's keep-alive timer
+	// gave up [MQTT-3.1.2-8]. A clean StopReceiving or Close publishes
+	// it too, just before the DISCONNECT (which makes the broker discard
+	// the will [MQTT-3.1.2-10]), so that it is said on every way down.
+	// For a status topic: {Topic: T, Payload: "offline", QoS: 1, Retain:
+	// true}, with OnlineMessage {T, "online", 1, true}.
+	Will *Will
+	// OnlineMessage, when set, is published by the subscriber connection
+	// right after each connect (before it subscribes), so that it
+	// follows the will the broker may have published for the previous
+	// connection. It, and the will's message on a clean disconnect, go
+	// at QoS 1 when their QoS is 2 (see publishStatus).
+	OnlineMessage *Will
 }
 
 // Message is one message received by the subscriber.
@@ -190,6 +205,16 @@ func (o Options) settings() (*settings, error) {
 	}
 	if strings.ContainsAny(s.ShareGroup, "/+#") {
 		return nil, fmt.Errorf("share group %q: must not contain '/', '+' or '#'", s.ShareGroup)
+	}
+	if s.Will != nil {
+		if err := s.Will.check("will"); err != nil {
+			return nil, err
+		}
+	}
+	if s.OnlineMessage != nil {
+		if err := s.OnlineMessage.check("online message"); err != nil {
+			return nil, err
+		}
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)

@@ -109,6 +109,11 @@ func TestOptionsErrors(t *testing.T) {
 		{"negative backpressure", Options{Broker: "tcp://b", PublishBackpressure: -time.Second}, "publish backpressure -1s: must not be negative"},
 		{"share group slash", Options{Broker: "tcp://b", ShareGroup: "a/b"}, `share group "a/b"`},
 		{"subscribe QoS 3", Options{Broker: "tcp://b", SubscribeQoS: new(byte(3))}, "subscribe QoS 3: want 0, 1 or 2"},
+		{"will wildcard", Options{Broker: "tcp://b", Will: &Will{Topic: "a/#"}}, `will topic "a/#": must not be empty or hold '+', '#' or NUL`},
+		{"will empty topic", Options{Broker: "tcp://b", Will: &Will{}}, `will topic "": must not be empty`},
+		{"will QoS 3", Options{Broker: "tcp://b", Will: &Will{Topic: "s", QoS: 3}}, "will QoS 3: want 0, 1 or 2"},
+		{"will payload", Options{Broker: "tcp://b", Will: &Will{Topic: "s", Payload: make([]byte, 70000)}}, "will payload of 70000 bytes is over the MQTT limit of 65535"},
+		{"online not UTF-8", Options{Broker: "tcp://b", OnlineMessage: &Will{Topic: "s\xff"}}, "online message topic \"s\\xff\": not UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

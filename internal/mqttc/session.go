@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
@@ -120,14 +121,10 @@ func (t timedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// handshake sends CONNECT and reads CONNACK, both bounded by ctx. It
-// returns the CONNACK's session-present flag and return code; err is set
-// when no CONNACK arrived or it was not 0 (accepted).
-func (s *session) handshake(ctx context.Context, c mqttwire.Connect) (present bool, code byte, err error) {
-	pkt, err := mqttwire.AppendConnect(nil, c)
-	if err != nil {
-		return false, 0, err
-	}
+// handshake sends pkt, a CONNECT, and reads CONNACK, both bounded by ctx.
+// It returns the CONNACK's session-present flag and return code; err is
+// set when no CONNACK arrived or it was not 0 (accepted).
+func (s *session) handshake(ctx context.Context, pkt []byte) (present bool, code byte, err error) {
 	if d, ok := ctx.Deadline(); ok {
 		_ = s.nc.SetDeadline(d)
 	}
@@ -452,3 +449,11 @@ func (s *session) failPending() {
 		delete(s.acks, id)
 	}
 }
+
+// appendPublish appends a PUBLISH in the session's protocol.
+func (s *session) appendPublish(b []byte, topic string, payload []byte, qos byte, retain, dup bool, id uint16, _ *actions.Properties) ([]byte, error) {
+	return mqttwire.AppendPublish(b, topic, payload, qos, retain, dup, id), nil
+}
+
+// publishQoS returns the QoS a publish at qos is sent with on s.
+func (s *session) publishQoS(qos byte) byte { return qos }

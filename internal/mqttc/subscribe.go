@@ -244,13 +244,20 @@ func (c *Client) exchangeNow(epoch uint64, build func(b []byte, id uint16) []byt
 }
 
 // subscriberUp runs on the subscriber's goroutine after every connect: it
-// unsubscribes filters removed while disconnected if the broker kept the
+// publishes the online message (Options.OnlineMessage), unsubscribes filters removed while disconnected if the broker kept the
 // session, then subscribes the desired set (retained messages of these
 // filters are delivered again, as after any SUBSCRIBE). Filters a
 // Subscribe call already had acknowledged on this connection (it can run
 // between the connect and this) are left alone: a second SUBSCRIBE would
 // make the broker send their retained messages again [MQTT-3.8.4-3].
-func (c *Client) subscriberUp(_ *session, sessionPresent bool) {
+func (c *Client) subscriberUp(s *session, sessionPresent bool) {
+	if w := c.s.OnlineMessage; w != nil {
+		// Not waited for: a connection lost first publishes it again on
+		// the next connect.
+		if _, err := c.publishStatus(s, w); err != nil {
+			c.sub.log.Error("cannot publish the online message", "topic", w.Topic, "err", err)
+		}
+	}
 	c.setSubscriber(true, sessionPresent)
 	select {
 	case c.opSem <- struct{}{}:
