@@ -19,7 +19,7 @@ type Request struct {
 	Rule  string // name of the rule that fired
 	Topic string // topic of the message that fired it ("" for a timer firing without one)
 	Key   string // the rule's state key for this firing
-	Hop   int    // loop hop of the message that fired it: 0 for a message from outside the engine
+	Hop   int    // loop hop of the message that fired it: 0 for a message from outside the engine (docs/reliability.md)
 
 	// Secrets are values to mask wherever the request is shown (logs,
 	// errors, dead letters): what the rule's file took from the
@@ -57,4 +57,12 @@ type Publisher interface {
 	// for room while connected (backpressure: internal/mqttc's
 	// PublishBackpressure). p must not be changed after the call.
 	Publish(p *Publish, done func(error))
+}
+
+// LoopGuard decides whether a publish the executor makes for a rule after
+// the fact — an exec's output — may be made: it is hop hops from an
+// outside message, and chains of the engine's own publishes are cut at
+// --max-hops (docs/reliability.md, "Loops"). The engine implements it.
+type LoopGuard interface {
+	AllowPublish(rule string, p *Publish, hop int) bool
 }

@@ -38,6 +38,7 @@ var KindExec = register(&Kind{
 		"publish": "publish_output", "output": "publish_output", "topic": "publish_output",
 	},
 	Gate:    "--allow-exec",
+	GateWhy: "run programs on this machine",
 	Compile: compileExec,
 })
 
@@ -47,10 +48,11 @@ type ExecSpec struct {
 	Stdin         Template   // nil: no input
 	Timeout       time.Duration
 	PublishOutput Template // nil: stdout is logged only
+	Broker        string   // where stdout is published: the rule's broker
 }
 
 func compileExec(d *Decoder) Spec {
-	spec := &ExecSpec{Timeout: DefaultExecTimeout}
+	spec := &ExecSpec{Timeout: DefaultExecTimeout, Broker: d.RuleBroker}
 	for _, kv := range d.Pairs() {
 		switch kv.Key.Value {
 		case "command":
@@ -110,7 +112,7 @@ func (s *ExecSpec) PublishTopic() Template { return s.PublishOutput }
 
 // Render implements Spec.
 func (s *ExecSpec) Render(r Renderer, _ []byte) (Action, error) {
-	x := &Exec{Args: make([]string, len(s.Command)), Timeout: s.Timeout}
+	x := &Exec{Args: make([]string, len(s.Command)), Timeout: s.Timeout, Broker: s.Broker}
 	for i, t := range s.Command {
 		a, err := r.Render(t)
 		if err != nil {
@@ -175,6 +177,7 @@ type Exec struct {
 	Stdin         []byte   // nil: no input
 	Timeout       time.Duration
 	PublishOutput string // "": do not publish stdout
+	Broker        string // where stdout is published ("": the default broker)
 }
 
 // Fields implements Action.
@@ -194,7 +197,6 @@ func (e *Exec) Fields() []Field {
 // ExecConcurrency run at once, ExecQueue wait; beyond that the action is
 // dropped as "queue_full".
 func (e *Exec) run(x *Executor, req *Request, once *reportOnce) {
-	x.startExecWorkers()
 	r := *req
 	x.mu.Lock()
 	if x.closed {
@@ -203,6 +205,9 @@ func (e *Exec) run(x *Executor, req *Request, once *reportOnce) {
 		x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("exec: %w", ErrShuttingDown), 0)
 		return
 	}
+	// Under x.mu and not closed: Close cannot be waiting for the workers
+	// yet, so starting them here cannot race its wait.
+	x.startExecWorkers()
 	// Running and waiting programs count alike, whether or not a worker
 	// has taken the request off the channel yet.
 	if x.execInFlight < x.execWorkers+x.execWaiting {
@@ -281,7 +286,7 @@ func (x *Executor) runExec(r *Request) {
 	defer cancel()
 
 	cmd := exec.Command(name, e.Args[1:]...)
-	cmd.Env = append(os.Environ(), "MQTT_RULES_RULE="+r.Rule, "MQTT_RULES_TOPIC="+r.Topic, "MQTT_RULES_KEY="+r.Key)
+	cmd.Env = append(programEnv(os.Environ()), "MQTT_RULES_RULE="+r.Rule, "MQTT_RULES_TOPIC="+r.Topic, "MQTT_RULES_KEY="+r.Key)
 	if e.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(e.Stdin)
 	}
@@ -310,6 +315,12 @@ func (x *Executor) runExec(r *Request) {
 		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 		killProcessGroup(cmd)
 		err = <-waited
+	}
+	// Whatever the program left running in its group (a "cmd &") goes
+	// with it: an action's processes do not outlive the action.
+	killProcessGroup(cmd)
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		err = nil // it exited 0; a child held its output open past WaitDelay
 	}
 	took := time.Since(start)
 
@@ -343,21 +354,42 @@ func (x *Executor) runExec(r *Request) {
 	x.log.Info("exec done", attrs...)
 	x.rep.ActionDone(r.Rule, r.Kind, nil, took)
 	if e.PublishOutput != "" {
-		x.publishOutput(r, e.PublishOutput, stdout.buf)
+		x.publishOutput(r, e, stdout.buf)
 	}
 }
 
-// publishOutput publishes a program's stdout (as much as was kept).
-func (x *Executor) publishOutput(r *Request, topic string, out []byte) {
+// publishOutput publishes a program's stdout (as much as was kept) on the
+// rule's broker, one hop further than the message that fired the rule.
+func (x *Executor) publishOutput(r *Request, e *Exec, out []byte) {
+	topic := e.PublishOutput
 	if x.pub == nil {
 		x.log.Warn("exec output not published: no MQTT connection", "rule", r.Rule, "topic", topic)
 		return
 	}
-	x.pub.Publish(&Publish{Topic: topic, Payload: bytes.Clone(out)}, func(err error) {
+	p := &Publish{Topic: topic, Payload: bytes.Clone(out), Broker: e.Broker}
+	if g := x.guard.Load(); g != nil && !(*g).AllowPublish(r.Rule, p, r.Hop+1) {
+		return // a loop cut: counted and logged by the guard
+	}
+	x.pub.Publish(p, func(err error) {
 		if err != nil {
 			x.log.Warn("exec output not published", "rule", r.Rule, "topic", topic, "err", err)
 		}
 	})
+}
+
+// programEnv is the engine's environment without the variables whose
+// names look secret (token, password, key, …): a program gets what its
+// command line or stdin give it from ${NAME}, not every credential the
+// engine was started with (docs/rules.md, "exec").
+func programEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !LooksSecret(name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // startError says why a program did not start in words a user can act on.

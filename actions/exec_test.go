@@ -1,3 +1,5 @@
+//go:build unix
+
 package actions
 
 import (
@@ -53,6 +55,19 @@ func execHelper(mode string, args []string) int {
 		}
 		os.WriteFile(args[0], []byte(strconv.Itoa(child.Process.Pid)), 0o600)
 		time.Sleep(time.Hour) // killed by the timeout under test
+	case "spawnexit": // start a sleeping child holding stdout, write its pid to args[0], exit 0
+		child := exec.Command(os.Args[0])
+		child.Env = append(os.Environ(), "MQTT_RULES_EXEC_HELPER=sleep")
+		child.Stdout = os.Stdout
+		if err := child.Start(); err != nil {
+			return 2
+		}
+		os.WriteFile(args[0], []byte(strconv.Itoa(child.Process.Pid)), 0o600)
+	case "getenv": // print the values of the variables named, one per line
+		for _, name := range args {
+			v, ok := os.LookupEnv(name)
+			fmt.Printf("%s=%s %v\n", name, v, ok)
+		}
 	case "sleep":
 		time.Sleep(time.Hour) // killed by the timeout under test
 	case "wait": // create args[1], then wait until the file args[0] exists (at most a minute)
@@ -176,6 +191,47 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 		err := syscall.Kill(pid, 0)
 		return errors.Is(err, syscall.ESRCH)
 	})
+}
+
+// TestExecBackgroundChildKilled: a program that exits 0 leaving a child
+// behind (a "cmd &") succeeds, and the child goes with it even though it
+// held the program's stdout open.
+func TestExecBackgroundChildKilled(t *testing.T) {
+	h := newHarness(t, Config{})
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	h.x.Do(execRequest("r", helperCommand(t, "spawnexit", pidFile)))
+	if d := h.rec.waitRule(t, "r", 1); d[0].err != nil {
+		t.Fatalf("outcome %v, want ok: the program exited 0", d[0].err)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("the program did not start its child: %v", err)
+	}
+	pid, _ := strconv.Atoi(string(b))
+	pollUntil(t, "the child to be killed", func() bool {
+		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	})
+}
+
+// TestExecEnvWithoutSecrets: a program does not inherit the engine's
+// variables whose names look secret; others it does.
+func TestExecEnvWithoutSecrets(t *testing.T) {
+	pub := &fakePublisher{}
+	h := newHarness(t, Config{Publisher: pub})
+	t.Setenv("MQTT_RULES_HTTP_TOKEN", "s3cret-token-value")
+	t.Setenv("HOME_API_KEY", "another-secret")
+	t.Setenv("MY_ROOM", "kitchen")
+	e := helperCommand(t, "getenv", "MQTT_RULES_HTTP_TOKEN", "HOME_API_KEY", "MY_ROOM", "MQTT_RULES_RULE")
+	e.PublishOutput = "out/env"
+	h.x.Do(execRequest("r", e))
+	if d := h.rec.waitRule(t, "r", 1); d[0].err != nil {
+		t.Fatalf("outcome %v, want ok", d[0].err)
+	}
+	pub.waitFor(t, 1)
+	want := "MQTT_RULES_HTTP_TOKEN= false\nHOME_API_KEY= false\nMY_ROOM=kitchen true\nMQTT_RULES_RULE=r true\n"
+	if got := string(pub.got[0].Payload); got != want {
+		t.Errorf("program saw\n%s\nwant\n%s", got, want)
+	}
 }
 
 // TestExecOutputBound: a program that floods stdout is read to its end but

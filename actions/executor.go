@@ -110,6 +110,8 @@ type Executor struct {
 
 	deadLetterTopic string
 
+	guard atomic.Pointer[LoopGuard] // see SetLoopGuard
+
 	execWorkers  int
 	execWaiting  int // how many programs may wait for a worker
 	execOutput   int
@@ -140,6 +142,7 @@ type Executor struct {
 // destination is the queue and worker pool of one scheme://host[:port].
 type destination struct {
 	key   string
+	kind  *Kind // of the request that opened it: webhook or notify
 	queue chan *Request
 	busy  atomic.Int32 // workers running a request
 	drops ratelog.Limiter
@@ -274,12 +277,12 @@ func (x *Executor) enqueue(req *Request, a remote, once *reportOnce) {
 			x.rep.Dropped(req.Rule, req.Kind, "too_many_destinations")
 			x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("%s: %w (%d active)", label, ErrTooManyDestinations, x.maxDests), 0)
 			if n := x.destDrops.Count(now, dropLogEvery); n > 0 {
-				x.log.Warn("too many webhook destinations, dropping requests", "rule", req.Rule, "action", req.Kind.String(),
+				x.log.Warn("too many destinations, dropping requests", "rule", req.Rule, "action", req.Kind.String(),
 					"destination", key, "max_destinations", x.maxDests, "dropped", n)
 			}
 			return
 		}
-		d = &destination{key: key, queue: make(chan *Request, x.queueCap)}
+		d = &destination{key: key, kind: req.Kind, queue: make(chan *Request, x.queueCap)}
 		x.dests[key] = d
 		x.wg.Add(x.workers)
 		for range x.workers {
@@ -339,7 +342,7 @@ func (x *Executor) maybeRetire(d *destination) {
 	}
 	n := x.retire(d)
 	x.mu.Unlock()
-	x.logUnloggedDrops(d.key, n)
+	x.logUnloggedDrops(d, n)
 }
 
 // retire removes d and closes its queue; x.mu must be held. It returns the
@@ -351,11 +354,16 @@ func (x *Executor) retire(d *destination) int {
 	return d.drops.Flush()
 }
 
-func (x *Executor) logUnloggedDrops(dest string, n int) {
+func (x *Executor) logUnloggedDrops(d *destination, n int) {
 	if n > 0 {
-		x.log.Warn("webhook queue full, dropped requests", "action", "webhook", "destination", dest, "queue", x.queueCap, "dropped", n)
+		x.log.Warn(d.kind.String()+" queue full, dropped requests", "action", d.kind.String(), "destination", d.key, "queue", x.queueCap, "dropped", n)
 	}
 }
+
+// SetLoopGuard makes the executor ask g before it publishes for a rule
+// after the fact (an exec's output). Until it is set, such publishes are
+// made unchecked.
+func (x *Executor) SetLoopGuard(g LoopGuard) { x.guard.Store(&g) }
 
 // Close stops taking requests (later ones fail with ErrShuttingDown) and
 // waits until every queued and running webhook has finished. When ctx ends
@@ -364,7 +372,7 @@ func (x *Executor) logUnloggedDrops(dest string, n int) {
 // ctx.Err(). Publishes already handed to the Publisher are its business.
 func (x *Executor) Close(ctx context.Context) error {
 	type flushed struct {
-		dest string
+		dest *destination
 		n    int
 	}
 	var unlogged []flushed
@@ -374,7 +382,7 @@ func (x *Executor) Close(ctx context.Context) error {
 		x.closing.Store(true)
 		for _, d := range x.dests {
 			if n := x.retire(d); n > 0 {
-				unlogged = append(unlogged, flushed{d.key, n})
+				unlogged = append(unlogged, flushed{d, n})
 			}
 		}
 		close(x.execQueue)
@@ -400,7 +408,7 @@ func (x *Executor) Close(ctx context.Context) error {
 	x.abort()
 
 	if n := x.cancelled.Swap(0); n > 0 {
-		x.log.Warn("webhook requests cancelled at shutdown", "action", "webhook", "cancelled", n)
+		x.log.Warn("actions cancelled at shutdown", "cancelled", n)
 	}
 	if n := x.pubDrops.Flush(); n > 0 {
 		x.log.Warn("publish queue full, dropped publishes", "action", "publish", "dropped", n)
@@ -409,7 +417,7 @@ func (x *Executor) Close(ctx context.Context) error {
 		x.log.Warn("exec queue full, dropped programs", "action", "exec", "dropped", n)
 	}
 	if n := x.destDrops.Flush(); n > 0 {
-		x.log.Warn("too many webhook destinations, dropped requests", "action", "webhook", "max_destinations", x.maxDests, "dropped", n)
+		x.log.Warn("too many destinations, dropped requests", "max_destinations", x.maxDests, "dropped", n)
 	}
 	if x.ownClient {
 		x.client.CloseIdleConnections()

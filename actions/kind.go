@@ -34,6 +34,9 @@ type Kind struct {
 	// Gate names the command-line flag without which actions of this kind
 	// are refused at load ("--allow-exec"); "" for none.
 	Gate string
+	// GateWhy says what actions of the kind do that needs Gate, to end
+	// "exec actions …" in the load error ("run programs on this machine").
+	GateWhy string
 	// Redact, when set, returns how a field of this kind's actions is
 	// shown (see Field.Redact) by its name, or nil when it is shown as it
 	// is: rule tests show the values they expect with it.
@@ -169,6 +172,9 @@ type Field struct {
 	// Fold makes rule tests compare the value in any case (an HTTP
 	// method, a log level).
 	Fold bool
+	// Bool marks a true/false value: a rule test may expect it written as
+	// YAML allows (yes, on, True).
+	Bool bool
 	// Note stands in for an absent value ("the message's payload").
 	Note string
 }
@@ -235,6 +241,12 @@ type Decoder struct {
 	report   func(n *yaml.Node, msg string)
 	failed   bool
 	short    bool // the value is a scalar standing for the kind's Shorthand key
+
+	// What reported problems blame, so that Missing does not report a
+	// second error for the same cause: keys whose value failed or that
+	// an unknown key was probably meant as, or the whole action.
+	blamed []string
+	whole  bool
 }
 
 // NewDecoder returns a Decoder for one action of kind k whose value is n.
@@ -266,12 +278,32 @@ func (d *Decoder) Errorf(n *yaml.Node, format string, args ...any) {
 // "actions[0].publish.topic: …".
 func (d *Decoder) KeyErrorf(n *yaml.Node, key, format string, args ...any) {
 	d.report(n, d.path(key)+": "+fmt.Sprintf(format, args...))
+	d.blame(key)
 }
 
-// Missing reports that a required key is missing, unless a problem was
-// already reported for this action (its value may have failed to read).
+// blame records that a reported problem concerns key ("": none).
+func (d *Decoder) blame(key string) {
+	if key != "" {
+		d.blamed = append(d.blamed, key)
+	}
+}
+
+// blameIf blames key when ok is false (a read of its value failed) and
+// returns ok.
+func (d *Decoder) blameIf(ok bool, key string) bool {
+	if !ok {
+		d.failed = true
+		d.blame(key)
+	}
+	return ok
+}
+
+// Missing reports that a required key is missing, unless a problem
+// already reported explains it: its value failed to read, an unknown key
+// was probably meant as it (`topc:`, `cmd:`), or the action is not a
+// mapping at all. Other problems of the action do not hide it.
 func (d *Decoder) Missing(key, what string) {
-	if d.failed {
+	if d.whole || slices.Contains(d.blamed, key) {
 		return
 	}
 	msg := d.Where + ": " + key + " missing"
@@ -305,12 +337,18 @@ func (d *Decoder) Pairs() []yamlnode.Pair {
 			shape = "a string (its " + d.kind.Shorthand + ") or " + shape
 		}
 		d.Errorf(n, "must be %s, not %s", shape, yamlnode.KindName(n))
+		d.whole = true
 		return nil
 	}
 	var out []yamlnode.Pair
 	for _, kv := range d.yr.Pairs(n, d.rule) {
 		if !slices.Contains(d.kind.Keys, kv.Key.Value) {
 			d.Errorf(kv.Key, "unknown key %q%s", kv.Key.Value, d.suggest(kv.Key.Value))
+			if meant, ok := d.kind.Synonyms[kv.Key.Value]; ok {
+				d.blame(meant)
+			} else {
+				d.blame(yamlnode.Closest(kv.Key.Value, d.kind.Keys))
+			}
 			continue
 		}
 		out = append(out, kv)
@@ -343,30 +381,32 @@ func (d *Decoder) suggest(key string) string {
 // it failed (reported).
 func (d *Decoder) Template(n *yaml.Node, key string) Template {
 	t := d.template(n, d.path(key))
-	if t == nil {
-		d.failed = true
-	}
+	d.blameIf(t != nil, key)
 	return t
 }
 
 // Str reads key's value as a string (${ENV} expanded).
 func (d *Decoder) Str(n *yaml.Node, key string) (string, bool) {
-	return d.yr.Str(n, d.rule, d.path(key))
+	s, ok := d.yr.Str(n, d.rule, d.path(key))
+	return s, d.blameIf(ok, key)
 }
 
 // Int reads key's value as a whole number from lo to hi.
 func (d *Decoder) Int(n *yaml.Node, key string, lo, hi int) (int, bool) {
-	return d.yr.Int(n, d.rule, d.path(key), lo, hi)
+	v, ok := d.yr.Int(n, d.rule, d.path(key), lo, hi)
+	return v, d.blameIf(ok, key)
 }
 
 // Bool reads key's value as true or false.
 func (d *Decoder) Bool(n *yaml.Node, key string) (bool, bool) {
-	return d.yr.Bool(n, d.rule, d.path(key))
+	v, ok := d.yr.Bool(n, d.rule, d.path(key))
+	return v, d.blameIf(ok, key)
 }
 
 // Duration reads key's value as a positive Go duration.
 func (d *Decoder) Duration(n *yaml.Node, key string) (time.Duration, bool) {
-	return d.yr.Duration(n, d.rule, d.path(key), false)
+	v, ok := d.yr.Duration(n, d.rule, d.path(key), false)
+	return v, d.blameIf(ok, key)
 }
 
 // Broker reads key's value as the name of one of the config's brokers

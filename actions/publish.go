@@ -227,7 +227,7 @@ func (s *PublishSpec) Describe() []Field {
 	out := []Field{
 		{Name: "topic", Value: s.Topic.Source(), Bare: true},
 		{Name: "qos", Value: strconv.Itoa(int(s.QoS))},
-		{Name: "retain", Value: strconv.FormatBool(s.Retain)},
+		{Name: "retain", Value: strconv.FormatBool(s.Retain), Bool: true},
 	}
 	if s.Broker != "" {
 		out = append(out, Field{Name: "broker", Value: s.Broker})
@@ -291,7 +291,7 @@ func (p *Publish) Fields() []Field {
 	out := []Field{
 		{Name: "topic", Value: p.Topic, Bare: true},
 		{Name: "qos", Value: strconv.Itoa(int(p.QoS))},
-		{Name: "retain", Value: strconv.FormatBool(p.Retain)},
+		{Name: "retain", Value: strconv.FormatBool(p.Retain), Bool: true},
 	}
 	if p.Broker != "" {
 		out = append(out, Field{Name: "broker", Value: p.Broker})

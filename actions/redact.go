@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -101,13 +102,22 @@ func Mask(s string, secrets []string) string {
 		if sec == "" {
 			continue
 		}
-		for _, form := range [...]string{sec, url.PathEscape(sec), url.QueryEscape(sec)} {
+		// As written, in a URL's path or query, and inside a JSON string
+		// (a body or a dead letter quoting it).
+		for _, form := range [...]string{sec, url.PathEscape(sec), url.QueryEscape(sec), jsonEscaped(sec)} {
 			if strings.Contains(s, form) {
 				s = strings.ReplaceAll(s, form, Redacted)
 			}
 		}
 	}
 	return s
+}
+
+// jsonEscaped is s as it appears between the quotes of a JSON string
+// encoded by encoding/json.
+func jsonEscaped(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
 }
 
 func redactURL(raw string) string {

@@ -421,7 +421,7 @@ func TestTooManyDestinations(t *testing.T) {
 	if got := h.rec.doneFor("b"); len(got) != 1 || !errors.Is(got[0].err, ErrTooManyDestinations) {
 		t.Errorf("outcome: got %+v, want one ErrTooManyDestinations", got)
 	}
-	if got := h.log.lines("too many webhook destinations"); len(got) != 1 {
+	if got := h.log.lines("too many destinations"); len(got) != 1 {
 		t.Errorf("drop log lines: got %q, want 1", got)
 	}
 }
@@ -604,5 +604,16 @@ func TestMask(t *testing.T) {
 	got := Mask("path x%20y%2Fz, query x+y%2Fz, raw x y/z, other x y", []string{"x y/z"})
 	if want := "path " + Redacted + ", query " + Redacted + ", raw " + Redacted + ", other x y"; got != want {
 		t.Errorf("Mask = %q, want %q", got, want)
+	}
+}
+
+// TestMaskJSONEscaped: a secret with characters JSON escapes is masked in
+// a JSON body too.
+func TestMaskJSONEscaped(t *testing.T) {
+	sec := `pa"ss\word<&>`
+	body, _ := json.Marshal(map[string]string{"password": sec})
+	got := Mask(string(body), []string{sec})
+	if want := `{"password":"` + Redacted + `"}`; got != want {
+		t.Errorf("Mask = %s, want %s", got, want)
 	}
 }

@@ -680,33 +680,30 @@ func (e *Engine) runAction(c *evalCtx, rt *ruleRuntime, a *rules.Action) {
 	req.Secrets = rt.rule.EnvValues
 	req.Topic = c.msg.Topic
 	req.Key = c.key
-	if a.MayLoop && !e.hopAllowed(c, rt, &req) {
-		return
+	req.Hop = c.hop
+	if a.MayLoop {
+		if m, ok := req.Action.(interface{ MQTTMessage() *actions.Publish }); ok && !e.hopAllowed(rt, m.MQTTMessage(), c.hop+1, c.msg.Time) {
+			return
+		}
 	}
 	e.actions.Do(req)
 }
 
-// hopAllowed handles a publish that may come back to the engine: when its
-// topic reaches a rule of the set it is one hop further than the message
-// being handled; beyond --max-hops the chain is cut (counted, logged once
-// per episode), otherwise the engine remembers it to recognise it.
-func (e *Engine) hopAllowed(c *evalCtx, rt *ruleRuntime, req *actions.Request) bool {
-	m, ok := req.Action.(interface{ MQTTMessage() *actions.Publish })
-	if !ok {
+// hopAllowed handles a publish that may come back to the engine at the
+// given hop (docs/reliability.md, "Loops"): when its topic reaches a rule
+// of the set, beyond --max-hops the chain is cut (counted, logged once per
+// episode), otherwise the engine remembers it to recognise it. at is the
+// time of the message being handled (a timer's firing carries its
+// trigger's, older, time).
+func (e *Engine) hopAllowed(rt *ruleRuntime, p *actions.Publish, hop int, at time.Time) bool {
+	if !e.active.Load().rs.Reaches(topic.Split(p.Topic, nil)) {
 		return true
 	}
-	p := m.MQTTMessage()
-	c.pubLevels = topic.Split(p.Topic, c.pubLevels[:0])
-	if !c.rs.Reaches(c.pubLevels) {
-		return true
-	}
-	req.Hop = c.hop + 1
-	if req.Hop <= e.maxHops {
-		at := c.msg.Time // a timer's firing carries its trigger's, older, time
+	if hop <= e.maxHops {
 		if now := e.clock.Now(); now.After(at) {
 			at = now
 		}
-		e.loops.record(p.Broker, p.Topic, p.Payload, req.Hop, at)
+		e.loops.record(p.Broker, p.Topic, p.Payload, hop, at)
 		return true
 	}
 	rt.stats.LoopCutoffs.Add(1)
@@ -714,10 +711,23 @@ func (e *Engine) hopAllowed(c *evalCtx, rt *ruleRuntime, req *actions.Request) b
 	now := e.clock.Now()
 	if last := rt.loopLast.Swap(now.UnixNano()); now.Sub(time.Unix(0, last)) > loopEpisodeGap {
 		e.log.Warn("loop cut: the rule's publishes keep coming back to the engine", "rule", rt.rule.Name,
-			"topic", p.Topic, "hops", req.Hop, "max_hops", e.maxHops)
+			"topic", p.Topic, "hops", hop, "max_hops", e.maxHops)
 	}
 	return false
 }
+
+// AllowPublish implements actions.LoopGuard: a publish the executor makes
+// for a rule after the fact (an exec's output) is one hop further than the
+// message that fired the rule, and is cut like the rule's own publishes.
+func (e *Engine) AllowPublish(rule string, p *actions.Publish, hop int) bool {
+	rt := e.active.Load().runtime(rule)
+	if rt == nil {
+		return true // the rule went meanwhile: nothing to count against
+	}
+	return e.hopAllowed(rt, p, hop, e.clock.Now())
+}
+
+var _ actions.LoopGuard = (*Engine)(nil)
 
 // loopEpisodeGap is how long a rule must go without a loop cutoff for the
 // next one to be logged again.

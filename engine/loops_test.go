@@ -146,3 +146,53 @@ func TestEchoesExpire(t *testing.T) {
 		t.Errorf("hop = %d, want 2", h)
 	}
 }
+
+// TestExecOutputLoopIsCut: an exec whose published output comes back to
+// its own rule is cut at --max-hops like a publish: the executor asks
+// AllowPublish with the request's hop plus one.
+func TestExecOutputLoopIsCut(t *testing.T) {
+	l := rules.NewLoader()
+	l.Allow = []string{actions.KindExec.Gate}
+	rs, err := l.LoadSources(rules.Source{Name: "loop.yaml", Data: []byte(`
+rules:
+  - name: run
+    topic: out/#
+    actions: [{exec: {command: [/bin/echo, x], publish_output: out/again}}]
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queue []Message
+	published := 0
+	var e *Engine
+	acts := actionFunc(func(q actions.Request) {
+		x, ok := q.Action.(*actions.Exec)
+		if !ok {
+			return
+		}
+		p := &actions.Publish{Topic: x.PublishOutput, Payload: []byte("x\n")}
+		if e.AllowPublish(q.Rule, p, q.Hop+1) {
+			published++
+			queue = append(queue, Message{Topic: p.Topic, Payload: p.Payload})
+		}
+	})
+	e = New(Config{Actions: acts, MaxHops: 4})
+	e.SetRules(rs)
+	queue = append(queue, Message{Topic: "out/start", Payload: []byte("go")})
+	for len(queue) > 0 {
+		m := queue[0]
+		queue = queue[1:]
+		e.Handle(m)
+	}
+	if published != 4 {
+		t.Errorf("published the output %d times, want 4 (hops 1..4)", published)
+	}
+	if n := e.Counters().Rule("run").LoopCutoffs.Load(); n != 1 {
+		t.Errorf("loop cutoffs = %d, want 1", n)
+	}
+}
+
+// actionFunc is an Actions sink made of a function.
+type actionFunc func(actions.Request)
+
+func (f actionFunc) Do(q actions.Request) { f(q) }

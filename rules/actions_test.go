@@ -64,6 +64,19 @@ rules:
     topic: a
     actions: [{exec: {timeout: 5s}}]
 `, []string{`rules/home.yaml:5:22: rule "r": actions[0].exec: command missing (the program and its arguments, as a list)`}},
+		{"a misspelt key is not also missing", nil, `
+rules:
+  - name: r
+    topic: a
+    actions: [{publish: {topc: x}}]
+`, []string{`rules/home.yaml:5:26: rule "r": actions[0].publish: unknown key "topc" (did you mean "topic"?)`}},
+		{"another key's problem does not hide a missing one", nil, `
+rules:
+  - name: r
+    topic: a
+    actions: [{publish: {qos: 7}}]
+`, []string{`rules/home.yaml:5:25: rule "r": actions[0].publish: topic missing`,
+			`rules/home.yaml:5:31: rule "r": actions[0].publish.qos: "7" is not a whole number from 0 to 2`}},
 		{"exec with a string command", []string{"--allow-exec"}, `
 rules:
   - name: r

@@ -351,8 +351,9 @@ func (fl *fileLoader) lookup(l func(string) (string, bool)) func(string) (string
 // secret, so that logs, the status page and dry runs show it rather than
 // [REDACTED] (docs/rules.md, "Environment variables"): its variable's name
 // does not look secret (token, key, password, …), and it has no user or
-// password, no query, and no path segment that looks like a token (16
-// characters or more mixing letters and digits, or 24 or more).
+// password, no query, no path segment that looks like a token (16
+// characters or more mixing letters and digits, or 24 or more) and no
+// path segment or host label "hook(s)" or "webhook(s)".
 func PlainURL(name, value string) bool {
 	if actions.LooksSecret(name) {
 		return false
@@ -362,11 +363,27 @@ func PlainURL(name, value string) bool {
 		return false
 	}
 	for _, seg := range strings.Split(u.Path, "/") {
-		if tokenLike(seg) {
+		if tokenLike(seg) || hookWord(seg) {
+			return false
+		}
+	}
+	for _, label := range strings.Split(u.Hostname(), ".") {
+		if hookWord(label) {
 			return false
 		}
 	}
 	return true
+}
+
+// hookWord reports whether a path segment or host label says the URL is
+// an incoming webhook (hooks.example.com/services/…, /api/webhooks/…),
+// whose path is its secret however ordinary it looks.
+func hookWord(s string) bool {
+	switch strings.ToLower(s) {
+	case "hook", "hooks", "webhook", "webhooks":
+		return true
+	}
+	return false
 }
 
 func tokenLike(s string) bool {
@@ -942,7 +959,7 @@ func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action 
 			continue
 		}
 		if kind.Gate != "" && !slices.Contains(fl.allow, kind.Gate) {
-			fl.errorf(k, rule, "%s: %s actions run programs on this machine and are refused unless the engine runs with %s", where, kind.Name, kind.Gate)
+			fl.errorf(k, rule, "%s: %s actions %s and are refused unless the engine runs with %s", where, kind.Name, kind.GateWhy, kind.Gate)
 			continue
 		}
 		d := actions.NewDecoder(kind, val, where+"."+kind.Name, rule, &fl.yr,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -129,6 +130,9 @@ func Start(cfg Config) (*App, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AllowExec && os.Getpid() == 1 {
+		a.log.Warn("running as process 1 with --allow-exec: programs' orphans are not reaped; run the container with --init (docs/install.md)")
+	}
 	// Watch before the first load: a change made while it loads is seen.
 	var w *watch.Watcher
 	if !cfg.NoWatch {
@@ -212,6 +216,7 @@ func Start(cfg Config) (*App, error) {
 		Location:      cfg.Location,
 		MaxHops:       cfg.MaxHops,
 	})
+	a.exec.SetLoopGuard(a.engine) // an exec's published output is one hop on
 	a.engine.SetRules(rs)
 	releaseLoadGarbage()
 	if cfg.State != "" {

@@ -214,15 +214,22 @@ func (e *Expectation) compare(a Actual) ([]FieldDiff, bool) {
 		fields = a.Request.Action.Fields()
 	}
 	for _, want := range e.Fields {
-		if _, ok := field(fields, want.Name); !ok && len(want.Sub) > 0 {
-			for _, sub := range want.Sub {
-				compareField(fields, sub, add)
-			}
-			continue
-		}
-		compareField(fields, want, add)
+		compareExpected(fields, want, add)
 	}
 	return diffs, true
+}
+
+// compareExpected compares a field the action has under want's name, or
+// else each of want's entries (a mapping written for fields the action
+// keeps one per entry: headers, properties.user).
+func compareExpected(fields []actions.Field, want ExpectedField, add func(field, want, got string)) {
+	if _, ok := field(fields, want.Name); !ok && len(want.Sub) > 0 {
+		for _, sub := range want.Sub {
+			compareExpected(fields, sub, add)
+		}
+		return
+	}
+	compareField(fields, want, add)
 }
 
 // field returns the action's field of the given name; the part after a
@@ -249,7 +256,7 @@ func compareField(fields []actions.Field, want ExpectedField, add func(field, wa
 		add(want.Name, want.Value.show(nil), "(not set)")
 		return
 	}
-	if want.Value.matches([]byte(got.Value)) || got.Fold && strings.EqualFold(want.Value.Text, got.Value) || sameBool(want.Value.Text, got.Value) {
+	if want.Value.matches([]byte(got.Value)) || got.Fold && strings.EqualFold(want.Value.Text, got.Value) || got.Bool && sameBool(want.Value.Text, got.Value) {
 		return
 	}
 	w, g := want.Value.show(got.Redact), got.Show(got.Value, nil)

@@ -124,6 +124,35 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// TestCompareBoolAndNested: yes/on stand for true only in a boolean field
+// (retain), not in a payload; a mapping nested two deep (properties.user)
+// compares its entries.
+func TestCompareBoolAndNested(t *testing.T) {
+	p := Actual{Rule: "r", Request: actions.Request{Kind: actions.KindPublish, Action: &actions.Publish{
+		Topic: "t", Payload: []byte("true"), Retain: true,
+		Properties: &actions.Properties{User: []actions.UserProperty{{Name: "source", Value: "rules"}}},
+	}}}
+	for _, tc := range []struct {
+		name string
+		e    []ExpectedField
+		want []FieldDiff
+	}{
+		{"retain yes", []ExpectedField{text("retain", "yes")}, nil},
+		{"payload yes is not true", []ExpectedField{text("payload", "yes")}, []FieldDiff{{"payload", "yes", "true"}}},
+		{"nested user property", []ExpectedField{{Name: "properties", Sub: []ExpectedField{{Name: "properties.user",
+			Sub: []ExpectedField{text("properties.user.source", "rules")}}}}}, nil},
+		{"nested user property differs", []ExpectedField{{Name: "properties", Sub: []ExpectedField{{Name: "properties.user",
+			Sub: []ExpectedField{text("properties.user.source", "other")}}}}}, []FieldDiff{{"properties.user.source", "other", "rules"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := (&Expectation{Kind: actions.KindPublish, Fields: tc.e}).compare(p)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("diffs:\n  %q\nwant\n  %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestFailingCaseReport pins the report of a failing case: a newcomer
 // must understand it without reading the code.
 func TestFailingCaseReport(t *testing.T) {

@@ -550,14 +550,26 @@ func (p *parser) expectFields(k *actions.Kind, v *yaml.Node, test, where string)
 			continue
 		}
 		f := ExpectedField{Name: name, Value: val, Line: kv.Key.Line}
-		if kv.Value.Kind == yaml.MappingNode {
-			for _, sub := range p.yr.Pairs(kv.Value, test) {
-				if sv, ok := p.value(sub.Value, test, where+"."+name+"."+sub.Key.Value); ok {
-					f.Sub = append(f.Sub, ExpectedField{Name: name + "." + sub.Key.Value, Value: sv, Line: sub.Key.Line})
-				}
-			}
-		}
+		f.Sub = p.subFields(kv.Value, test, where, name)
 		out = append(out, f)
+	}
+	return out
+}
+
+// subFields returns the entries of a mapping value by their dotted names
+// ("headers.Authorization", "properties.user.source"), each with its own
+// entries when it is a mapping too; nil for any other value.
+func (p *parser) subFields(n *yaml.Node, test, where, name string) []ExpectedField {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var out []ExpectedField
+	for _, sub := range p.yr.Pairs(n, test) {
+		subName := name + "." + sub.Key.Value
+		if sv, ok := p.value(sub.Value, test, where+"."+subName); ok {
+			out = append(out, ExpectedField{Name: subName, Value: sv, Line: sub.Key.Line,
+				Sub: p.subFields(sub.Value, test, where, subName)})
+		}
 	}
 	return out
 }

@@ -174,16 +174,23 @@ func KindName(n *yaml.Node) string {
 // Suggest returns ` (did you mean "x"?)` for a key one or two edits away
 // from a known one, else "".
 func Suggest(got string, known []string) string {
+	best := Closest(got, known)
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// Closest returns the known key one or two edits away from got (the
+// nearest), else "".
+func Closest(got string, known []string) string {
 	best, bestD := "", 3
 	for _, k := range known {
 		if d := editDistance(got, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return best
 }
 
 func editDistance(a, b string) int {
