@@ -17,6 +17,7 @@ import (
 
 	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/internal/app"
+	"github.com/mqtt-rules/mqtt-rules/internal/homeassistant"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -33,6 +34,31 @@ type runOptions struct {
 	maxPayload string
 	configFile string
 	place      placeFlags
+	ha         haFlag
+}
+
+// haFlag is --homeassistant: a flag with an optional value. Alone (or
+// true, as the config file's `homeassistant: true`) it turns discovery on
+// under the prefix "homeassistant"; --homeassistant=PREFIX picks another
+// prefix; false turns it off. The flag package takes a value only after
+// '=' for it, as for a boolean flag.
+type haFlag struct{ prefix string }
+
+func (h *haFlag) String() string   { return h.prefix }
+func (h *haFlag) IsBoolFlag() bool { return true }
+func (h *haFlag) Set(v string) error {
+	switch v = strings.TrimSpace(v); v {
+	case "true", "":
+		h.prefix = homeassistant.DefaultPrefix
+	case "false", "off":
+		h.prefix = ""
+	default:
+		if strings.ContainsAny(v, "+#") || strings.HasSuffix(v, "/") {
+			return errors.New("a discovery prefix must not hold '+' or '#' or end in '/'")
+		}
+		h.prefix = v
+	}
+	return nil
 }
 
 // define registers the flags (docs/operations.md, Flags) on fs.
@@ -61,13 +87,20 @@ func (o *runOptions) define(fs *flag.FlagSet) {
 	fs.BoolVar(&cfg.AllowExec, "allow-exec", false, "accept exec actions: rules may then run programs on this machine, as the engine's user")
 	fs.IntVar(&cfg.MaxKeys, "max-keys", engine.DefaultMaxKeys, "keys one stateful rule tracks; the least recently seen is evicted beyond it")
 	fs.IntVar(&cfg.MaxRemembered, "max-remembered", engine.DefaultMaxRemembered, "topics whose latest message state() and states() remember; the least recently updated is dropped beyond it")
+	fs.StringVar(&cfg.StatusTopic, "status-topic", "", "retained online/offline (the MQTT will) of this engine; the control topics live beside it; off disables (default mqtt-rules/<client-id>/status)")
+	fs.BoolVar(&cfg.Control, "control", false, "take commands on BASE/rule/<name>/set, /ack and /run (BASE: the status topic without its last level) and publish each rule's state on BASE/rule/<name>/state")
+	fs.Var(&o.ha, "homeassistant", "publish Home Assistant MQTT discovery configs under the prefix homeassistant, or --homeassistant=PREFIX; implies --control")
 }
 
 // parse reads the command line, then the config file for what the command
 // line left unset, and checks the values.
 func (o *runOptions) parse(fs *flag.FlagSet, args []string) error {
-	if _, err := parseArgs(fs, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 && o.ha.prefix == homeassistant.DefaultPrefix {
+		return valueError{fmt.Errorf("--homeassistant takes another prefix as --homeassistant=PREFIX, not %q after a space", pos[0])}
 	}
 	if o.configFile != "" {
 		if err := applyConfig(fs, o.configFile); err != nil {
@@ -93,12 +126,15 @@ func (o *runOptions) parse(fs *flag.FlagSet, args []string) error {
 	if len(o.cfg.Rules) == 0 {
 		o.cfg.Rules = []string{"./rules"}
 	}
-	var err error
 	if o.cfg.MaxPayload, err = parseSize(o.maxPayload); err != nil {
 		return valueError{fmt.Errorf("--max-payload: %w", err)}
 	}
 	if o.cfg.TimeZone, o.cfg.Location, err = o.place.parse(); err != nil {
 		return valueError{err}
+	}
+	o.cfg.HomeAssistant = o.ha.prefix
+	if o.cfg.HomeAssistant != "" {
+		o.cfg.Control = true
 	}
 	return nil
 }

@@ -18,12 +18,12 @@ import (
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/internal/broker"
+	"github.com/mqtt-rules/mqtt-rules/internal/control"
 	"github.com/mqtt-rules/mqtt-rules/internal/httpapi"
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttc"
 	"github.com/mqtt-rules/mqtt-rules/internal/statestore"
 	"github.com/mqtt-rules/mqtt-rules/internal/statuspage"
 	"github.com/mqtt-rules/mqtt-rules/internal/sun"
-	"github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/internal/watch"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
@@ -75,6 +75,16 @@ type Config struct {
 	// in memory only.
 	State string
 
+	// StatusTopic gets a retained "online" while connected and "offline"
+	// as the MQTT will and at shutdown (docs/homeassistant.md); "" is
+	// DefaultStatusTopic, StatusTopicOff none. Control turns on the
+	// control and state topics under it (--control); HomeAssistant, a
+	// discovery prefix, publishes Home Assistant discovery configs and
+	// implies Control (--homeassistant).
+	StatusTopic   string
+	Control       bool
+	HomeAssistant string
+
 	Logger *slog.Logger
 }
 
@@ -115,6 +125,11 @@ type App struct {
 	store      *statestore.Store // nil without --state
 	stopTimers context.CancelFunc
 	timersDone chan struct{} // closed when the timer and state goroutines exited
+
+	// Run-time control (control.go).
+	clientID    string // the MQTT client id in use
+	statusTopic string // "" without one
+	control     *control.Controller
 }
 
 // Start loads the rules, starts the embedded broker when no broker URL is
@@ -184,9 +199,13 @@ func Start(cfg Config) (*App, error) {
 	a.url = url
 
 	a.counters = engine.NewCounters()
+	if err := a.prepareControl(); err != nil {
+		return nil, err
+	}
+	will, online := a.statusMessages()
 	a.client, err = mqttc.New(mqttc.Options{
 		Broker:     url,
-		ClientID:   cfg.ClientID,
+		ClientID:   a.clientID,
 		Username:   cfg.Username,
 		Password:   cfg.Password,
 		CAFile:     cfg.CAFile,
@@ -195,6 +214,10 @@ func Start(cfg Config) (*App, error) {
 		ShareGroup: cfg.ShareGroup,
 		Logger:     a.log,
 		OnMessage:  a.onMessage,
+
+		Will:               will,
+		OnlineMessage:      online,
+		OnConnectionChange: a.onConnection,
 	})
 	if err != nil {
 		return nil, err
@@ -234,7 +257,10 @@ func Start(cfg Config) (*App, error) {
 		a.log.Info("state restored", "file", cfg.State, "keys", n)
 	}
 	// Before the watcher starts: a reload writes these too.
-	a.subs = topic.Reduce(rs.Filters())
+	if err := a.newController(); err != nil {
+		return nil, err
+	}
+	a.subs = a.filters(rs)
 	// Not connected yet: this records the subscriptions, made on connect.
 	if err := a.client.Subscribe(context.Background(), a.subs...); err != nil {
 		return nil, err
@@ -245,6 +271,7 @@ func Start(cfg Config) (*App, error) {
 	a.timersDone = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { a.engine.Run(bg) })
+	wg.Go(func() { a.control.Run(bg) })
 	if a.store != nil {
 		wg.Go(func() { a.engine.Persist(bg, a.store, time.Second) })
 	}
@@ -261,8 +288,8 @@ func Start(cfg Config) (*App, error) {
 	if cfg.HTTP != "" && cfg.HTTP != "off" {
 		var hctx context.Context
 		hctx, a.stopHTTP = context.WithCancel(context.Background())
-		h := httpapi.NewHandler(a, httpapi.Options{Token: cfg.HTTPToken, LocalOnly: httpapi.IsLoopback(cfg.HTTP), Logger: a.log, Version: cfg.Version})
-		statuspage.New(a, statuspage.Options{Version: cfg.Version, Logger: a.log}).Register(hctx, h)
+		h := httpapi.NewHandler(a, httpapi.Options{Token: cfg.HTTPToken, LocalOnly: httpapi.IsLoopback(cfg.HTTP), Logger: a.log, Version: cfg.Version, Control: a.control})
+		statuspage.New(a, statuspage.Options{Version: cfg.Version, Logger: a.log, Control: cfg.HTTPToken != ""}).Register(hctx, h)
 		if a.http, err = httpapi.Start(hctx, cfg.HTTP, h, a.log); err != nil {
 			return nil, err
 		}
@@ -278,6 +305,9 @@ func Start(cfg Config) (*App, error) {
 }
 
 func (a *App) onMessage(m mqttc.Message) {
+	if a.control.Offer(m.Topic, m.Payload, m.Retained) {
+		return // a control message: not the rules'
+	}
 	a.engine.Handle(engine.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retained: m.Retained})
 }
 
@@ -361,7 +391,7 @@ func (a *App) reload(ctx context.Context, start time.Time) error {
 		return err
 	}
 	old := a.engine.Rules()
-	subs := topic.Reduce(rs.Filters())
+	subs := a.filters(rs)
 	added, removed := diff(a.subs, subs)
 	// Swap, then subscribe: the broker sends a new filter's retained
 	// messages right after its SUBACK, and they must meet the rules that
@@ -392,6 +422,7 @@ func (a *App) reload(ctx context.Context, start time.Time) error {
 		}
 	}
 	ra, rr, rc := ruleChanges(old, rs)
+	a.control.RulesChanged()
 	a.log.Info("rules reloaded", "rules", len(rs.Rules), "added", ra, "removed", rr, "changed", rc,
 		"subscribed", added, "unsubscribed", removed, "took", time.Since(start).Round(time.Microsecond))
 	return nil

@@ -27,8 +27,9 @@ type RuleInfo struct {
 	Description string   `json:"description"`
 	File        string   `json:"file"`
 	Line        int      `json:"line"`
-	Filters     []string `json:"filters"` // as written, captures included
-	Enabled     bool     `json:"enabled"`
+	Filters     []string `json:"filters"`    // as written, captures included
+	Enabled     bool     `json:"enabled"`    // whether it runs now: its file's enabled or a control's override
+	EnabledBy   string   `json:"enabled_by"` // who decided: "file" or "control" (engine.ByFile, engine.ByControl)
 	Stateful    bool     `json:"stateful"`
 	For         string   `json:"for,omitempty"` // Go duration syntax; absent when not set
 	Cooldown    string   `json:"cooldown,omitempty"`
@@ -119,6 +120,7 @@ func rulesInfo(st Status) RulesResponse {
 			LoopCutoffs:     s.LoopCutoffs.Load(),
 			KeysEvicted:     s.KeysEvicted.Load(),
 		}
+		info.Enabled, info.EnabledBy = enabled(st, r.Name, r.Enabled)
 		for i, f := range r.Filters {
 			info.Filters[i] = f.Source
 		}

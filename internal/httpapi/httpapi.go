@@ -1,8 +1,9 @@
 // Package httpapi serves the engine's HTTP endpoints (docs/operations.md,
 // HTTP endpoints and Metrics): Prometheus metrics, liveness and readiness
-// probes, and the JSON API a status page reads. It only reads: everything
-// it shows comes from a Status at request time, so it needs no hooks in the
-// engine.
+// probes, and the JSON API a status page reads. Everything it shows comes
+// from a Status at request time, so it needs no hooks in the engine; it
+// changes nothing but through the control endpoints (control.go,
+// docs/homeassistant.md), which need the token.
 package httpapi
 
 import (
@@ -71,6 +72,10 @@ type Options struct {
 	// Version is the build's version, shown by /api/status and
 	// mqtt_rules_build_info.
 	Version string
+	// Control carries out the control endpoints' actions (POST
+	// /api/rules/{name}/enable, …), which need Token; nil: they answer
+	// 403.
+	Control Control
 }
 
 // Server is the handler of the HTTP endpoints: a mux with the built-in
@@ -92,7 +97,7 @@ var _ http.Handler = (*Server)(nil)
 var openPaths = map[string]bool{"/healthz": true, "/readyz": true}
 
 // NewHandler returns the handler serving /metrics, /healthz, /readyz,
-// /api/rules and /api/status for s. Routes added later with Handle (such as
+// /api/rules and /api/status for s, and the control endpoints. Routes added later with Handle (such as
 // the status page on "/") are behind the same token.
 func NewHandler(s Status, opts Options) *Server {
 	srv := &Server{status: s, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
@@ -104,7 +109,7 @@ func NewHandler(s Status, opts Options) *Server {
 		srv.cookie = cookieValue(opts.Token)
 		srv.hasAuth = true
 	}
-	srv.mux.Handle("GET /metrics", newMetricsHandler(s, opts.Version, srv.log))
+	srv.mux.Handle("GET /metrics", newMetricsHandler(s, opts.Version, opts.Control, srv.log))
 	srv.mux.HandleFunc("GET /healthz", srv.healthz)
 	srv.mux.HandleFunc("GET /readyz", srv.readyz)
 	srv.mux.HandleFunc("GET /api/rules", srv.apiRules)
@@ -112,6 +117,7 @@ func NewHandler(s Status, opts Options) *Server {
 	srv.mux.HandleFunc("GET /api/rules/{name}/trace", srv.apiTrace)
 	srv.mux.HandleFunc("GET /api/rules/{name}", srv.apiRule)
 	srv.mux.HandleFunc("GET /api/rules/{name}/keys", srv.apiKeys)
+	srv.registerControl()
 	return srv
 }
 

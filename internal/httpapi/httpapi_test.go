@@ -104,9 +104,9 @@ func TestAPIRules(t *testing.T) {
 	}
 	// Stable field order; the documented keys are always present.
 	wantKeys := map[string][]string{
-		"hot": {"name", "description", "file", "line", "filters", "enabled", "stateful", "actions",
+		"hot": {"name", "description", "file", "line", "filters", "enabled", "enabled_by", "stateful", "actions",
 			"fires", "errors", "condition_errors", "action_results", "loop_cutoffs", "keys_evicted", "last_fired"},
-		"door": {"name", "description", "file", "line", "filters", "enabled", "stateful", "for", "cooldown", "actions", "on_clear",
+		"door": {"name", "description", "file", "line", "filters", "enabled", "enabled_by", "stateful", "for", "cooldown", "actions", "on_clear",
 			"fires", "errors", "condition_errors", "action_results", "loop_cutoffs", "keys_evicted", "last_fired"},
 	}
 	for i, name := range []string{"hot", "door"} {
@@ -123,20 +123,20 @@ func TestAPIRules(t *testing.T) {
 	want := []RuleInfo{
 		{
 			Name: "hot", Description: "Kitchen above 30 °C", File: "rules/home.yaml", Line: 3,
-			Filters: []string{"home/{room}/temperature"}, Enabled: true, Actions: []string{"publish", "log"},
+			Filters: []string{"home/{room}/temperature"}, Enabled: true, EnabledBy: "file", Actions: []string{"publish", "log"},
 			Fires: 1, Errors: 2, ConditionErrors: 1, LoopCutoffs: 2, LastFired: &at,
 			ActionResults: map[string]Results{"publish": {OK: 1}, "log": {Error: 1}},
 		},
 		{
 			Name: "door", File: "rules/home.yaml", Line: 10,
-			Filters: []string{"home/door", "home/{room}/door"}, Enabled: true, Stateful: true,
+			Filters: []string{"home/door", "home/{room}/door"}, Enabled: true, EnabledBy: "file", Stateful: true,
 			For: "2m0s", Cooldown: "10m0s", Actions: []string{"webhook"}, OnClear: []string{"log"},
 			Errors: 1, KeysEvicted: 3,
 			ActionResults: map[string]Results{"webhook": {OK: 1, Error: 1}, "log": {}},
 		},
 		{
 			Name: "off", File: "rules/home.yaml", Line: 19,
-			Filters: []string{"x/#"}, Actions: []string{"log"},
+			Filters: []string{"x/#"}, EnabledBy: "file", Actions: []string{"log"},
 			ActionResults: map[string]Results{"log": {}},
 		},
 	}

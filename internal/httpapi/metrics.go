@@ -63,6 +63,8 @@ var (
 		"Topics whose latest message the engine remembers for state() and states().")
 	descRememberedEvicted = newDesc("mqtt_rules_remembered_evicted_total",
 		"Remembered topics dropped, least recently updated first, because --max-remembered topics were remembered.")
+	descControl = newDesc("mqtt_rules_control_total",
+		"Control actions, by action (enable, disable, ack, run, invalid) and origin (mqtt, http).", "action", "origin")
 )
 
 // collector reads a Status at scrape time. Per-rule series cover the rules
@@ -70,6 +72,7 @@ var (
 type collector struct {
 	status  Status
 	version string
+	control Control // nil: no control metrics
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -80,6 +83,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descReceived, descFires, descCondErrors, descActions, descDuration,
 		descReloads, descLoaded, descConnected, descDropped, descLoopCutoffs,
 		descEvicted, descBuildInfo, descReady, descReloadOK, descRemembered, descRememberedEvicted, descSuppressed,
+		descControl,
 	} {
 		ch <- d
 	}
@@ -105,6 +109,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	emit(descConnected, prometheus.GaugeValue, boolValue(st.Connected()))
 	emit(descReady, prometheus.GaugeValue, boolValue(notReady(st) == ""))
 	emit(descReloadOK, prometheus.GaugeValue, boolValue(st.LastReload().Err == nil))
+	if c.control != nil {
+		for _, n := range c.control.Counts() {
+			emit(descControl, prometheus.CounterValue, float64(n.N), n.Action, n.Origin)
+		}
+	}
 
 	cs := st.Counters()
 	if cs == nil {
@@ -176,10 +185,10 @@ func boolValue(b bool) float64 {
 
 // newMetricsHandler serves the metrics of s from a registry of its own,
 // with the Go runtime and process collectors.
-func newMetricsHandler(s Status, version string, log *slog.Logger) http.Handler {
+func newMetricsHandler(s Status, version string, ctl Control, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		&collector{status: s, version: version},
+		&collector{status: s, version: version, control: ctl},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

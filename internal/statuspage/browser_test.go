@@ -140,6 +140,7 @@ rules:
     topic: home/{room}/door
     when: payload == "open"
     for: 10m
+    repeat: 30m
     actions:
       - webhook:
           url: "${WEBHOOK_URL}/notify?api_key=${NOTIFY_TOKEN}"
@@ -287,6 +288,32 @@ func TestBrowser(t *testing.T) {
 		`document.getElementById('d-def').textContent.includes('[REDACTED]') && document.getElementById('d-keys').textContent.includes('home/hall/door')`, describe)
 	if html := eval[string](t, ctx, `document.documentElement.outerHTML`); strings.Contains(html, notifyToken) || strings.Contains(html, token) {
 		t.Errorf("the page shows a secret:\n%s", html)
+	}
+
+	// Control: the page was opened with the token, so its rows have
+	// buttons. Clicking kitchen-too-hot's Disable disables the rule, and
+	// its row says so with the next tick, without a reload.
+	do(t, ctx, chromedp.Navigate(base+"/"))
+	const disable = hot + ` button.ctl[data-action="disable"]`
+	waitPage(t, ctx, 10*time.Second, "the disable button", `document.querySelector('`+disable+`') && document.getElementById('mode').textContent === 'Control on'`, describe)
+	if n := eval[int](t, ctx, `document.querySelectorAll('#rules-body tr[data-rule="door-left-open"] button.ctl[data-action="ack"][disabled]').length`); n != 1 {
+		t.Errorf("door-left-open (repeat, nothing firing) has %d disabled acknowledge buttons, want 1", n)
+	}
+	eval[int](t, ctx, `window.__sameDocument = 43`)
+	do(t, ctx, chromedp.Click(disable))
+	waitPage(t, ctx, 10*time.Second, "the rule to show disabled",
+		`document.querySelector('`+hot+` td.state').textContent.includes('disabled by control') && document.querySelector('`+hot+` button.ctl[data-action="enable"]') && document.querySelector('`+hot+`').classList.contains('disabled')`, describe)
+	if on, by, _ := a.Enabled("kitchen-too-hot"); on || by != "control" {
+		t.Errorf("after the click kitchen-too-hot is enabled %v by %s, want disabled by control", on, by)
+	}
+	if got := eval[string](t, ctx, `document.getElementById('control-msg').textContent`); got != "kitchen-too-hot: disabled" {
+		t.Errorf("the page says %q after the click", got)
+	}
+	do(t, ctx, chromedp.Click(hot+` button.ctl[data-action="enable"]`))
+	waitPage(t, ctx, 10*time.Second, "the rule to show enabled again",
+		`!document.querySelector('`+hot+` td.state').textContent.includes('disabled') && document.querySelector('`+disable+`')`, describe)
+	if eval[int](t, ctx, `window.__sameDocument || 0`) != 43 {
+		t.Error("the page reloaded on a control")
 	}
 
 	if os.Getenv(ScreenshotsEnv) == "1" {

@@ -29,9 +29,11 @@ var Columns = []string{
 	"watching",      // keys with an absence timer and nothing else going on
 	"next_deadline", // the soonest for end, absence or end of cooldown
 	"keys",          // keys the rule tracks in all
+	"enabled",       // 1 when the rule runs now (its file, or a control's override), else 0
+	"by_control",    // 1 when a control (MQTT, HTTP) decided enabled, 0 when its file did
 }
 
-const nCols = 9
+const nCols = 11
 
 // OverviewKeys is how many active keys of a rule the overview reads per
 // tick; the detail view lists up to DetailKeys.
@@ -53,6 +55,7 @@ type snapshotter struct {
 	sampler    *sampler
 	keysBudget time.Duration
 	now        func() time.Time
+	control    bool // the rules event's Control
 
 	instance string // random per process, so a page never mistakes one process's set for another's
 	gens     uint64
@@ -84,13 +87,17 @@ type ruleMeta struct {
 	For         string   `json:"for,omitempty"`
 	Cooldown    string   `json:"cooldown,omitempty"`
 	Absent      string   `json:"absent,omitempty"`
+	Repeat      string   `json:"repeat,omitempty"` // firings repeat until acknowledged
 }
 
 type rulesEvent struct {
-	Gen          string     `json:"gen"`
-	Columns      []string   `json:"columns"`
-	OverviewKeys int        `json:"overview_keys"`
-	Rules        []ruleMeta `json:"rules"`
+	Gen          string   `json:"gen"`
+	Columns      []string `json:"columns"`
+	OverviewKeys int      `json:"overview_keys"`
+	// Control is true when the page may enable, disable and acknowledge
+	// (Options.Control): it shows the buttons.
+	Control bool       `json:"control"`
+	Rules   []ruleMeta `json:"rules"`
 }
 
 // status is the engine's state in every tick.
@@ -119,7 +126,7 @@ func (s *snapshotter) setRules(rs *rules.RuleSet) {
 	s.gens++
 	s.gen = s.instance + "-" + strconv.FormatUint(s.gens, 10)
 	s.prev, s.stats, s.stateful, s.keys, s.keysNext = nil, nil, nil, nil, 0
-	ev := rulesEvent{Gen: s.gen, Columns: Columns, OverviewKeys: OverviewKeys, Rules: []ruleMeta{}}
+	ev := rulesEvent{Gen: s.gen, Columns: Columns, OverviewKeys: OverviewKeys, Control: s.control, Rules: []ruleMeta{}}
 	var counters *engine.Counters
 	if c := s.st.Counters(); c != nil {
 		counters = c
@@ -138,7 +145,7 @@ func (s *snapshotter) setRules(rs *rules.RuleSet) {
 			m := ruleMeta{
 				Name: r.Name, Description: red.With(r.EnvValues).Text(r.Description),
 				Filters: make([]string, len(r.Filters)), Enabled: r.Enabled, Stateful: r.Stateful(),
-				For: dur(r.For), Cooldown: dur(r.Cooldown), Absent: dur(r.Absent),
+				For: dur(r.For), Cooldown: dur(r.Cooldown), Absent: dur(r.Absent), Repeat: dur(r.Repeat),
 			}
 			for j, f := range r.Filters {
 				m.Filters[j] = f.Source
@@ -165,6 +172,7 @@ func (s *snapshotter) tick() *frame {
 
 	rows := make([]row, len(s.stats))
 	var fires, errs uint64
+	en, _ := s.st.(httpapi.Enabler)
 	for i, st := range s.stats {
 		r := &rows[i]
 		r[0] = int64(st.Fires.Load())
@@ -173,6 +181,19 @@ func (s *snapshotter) tick() *frame {
 			r[2] = t.UnixMilli()
 		}
 		copy(r[3:], s.keys[i][:])
+		rule := s.rs.Rules[i]
+		on, by := rule.Enabled, engine.ByFile
+		if en != nil {
+			if o, b, ok := en.Enabled(rule.Name); ok {
+				on, by = o, b
+			}
+		}
+		if on {
+			r[9] = 1
+		}
+		if by == engine.ByControl {
+			r[10] = 1
+		}
 		fires += uint64(r[0])
 		errs += uint64(r[1])
 	}

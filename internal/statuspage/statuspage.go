@@ -4,7 +4,9 @@
 // and JSON they read. The page shows the broker connection, every rule with
 // its counters and its pending, firing and cooldown keys, the last reload,
 // message and firing rates, and per rule its definition and last
-// evaluations, all updating live. It only reads, and shows no secret.
+// evaluations, all updating live. It shows no secret; with
+// Options.Control its buttons enable, disable and acknowledge rules
+// through the API's control endpoints (sending httpapi.CSRFHeader).
 package statuspage
 
 import (
@@ -58,6 +60,10 @@ type Options struct {
 	// WriteTimeout cuts a page whose connection takes longer to accept
 	// one event (DefaultWriteTimeout).
 	WriteTimeout time.Duration
+	// Control shows the enable, disable and acknowledge buttons: set it
+	// when the API's control endpoints work (--http-token and a
+	// controller), so every page that opens was opened with the token.
+	Control bool
 }
 
 // Mux is where Register adds the page's routes: an *httpapi.Server, whose
@@ -109,6 +115,7 @@ func New(st httpapi.Status, opts Options) *Page {
 	}
 	p.sampler = newSampler(st.Counters, opts.Step, opts.Buckets)
 	p.snap = newSnapshotter(st, opts.Version, p.sampler, opts.KeysBudget)
+	p.snap.control = opts.Control
 	p.hub = newHub(opts.Interval, opts.MaxClients, p.snap.tick)
 	_ = fs.WalkDir(webFS, "web", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -2,7 +2,11 @@
 // "rules" (the rule set), "full"/"tick" (status and per-rule counters, tick
 // carrying only the rows that changed), "rates" (chart series) and, in a
 // rule's detail view, "rule" (its definition, keys and trace). Rows are
-// built once per rule set and updated in place. No framework, no build step.
+// built once per rule set and updated in place. When the rules event says
+// "control", rows and the detail view have enable/disable and acknowledge
+// buttons, which POST to /api/rules/NAME/ACTION with the X-Requested-By
+// header the API wants of a page signed in by its cookie; the change then
+// shows with the next tick. No framework, no build step.
 (() => {
   'use strict';
 
@@ -18,13 +22,14 @@
   const fmtRate = (r) => (r === 0 ? '0' : r < 10 ? r.toFixed(1) : nf.format(Math.round(r)));
 
   // Column indexes of a row, as the "rules" event names them.
-  const C = { fires: 0, errors: 1, last_fired: 2, pending: 3, firing: 4, cooldown: 5, watching: 6, next_deadline: 7, keys: 8 };
+  const C = { fires: 0, errors: 1, last_fired: 2, pending: 3, firing: 4, cooldown: 5, watching: 6, next_deadline: 7, keys: 8, enabled: 9, by_control: 10 };
 
   const S = {
     gen: '',
     rules: [],
     rows: [], // per rule: {r, tr, cells…, vals, hay}
     overviewKeys: 100,
+    control: false, // the page may enable, disable and acknowledge
     status: null,
     history: [], // recent [serverNow, received, fires, errors] for the "now" rates
     offset: 0, // server clock minus ours, ms
@@ -207,6 +212,8 @@
     S.gen = d.gen;
     S.rules = d.rules;
     S.overviewKeys = d.overview_keys || 100;
+    S.control = !!d.control;
+    el('mode').textContent = S.control ? 'Control on' : 'Read-only';
     (d.columns || []).forEach((c, i) => (C[c] = i));
     const body = el('rules-body');
     const frag = document.createDocumentFragment();
@@ -309,7 +316,7 @@
       row.errors.classList.toggle('has', v[C.errors] > 0);
     }
     if (!old || old[C.last_fired] !== v[C.last_fired]) setTime(row.lt, v[C.last_fired]);
-    if (!old || [C.pending, C.firing, C.cooldown, C.watching, C.next_deadline, C.keys].some((k) => old[k] !== v[k])) renderState(row);
+    if (!old || [C.pending, C.firing, C.cooldown, C.watching, C.next_deadline, C.keys, C.enabled, C.by_control].some((k) => old[k] !== v[k])) renderState(row);
     else refreshRow(row);
     if (row.fired) flash(row.tr);
     row.fired = false;
@@ -369,9 +376,41 @@
     return s.join(' · ');
   }
 
+  // isOn says whether a rule runs now: its file's enabled, or a
+  // control's override (the enabled column).
+  function isOn(r, v) {
+    return v && v[C.enabled] !== undefined ? v[C.enabled] === 1 : r.enabled;
+  }
+  const byControl = (v) => !!(v && v[C.by_control] === 1);
+
+  // controls returns a rule's buttons: enable or disable, and acknowledge
+  // for a rule whose firings repeat (usable while a key fires).
+  function controls(r, v) {
+    const box = make('div', 'controls');
+    const on = isOn(r, v);
+    const b = make('button', 'ctl', on ? 'Disable' : 'Enable');
+    b.type = 'button';
+    b.dataset.rule = r.name;
+    b.dataset.action = on ? 'disable' : 'enable';
+    b.title = (on ? 'Disable ' : 'Enable ') + r.name + ' until a reload changes it';
+    box.append(b);
+    if (r.repeat) {
+      const a = make('button', 'ctl', 'Acknowledge');
+      a.type = 'button';
+      a.dataset.rule = r.name;
+      a.dataset.action = 'ack';
+      a.title = 'Stop the repeats of every firing key';
+      a.disabled = !(v && v[C.firing]);
+      box.append(a);
+    }
+    return box;
+  }
+
   function renderState(row) {
     const r = row.r;
     const v = row.vals;
+    const on = isOn(r, v);
+    row.tr.classList.toggle('disabled', !on);
     const box = make('div', 'badges');
     const badge = (cls, text, title) => {
       const b = make('span', 'badge ' + cls, text);
@@ -380,8 +419,10 @@
     };
     const n = (k) => (v[k] >= S.overviewKeys ? S.overviewKeys + '+' : String(v[k]));
     const parts = [box];
-    if (!r.enabled) {
-      badge('', 'disabled');
+    if (on && byControl(v)) badge('info', 'enabled by control', 'Enabled at run time, over MQTT or HTTP, until a reload changes the rule');
+    if (!on) {
+      if (byControl(v)) badge('warn', 'disabled by control', 'Disabled at run time, over MQTT or HTTP, until a reload changes the rule');
+      else badge('', 'disabled', 'Disabled in its file');
     } else if (!r.stateful) {
       badge('', 'stateless', 'Fires on every matching message whose condition holds');
     } else {
@@ -399,7 +440,52 @@
       }
       parts.push(meta);
     }
+    if (S.control) parts.push(controls(r, v));
     row.st.replaceChildren(...parts);
+  }
+
+  // ---- control ----
+  let msgTimer = 0;
+  function controlMessage(text, ok) {
+    const m = el('control-msg');
+    m.textContent = text;
+    m.className = 'control-msg ' + (ok ? 'tone-ok' : 'tone-err');
+    m.hidden = false;
+    clearTimeout(msgTimer);
+    msgTimer = setTimeout(() => (m.hidden = true), 8000);
+  }
+
+  // sendControl POSTs a button's action. The page is signed in by its
+  // cookie, so the API wants the X-Requested-By header, which a form on
+  // another site cannot send.
+  async function sendControl(b) {
+    const rule = b.dataset.rule;
+    const action = b.dataset.action;
+    b.disabled = true;
+    try {
+      const r = await fetch('/api/rules/' + encodeURIComponent(rule) + '/' + action, {
+        method: 'POST',
+        cache: 'no-store',
+        credentials: 'same-origin',
+        headers: { 'X-Requested-By': 'mqtt-rules' },
+      });
+      if (!r.ok) {
+        if (r.status === 401) setLive('unauthorized');
+        controlMessage(rule + ': ' + action + ' refused: ' + (await r.text()).trim(), false);
+        return;
+      }
+      const res = await r.json();
+      const done = {
+        enable: res.changed ? 'enabled' : 'already enabled',
+        disable: res.changed ? 'disabled' : 'already disabled',
+        ack: res.acknowledged + ' firing ' + (res.acknowledged === 1 ? 'key' : 'keys') + ' acknowledged',
+      }[action];
+      controlMessage(rule + ': ' + done, true);
+    } catch (e) {
+      controlMessage(rule + ': ' + action + ' failed: ' + e.message, false);
+    } finally {
+      b.disabled = false;
+    }
   }
 
   // ---- filter and sort ----
@@ -588,13 +674,22 @@
     const en = el('d-enabled');
     if (!row) {
       en.textContent = '';
+      el('d-controls').replaceChildren();
+      el('d-controls').dataset.key = '';
       return;
     }
     const r = row.r;
-    en.textContent = r.enabled ? (r.stateful ? 'stateful' : 'stateless') : 'disabled';
-    en.className = 'badge ' + (r.enabled ? 'ok' : '');
-    el('d-desc').textContent = r.description || '';
     const v = row.vals;
+    const on = isOn(r, v);
+    en.textContent = on ? (r.stateful ? 'stateful' : 'stateless') : byControl(v) ? 'disabled by control' : 'disabled';
+    en.className = 'badge ' + (on ? 'ok' : byControl(v) ? 'warn' : '');
+    const ctl = el('d-controls');
+    const key = S.control ? S.gen + '|' + on + '|' + (v ? v[C.firing] : 0) : '';
+    if (ctl.dataset.key !== key) {
+      ctl.dataset.key = key;
+      ctl.replaceChildren(...(S.control ? [controls(r, v)] : []));
+    }
+    el('d-desc').textContent = r.description || '';
     if (!v) return;
     el('d-fires').textContent = fmtInt(v[C.fires]);
     el('d-errors').textContent = fmtInt(v[C.errors]);
@@ -797,6 +892,10 @@
       S.filter = e.target.value.trim().toLowerCase();
       applyFilter();
     }, 80);
+  });
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest && e.target.closest('button.ctl');
+    if (b && !b.disabled && S.control) sendControl(b);
   });
   el('sort').addEventListener('change', (e) => {
     S.sort = e.target.value;

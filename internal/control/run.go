@@ -1,0 +1,290 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/homeassistant"
+	"github.com/mqtt-rules/mqtt-rules/rules"
+)
+
+// stateKey is what a rule's state topic says.
+type stateKey struct {
+	enabled    bool
+	fires      uint64
+	lastFired  int64 // unix nanoseconds; 0: never
+	firingKeys int
+}
+
+// json is the state topic's payload,
+// {"enabled":true,"fires":12,"last_fired":"RFC 3339" or null,"firing_keys":1}.
+func (k stateKey) json() []byte {
+	b := make([]byte, 0, 96)
+	b = append(b, `{"enabled":`...)
+	b = strconv.AppendBool(b, k.enabled)
+	b = append(b, `,"fires":`...)
+	b = strconv.AppendUint(b, k.fires, 10)
+	b = append(b, `,"last_fired":`...)
+	if k.lastFired == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = time.Unix(0, k.lastFired).UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	b = append(b, `,"firing_keys":`...)
+	b = strconv.AppendInt(b, int64(k.firingKeys), 10)
+	return append(b, '}')
+}
+
+// Run carries out the queued control messages and keeps the state topics
+// and discovery configs until ctx ends. Without Config.Topics it returns
+// at once.
+func (c *Controller) Run(ctx context.Context) {
+	if !c.topics {
+		return
+	}
+	tick := time.NewTicker(c.cfg.StateInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case cmd := <-c.queue:
+			c.handle(cmd)
+		case <-c.wake:
+			c.flush()
+		case <-tick.C:
+			c.flush()
+			if c.up {
+				if c.rs != c.eng.Rules() {
+					c.sync(false)
+				}
+				c.publishStates()
+			}
+		}
+	}
+}
+
+// handle carries out one queued message.
+func (c *Controller) handle(cmd command) {
+	if !cmd.stale {
+		_, _ = c.Do(cmd.req) // logged and counted
+		return
+	}
+	// A retained discovery config of this engine: one of a rule that is
+	// no longer loaded (removed while the engine was not running) is
+	// cleared, so Home Assistant removes its entity.
+	if !c.up {
+		// The first sync, on connecting, comes first.
+		if len(c.stale) < cap(c.queue) {
+			c.stale = append(c.stale, cmd.topic)
+		}
+		return
+	}
+	if c.rs != c.eng.Rules() {
+		c.sync(false)
+	}
+	c.clearStale(cmd.topic)
+}
+
+// clearStale clears a discovery config topic of this engine unless a
+// loaded rule has it.
+func (c *Controller) clearStale(topic string) {
+	if _, ok := c.desired()[topic]; !ok {
+		c.log.Info("clearing the Home Assistant discovery config of a rule no longer loaded", "topic", topic)
+		c.publish(topic, nil)
+	}
+}
+
+// flush acts on what Do, RulesChanged, Connected and failed publishes
+// asked for.
+func (c *Controller) flush() {
+	c.mu.Lock()
+	urgent, resync, failed := c.urgent, c.resync, c.failed
+	connEvent, connUp := c.connEvent, c.connUp
+	c.urgent, c.resync, c.failed, c.connEvent = nil, false, nil, false
+	c.mu.Unlock()
+	if connEvent {
+		switch {
+		case connUp && !c.up:
+			// Again after a reconnect: the broker may have restarted
+			// without its retained messages.
+			again := c.everUp
+			c.up, c.everUp = true, true
+			c.sync(again)
+			resync = false
+			for _, topic := range c.stale {
+				c.clearStale(topic)
+			}
+			c.stale = nil
+		case !connUp:
+			c.up = false
+		}
+	}
+	if !c.up {
+		if len(failed) > 0 {
+			// Kept for when the connection is back.
+			c.mu.Lock()
+			if c.failed == nil {
+				c.failed = failed
+			} else {
+				for t := range failed {
+					c.failed[t] = struct{}{}
+				}
+			}
+			c.mu.Unlock()
+		}
+		return
+	}
+	if resync || c.rs != c.eng.Rules() {
+		c.sync(false)
+	}
+	for name := range urgent {
+		if r := c.rs.Rule(name); r != nil {
+			c.publishState(r)
+		}
+	}
+	for topic := range failed {
+		c.retry(topic)
+	}
+}
+
+// sync brings the retained topics in line with the active rule set:
+// discovery configs first (removed ones cleared), then the state topics
+// (those of removed rules cleared). all publishes every one again.
+func (c *Controller) sync(all bool) {
+	c.rs = c.eng.Rules()
+	if c.rs == nil {
+		return
+	}
+	if c.ha != nil {
+		want := c.desired()
+		for topic := range c.configs {
+			if _, ok := want[topic]; !ok {
+				c.publish(topic, nil)
+				delete(c.configs, topic)
+			}
+		}
+		for _, cfg := range c.wantList {
+			if all || !bytes.Equal(c.configs[cfg.Topic], cfg.Payload) {
+				c.publish(cfg.Topic, cfg.Payload)
+				c.configs[cfg.Topic] = cfg.Payload
+			}
+		}
+	}
+	for name := range c.states {
+		if c.rs.Rule(name) == nil {
+			c.publish(c.stateTopic(name), nil)
+			delete(c.states, name)
+		}
+	}
+	if all {
+		clear(c.states)
+	}
+	c.publishStates()
+}
+
+// desired returns the discovery configs of the active set, by topic.
+func (c *Controller) desired() map[string][]byte {
+	if c.wantRS != c.rs || c.want == nil {
+		c.wantRS = c.rs
+		var rs []*rules.Rule
+		if c.rs != nil {
+			rs = c.rs.Rules
+		}
+		c.wantList = homeassistant.Configs(*c.ha, rs)
+		c.want = make(map[string][]byte, len(c.wantList))
+		for _, cfg := range c.wantList {
+			c.want[cfg.Topic] = cfg.Payload
+		}
+	}
+	return c.want
+}
+
+// publishStates publishes the state of every rule whose state changed.
+func (c *Controller) publishStates() {
+	if c.rs == nil {
+		return
+	}
+	for _, r := range c.rs.Rules {
+		c.publishState(r)
+	}
+}
+
+// publishState publishes a rule's state when it changed since the last
+// publish.
+func (c *Controller) publishState(r *rules.Rule) {
+	k := c.state(r.Name)
+	if last, ok := c.states[r.Name]; ok && last == k {
+		return
+	}
+	c.states[r.Name] = k
+	c.publish(c.stateTopic(r.Name), k.json())
+}
+
+// state reads a rule's state from the engine.
+func (c *Controller) state(name string) stateKey {
+	var k stateKey
+	k.enabled, _, _ = c.eng.Enabled(name)
+	s := c.eng.Counters().Rule(name)
+	k.fires = s.Fires.Load()
+	if t := s.LastFired(); !t.IsZero() {
+		k.lastFired = t.UnixNano()
+	}
+	k.firingKeys = c.eng.FiringKeys(name)
+	return k
+}
+
+func (c *Controller) stateTopic(rule string) string {
+	return c.ruleTopics + rule + "/state"
+}
+
+// retry writes a topic whose publish failed again, as it should be now.
+func (c *Controller) retry(topic string) {
+	if rest, ok := strings.CutPrefix(topic, c.ruleTopics); ok {
+		name := strings.TrimSuffix(rest, "/state")
+		if r := c.rs.Rule(name); r != nil {
+			delete(c.states, name)
+			c.publishState(r)
+		} else {
+			c.publish(topic, nil)
+		}
+		return
+	}
+	if c.ha == nil {
+		return
+	}
+	if p, ok := c.desired()[topic]; ok {
+		c.configs[topic] = p
+		c.publish(topic, p)
+	} else {
+		c.publish(topic, nil)
+	}
+}
+
+// publish publishes a retained message at QoS 1; an empty payload clears
+// the topic's retained message. A failed publish is retried on the next
+// flush.
+func (c *Controller) publish(topic string, payload []byte) {
+	c.pub.Publish(&actions.Publish{Topic: topic, Payload: payload, QoS: 1, Retain: true}, func(err error) {
+		if err == nil {
+			return
+		}
+		if n, ok := c.pubLog.Allow(time.Now(), logEvery); ok {
+			c.log.Warn("control: publish failed; will retry", "topic", topic, "err", err, "also_failed", n)
+		}
+		c.mu.Lock()
+		if c.failed == nil {
+			c.failed = map[string]struct{}{}
+		}
+		c.failed[topic] = struct{}{}
+		c.mu.Unlock()
+		// Run retries on its next tick: waking it now could spin while
+		// the broker is unreachable.
+	})
+}
