@@ -233,6 +233,8 @@ type Decoder struct {
 	// action's rule ("" for the default one).
 	Brokers    []string
 	RuleBroker string
+	// AnyBroker accepts any broker name: a dry run connects to none.
+	AnyBroker bool
 
 	rule     string
 	kind     *Kind
@@ -419,7 +421,7 @@ func (d *Decoder) Broker(n *yaml.Node, key string) (string, bool) {
 	if s == "default" {
 		return "", true
 	}
-	if !slices.Contains(d.Brokers, s) {
+	if !d.AnyBroker && !slices.Contains(d.Brokers, s) {
 		known := append([]string{"default"}, d.Brokers...)
 		d.KeyErrorf(n, key, "no broker %q in the config (brokers: %s)%s", s, strings.Join(known, ", "), yamlnode.Suggest(s, known))
 		return "", false

@@ -44,8 +44,10 @@ type Loader struct {
 	NoLocationOK bool
 
 	// Brokers are the names of the config's brokers besides "default"
-	// (docs/brokers.md); a rule or publish naming another is a load error.
-	Brokers []string
+	// (docs/brokers.md); a rule or publish naming another is a load error,
+	// unless AnyBroker: a dry run, which connects to none.
+	Brokers   []string
+	AnyBroker bool
 
 	c *compiler
 }
@@ -114,7 +116,7 @@ func (l *Loader) LoadSources(sources ...Source) (*RuleSet, error) {
 	var errs Errors
 	seen := map[string]string{} // rule name -> where first defined
 	for _, src := range sources {
-		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs, allow: l.Allow, location: l.Location, noLocationOK: l.NoLocationOK, brokers: l.Brokers}
+		fl := &fileLoader{name: src.Name, src: src.Data, c: l.c, errs: &errs, allow: l.Allow, location: l.Location, noLocationOK: l.NoLocationOK, brokers: l.Brokers, anyBroker: l.AnyBroker}
 		fl.yr = yamlnode.Reader{LookupEnv: fl.lookup(lookup), Report: fl.report}
 		before := len(errs)
 		loaded := fl.load()
@@ -325,6 +327,7 @@ type fileLoader struct {
 	location     *sun.Location       // see Loader.Location
 	noLocationOK bool                // see Loader.NoLocationOK
 	brokers      []string            // see Loader.Brokers
+	anyBroker    bool                // see Loader.AnyBroker
 
 	remember []string // the filters of the file's remember: lists
 }
@@ -629,7 +632,7 @@ func (fl *fileLoader) rule(n *yaml.Node, i int) *Rule {
 		if s, ok := fl.yr.Str(v, label, "broker"); ok {
 			switch {
 			case s == "default":
-			case slices.Contains(fl.brokers, s):
+			case fl.anyBroker || slices.Contains(fl.brokers, s):
 				r.Broker = s
 			default:
 				known := append([]string{"default"}, fl.brokers...)
@@ -970,7 +973,7 @@ func (fl *fileLoader) actions(v *yaml.Node, r *Rule, rule, key string) []Action 
 				return nil
 			},
 			func(n *yaml.Node, msg string) { fl.report(n, rule, msg) })
-		d.Brokers, d.RuleBroker = fl.brokers, r.Broker
+		d.Brokers, d.AnyBroker, d.RuleBroker = fl.brokers, fl.anyBroker, r.Broker
 		spec := kind.Compile(d)
 		if spec == nil || d.Failed() {
 			continue

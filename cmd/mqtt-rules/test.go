@@ -117,6 +117,7 @@ func loadRules(paths []string, stderr io.Writer, loc *sun.Location) (*rules.Rule
 	ld.Location = loc
 	ld.Allow = actions.Gates() // a dry run runs no program
 	ld.NoLocationOK = true     // sun rules do not fire without a location
+	ld.AnyBroker = true        // nor does it connect to any broker
 	rs, err := ld.Load(paths...)
 	if err != nil {
 		var es rules.Errors

@@ -96,6 +96,7 @@ func RunCaseWith(rs *rules.RuleSet, c *Case, base Options) *Result {
 	for _, m := range c.Messages {
 		res.Steps = append(res.Steps, r.Send(engine.Message{
 			Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retained: m.Retain, Time: start.Add(m.At),
+			Broker: m.Broker, Properties: m.Properties,
 		})...)
 	}
 	res.Steps = append(res.Steps, r.Advance(start.Add(c.Until))...)

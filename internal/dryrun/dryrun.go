@@ -218,7 +218,7 @@ func (r *Runner) feed(steps []Step, s Step) []Step {
 				}
 				queue = append(queue, pending{
 					msg: engine.Message{Topic: p.Topic, Payload: p.Payload,
-						QoS: min(p.QoS, 1), Time: r.now},
+						QoS: min(p.QoS, 1), Time: r.now, Broker: p.Broker, Properties: p.Properties},
 					from: ev.Rule,
 				})
 			}

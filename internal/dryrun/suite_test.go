@@ -265,3 +265,59 @@ tests:
 		t.Errorf("report lacks %q:\n%s", note, out.String())
 	}
 }
+
+// TestRunTestsBrokersAndProperties: a test case's messages say which
+// broker they come from and carry MQTT 5 properties, so a request/response
+// rule on another broker is testable without its config.
+func TestRunTestsBrokersAndProperties(t *testing.T) {
+	rules := `rules:
+  - name: answer
+    broker: cloud
+    topic: req/time
+    when: properties.response_topic != ""
+    actions:
+      - publish:
+          topic: "{{ properties.response_topic }}"
+          payload: "{{ properties.user.who }} asked"
+          properties: {correlation_data: "{{ properties.correlation_data }}"}
+`
+	for _, tc := range []struct {
+		name, msg, want string
+	}{
+		{"from its broker", `{topic: req/time, broker: cloud, properties: {response_topic: resp/1, correlation_data: c-7, user: {who: ann}}}`, "1 passed, 0 failed"},
+		{"from the default broker", `{topic: req/time, properties: {response_topic: resp/1, correlation_data: c-7, user: {who: ann}}}`, "0 passed, 1 failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeFiles(t, map[string]string{"r.yaml": rules, "r_test.yaml": `tests:
+  - name: answers
+    messages: [` + tc.msg + `]
+    expect:
+      - publish: {topic: resp/1, payload: ann asked, broker: cloud, properties: {correlation_data: c-7}}
+`})
+			var b bytes.Buffer
+			if _, err := RunTests(&b, []string{dir}, SuiteOptions{LookupEnv: env(nil)}); err != nil {
+				t.Fatal(err)
+			}
+			out := strings.TrimSpace(b.String())
+			if lines := strings.Split(out, "\n"); lines[len(lines)-1] != tc.want {
+				t.Errorf("report:\n%s\nwant last line %q", out, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseMessageProperties pins the errors of a message's properties.
+func TestParseMessageProperties(t *testing.T) {
+	_, err := ParseTestFile("t_test.yaml", []byte(`tests:
+  - name: x
+    messages: [{topic: a, properties: {content: x, message_expiry: -1, response_topic: "a/+"}}]
+`), env(nil))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`unknown key "content" (properties are user, content_type,`, `message_expiry`, `response_topic`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}

@@ -82,6 +82,12 @@ type Message struct {
 	At      time.Duration // offset from the case's start
 	QoS     byte
 	Retain  bool
+
+	// Broker is the broker it comes from ("": the default one); only the
+	// rules on that broker see it (docs/brokers.md). Properties are its
+	// MQTT 5 properties (docs/mqtt5.md), nil for none.
+	Broker     string
+	Properties *actions.Properties
 }
 
 // Expectation is one entry of a case's expect: list. Only the fields it
@@ -209,7 +215,8 @@ func (p *parser) report(n *yaml.Node, test, msg string) {
 var (
 	fileKeys    = []string{"tests", "rule_files", "env"}
 	caseKeys    = []string{"name", "start", "timezone", "location", "messages", "until", "expect"}
-	messageKeys = []string{"topic", "payload", "at", "qos", "retain"}
+	messageKeys = []string{"topic", "payload", "at", "qos", "retain", "broker", "properties"}
+	propertyKeys = []string{"user", "content_type", "response_topic", "correlation_data", "message_expiry", "payload_format"}
 )
 
 // env reads a test file's env: mapping of ${NAME} values (plain text: no
@@ -429,6 +436,12 @@ func (p *parser) message(n *yaml.Node, test string, j int, last time.Duration) (
 			m.QoS = byte(q)
 		case "retain":
 			m.Retain, _ = p.yr.Bool(kv.Value, test, where+".retain")
+		case "broker":
+			if s, ok := p.yr.Str(kv.Value, test, where+".broker"); ok && s != "default" {
+				m.Broker = s
+			}
+		case "properties":
+			m.Properties = p.properties(kv.Value, test, where+".properties")
 		default:
 			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, kv.Key.Value, yamlnode.Suggest(kv.Key.Value, messageKeys))
 		}
@@ -437,6 +450,63 @@ func (p *parser) message(n *yaml.Node, test string, j int, last time.Duration) (
 		p.errorf(n, test, "%s: topic missing", where)
 	}
 	return m, len(p.errs) == before
+}
+
+// properties reads a message's MQTT 5 properties: user (a mapping of
+// names to values), content_type, response_topic, correlation_data,
+// message_expiry (seconds) and payload_format (0 or 1), as the environment's
+// properties name them (docs/mqtt5.md).
+func (p *parser) properties(n *yaml.Node, test, where string) *actions.Properties {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, test, "%s: must be a mapping of %s, not %s", where, strings.Join(propertyKeys, ", "), yamlnode.KindName(n))
+		return nil
+	}
+	pr := &actions.Properties{}
+	for _, kv := range p.yr.Pairs(n, test) {
+		at := where + "." + kv.Key.Value
+		switch kv.Key.Value {
+		case "user":
+			if kv.Value.Kind != yaml.MappingNode {
+				p.errorf(kv.Value, test, "%s: must be a mapping of names to values, not %s", at, yamlnode.KindName(kv.Value))
+				continue
+			}
+			for _, u := range p.yr.Pairs(kv.Value, test) {
+				if v, ok := p.yr.Str(u.Value, test, at+"."+u.Key.Value); ok {
+					pr.User = append(pr.User, actions.UserProperty{Name: u.Key.Value, Value: v})
+				}
+			}
+		case "content_type":
+			pr.ContentType, _ = p.yr.Str(kv.Value, test, at)
+		case "response_topic":
+			if s, ok := p.yr.Str(kv.Value, test, at); ok {
+				if err := topic.ValidateName(s); err != nil {
+					p.errorf(kv.Value, test, "%s: %v", at, err)
+				}
+				pr.ResponseTopic = s
+			}
+		case "correlation_data":
+			if s, ok := p.yr.Str(kv.Value, test, at); ok {
+				pr.CorrelationData = []byte(s)
+			}
+		case "message_expiry":
+			if v, ok := p.yr.Int(kv.Value, test, at, 0, math.MaxUint32); ok {
+				e := uint32(v)
+				pr.MessageExpiry = &e
+			}
+		case "payload_format":
+			if v, ok := p.yr.Int(kv.Value, test, at, 0, 1); ok {
+				f := byte(v)
+				pr.PayloadFormat = &f
+			}
+		default:
+			hint := yamlnode.Suggest(kv.Key.Value, propertyKeys)
+			if hint == "" {
+				hint = " (properties are " + strings.Join(propertyKeys, ", ") + ")"
+			}
+			p.errorf(kv.Key, test, "%s: unknown key %q%s", where, kv.Key.Value, hint)
+		}
+	}
+	return pr
 }
 
 // location reads a case's location: {latitude, longitude}.
