@@ -213,9 +213,9 @@ func (p *parser) report(n *yaml.Node, test, msg string) {
 }
 
 var (
-	fileKeys    = []string{"tests", "rule_files", "env"}
-	caseKeys    = []string{"name", "start", "timezone", "location", "messages", "until", "expect"}
-	messageKeys = []string{"topic", "payload", "at", "qos", "retain", "broker", "properties"}
+	fileKeys     = []string{"tests", "rule_files", "env"}
+	caseKeys     = []string{"name", "start", "timezone", "location", "messages", "until", "expect"}
+	messageKeys  = []string{"topic", "payload", "at", "qos", "retain", "broker", "properties"}
 	propertyKeys = []string{"user", "content_type", "response_topic", "correlation_data", "message_expiry", "payload_format"}
 )
 
