@@ -42,7 +42,11 @@ func (e *Engine) Enabled(rule string) (enabled bool, by string, ok bool) {
 	if rt == nil {
 		return false, "", false
 	}
-	return rt.enabled.Load(), rt.enabledBy, true
+	by = ByFile
+	if rt.byControl.Load() {
+		by = ByControl
+	}
+	return rt.enabled.Load(), by, true
 }
 
 // SetEnabled enables or disables a rule at run time, whatever its file
@@ -70,15 +74,16 @@ func (e *Engine) SetEnabled(rule string, on bool, origin string) (changed bool, 
 	e.overridesDirty = true
 	_, by := e.effectiveEnabled(rt.rule)
 	if prev == on {
-		rt.enabledBy = by
+		rt.byControl.Store(by == ByControl)
 		return false, nil
 	}
 	// A new runtime for the rule: its state and triggers follow the
 	// effective enabled; the counters stay.
-	next := &active{rs: a.rs, rules: make([]*ruleRuntime, len(a.rules))}
+	next := &active{rs: a.rs, rules: make([]*ruleRuntime, len(a.rules)), worlds: a.worlds}
 	copy(next.rules, a.rules)
-	nrt := &ruleRuntime{rule: rt.rule, stats: rt.stats, enabledBy: by}
+	nrt := &ruleRuntime{rule: rt.rule, stats: rt.stats}
 	nrt.enabled.Store(on)
+	nrt.byControl.Store(by == ByControl)
 	e.stateMu.Lock()
 	e.stopTriggers(rt)
 	if rt.st != nil {
@@ -107,6 +112,11 @@ func (e *Engine) RunNow(rule string, payload []byte) error {
 	rt := a.runtime(rule)
 	if rt == nil {
 		return fmt.Errorf("%w %q", ErrNoRule, rule)
+	}
+	if !rt.enabled.Load() {
+		// A disabled rule keeps no state, which its delays, modes and
+		// repeats need: running part of it would mislead.
+		return fmt.Errorf("%w: %q (enable it to run it)", ErrDisabled, rule)
 	}
 	now := e.clock.Now()
 	c := e.ctxs.Get().(*evalCtx)

@@ -103,7 +103,10 @@ type Engine struct {
 	traceLen   int
 
 	active atomic.Pointer[active]
-	swapMu sync.Mutex // serialises SetRules and SetEnabled; guards overrides
+	// tracking is set by Restore: from then on the remembered topics'
+	// changes are tracked for saving, in stores added later too.
+	tracking atomic.Bool
+	swapMu   sync.Mutex // serialises SetRules and SetEnabled; guards overrides
 
 	overrides      map[string]override // run-time enables and disables, by rule name
 	overridesDirty bool                // changed since the last save
@@ -155,9 +158,11 @@ type ruleRuntime struct {
 	trigs    []*trigger   // its schedule and sun triggers; guarded by stateMu
 
 	// enabled is whether the rule runs: its file's enabled, or a
-	// control's override (enabledBy says which: ByFile, ByControl).
+	// control's override (byControl says which). byControl changes on a
+	// published runtime (a control that repeats the state the rule is in),
+	// so it is atomic too.
 	enabled   atomic.Bool
-	enabledBy string
+	byControl atomic.Bool
 }
 
 // New returns an engine with no rules: every message matches nothing until
@@ -236,7 +241,7 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 		rt := &ruleRuntime{rule: r, stats: e.counters.Rule(r.Name)}
 		on, by := e.effectiveEnabled(r)
 		rt.enabled.Store(on)
-		rt.enabledBy = by
+		rt.byControl.Store(by == ByControl)
 		prev := old.runtime(r.Name)
 		same := prev != nil && prev.rule.Fingerprint == r.Fingerprint && prev.enabled.Load() == on
 		if on && needsState(r) {
@@ -269,7 +274,11 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 	}
 	for _, b := range rs.Brokers() {
 		if e.worlds[b] == nil {
-			e.worlds[b] = newWorld(e.maxRemembered, e.counters)
+			w := newWorld(e.maxRemembered, e.counters)
+			if e.tracking.Load() {
+				w.restore(nil) // a broker new since Restore: its changes are saved too
+			}
+			e.worlds[b] = w
 		}
 	}
 	for b, w := range e.worlds {
@@ -355,6 +364,12 @@ func (e *Engine) evaluate(c *evalCtx, rt *ruleRuntime, filter int) {
 	if rt.st != nil {
 		e.stateMu.Lock()
 		defer e.stateMu.Unlock()
+		if rt.st.dead {
+			// A reload or a disable replaced the rule while this message
+			// was on its way: its state is gone, and so is the rule as it
+			// was. Creating a key here would leave it and its timers behind.
+			return
+		}
 	}
 	e.evaluateLocked(c, rt, filter)
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/internal/window"
@@ -61,6 +62,9 @@ type KeyRecord struct {
 	TimerAt       time.Time `json:",omitzero"`
 
 	SavedAt time.Time // when the record was taken: a timer resumes with the time it had left then
+	// Seen is when the key last changed: restoring more keys than
+	// --max-keys keeps the most recent.
+	Seen time.Time `json:",omitzero"`
 }
 
 // SavedFiring is the environment of a firing kept for its later steps or
@@ -180,14 +184,14 @@ func restoreWindows(r *rules.Rule, saved map[string][]window.Sample) []*window.W
 
 // persistence tracks what changed since the last save. Guarded by stateMu.
 type persistence struct {
-	dirty   map[*keyState]struct{}
+	dirty   map[*keyState]instant // changed keys, with when
 	deleted map[KeyRef]struct{}
 }
 
 // markDirty records that a key's state changed. Called with stateMu held.
 func (e *Engine) markDirty(ks *keyState) {
 	if e.persist.dirty != nil {
-		e.persist.dirty[ks] = struct{}{}
+		e.persist.dirty[ks] = instantOf(e.clock.Now())
 	}
 }
 
@@ -207,6 +211,19 @@ func (e *Engine) markDeleted(st *ruleState, ks *keyState) {
 // had left when saved: time the engine was down does not count. Cooldowns
 // end at the wall-clock time they were set to.
 func (e *Engine) Restore(store StateStore) (restored int, err error) {
+	// The remembered topics first: they do not depend on which rules run.
+	msgs, err := store.LoadWorld()
+	if err != nil {
+		return 0, err
+	}
+	e.tracking.Store(true) // stores a later reload adds track changes too
+	if stale := e.restoreWorlds(msgs); len(stale) > 0 {
+		if err := store.SaveWorld(nil, stale); err != nil {
+			e.log.Warn("remembered topics of brokers no longer used not deleted", "err", err)
+		}
+	}
+	// Then which rules run, before their keys: a rule a control disabled
+	// gets none back.
 	if err := e.restoreOverrides(store); err != nil {
 		return 0, err
 	}
@@ -214,20 +231,15 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	msgs, err := store.LoadWorld()
-	if err != nil {
-		return 0, err
-	}
-	if stale := e.restoreWorlds(msgs); len(stale) > 0 {
-		if err := store.SaveWorld(nil, stale); err != nil {
-			e.log.Warn("remembered topics of brokers no longer used not deleted", "err", err)
-		}
-	}
 	now := e.clock.Now()
 	e.stateMu.Lock()
 	defer e.stateMu.Unlock()
-	e.persist = persistence{dirty: map[*keyState]struct{}{}, deleted: map[KeyRef]struct{}{}}
+	e.persist = persistence{dirty: map[*keyState]instant{}, deleted: map[KeyRef]struct{}{}}
 	a := e.active.Load()
+	// The store returns records by key; restored least recently seen
+	// first, a rule with more saved keys than --max-keys keeps its most
+	// recent ones, and its eviction order is the one it had.
+	slices.SortStableFunc(recs, func(x, y KeyRecord) int { return lastSeen(&x).Compare(lastSeen(&y)) })
 	for _, rec := range recs {
 		rt := a.runtime(rec.Rule)
 		if rt == nil || rt.st == nil || rt.rule.Fingerprint != rec.Fingerprint {
@@ -267,6 +279,29 @@ func (e *Engine) Restore(store StateStore) (restored int, err error) {
 	return restored, nil
 }
 
+// savedTimersRunning reports whether a timer whose progress a save records
+// is running: a key's, a sequence's or a repeat's. Schedule and sun
+// triggers are computed afresh at start, so a set with only those does not
+// write the store every second (an SD card's wear). Called with stateMu
+// held; it stops at the first such timer.
+func (e *Engine) savedTimersRunning() bool {
+	for _, t := range e.timers {
+		if _, ok := t.owner.(*trigger); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// lastSeen is when a saved key last changed (records of older versions:
+// when they were saved).
+func lastSeen(rec *KeyRecord) time.Time {
+	if rec.Seen.IsZero() {
+		return rec.SavedAt
+	}
+	return rec.Seen
+}
+
 // Persist saves changed state to store every interval until ctx ends. A
 // crash loses at most the last interval of changes. Errors are logged; the
 // changes stay pending for the next attempt. For a clean stop, call
@@ -292,12 +327,12 @@ func (e *Engine) SaveState(store StateStore) {
 	e.saveOverrides(store)
 	now := e.clock.Now()
 	e.stateMu.Lock()
-	if len(e.persist.dirty) == 0 && len(e.persist.deleted) == 0 && len(e.timers) == 0 {
+	if len(e.persist.dirty) == 0 && len(e.persist.deleted) == 0 && !e.savedTimersRunning() {
 		e.stateMu.Unlock()
 		return // nothing changed, and no timer runs whose progress to record
 	}
 	put := make([]KeyRecord, 0, len(e.persist.dirty))
-	for ks := range e.persist.dirty {
+	for ks, seen := range e.persist.dirty {
 		if ks.owner.dead {
 			continue
 		}
@@ -318,6 +353,7 @@ func (e *Engine) SaveState(store StateStore) {
 			Firing:        ks.firing,
 			CooldownUntil: ks.cooldownUntil.time(),
 			TimerAt:       ks.kt.when(),
+			Seen:          seen.time(),
 			SavedAt:       now,
 		})
 	}
@@ -326,7 +362,7 @@ func (e *Engine) SaveState(store StateStore) {
 		del = append(del, ref)
 	}
 	dirty, deleted := e.persist.dirty, e.persist.deleted
-	e.persist.dirty, e.persist.deleted = map[*keyState]struct{}{}, map[KeyRef]struct{}{}
+	e.persist.dirty, e.persist.deleted = map[*keyState]instant{}, map[KeyRef]struct{}{}
 	e.stateMu.Unlock()
 
 	if err := store.Save(put, del, now); err != nil {
@@ -336,7 +372,9 @@ func (e *Engine) SaveState(store StateStore) {
 			if ks.owner.dead || ks.owner.keys[ks.key] != ks {
 				continue // evicted or dropped meanwhile: its deletion is pending
 			}
-			e.persist.dirty[ks] = struct{}{}
+			if _, again := e.persist.dirty[ks]; !again {
+				e.persist.dirty[ks] = dirty[ks]
+			}
 		}
 		for ref := range deleted {
 			e.persist.deleted[ref] = struct{}{}

@@ -17,9 +17,9 @@ type repeatState struct {
 }
 
 // due makes the key's next repeat.
-func (r *repeatState) due(e *Engine, at, _ time.Time, _ bool) {
+func (r *repeatState) due(e *Engine, at, now time.Time, late bool) {
 	if !r.ks.owner.dead {
-		e.repeatDue(r.ks, at)
+		e.repeatDue(r.ks, at, now, late)
 	}
 }
 
@@ -47,8 +47,9 @@ func (e *Engine) stopRepeats(ks *keyState) {
 
 // repeatDue makes a key's next repeat: a firing like the first (counted,
 // run through the rule's mode), with `repeat` one more. Called with
-// stateMu held.
-func (e *Engine) repeatDue(ks *keyState, at time.Time) {
+// stateMu held. On the real clock (late), repeats the engine missed while
+// it could not run are not made up: the next is a whole interval from now.
+func (e *Engine) repeatDue(ks *keyState, at, now time.Time, late bool) {
 	rt := ks.owner.rt
 	r := rt.rule
 	rep := ks.rep()
@@ -69,13 +70,20 @@ func (e *Engine) repeatDue(ks *keyState, at time.Time) {
 	if r.MaxRepeats > 0 && int(rep.count) >= r.MaxRepeats {
 		e.stopRepeats(ks)
 	} else {
-		e.setTimer(&rep.t, at.Add(r.Repeat))
+		next := at.Add(r.Repeat)
+		if late && next.Before(now) {
+			next = now.Add(r.Repeat)
+		}
+		e.setTimer(&rep.t, next)
 	}
 	e.markDirty(ks)
 }
 
 // ErrNoRule is returned for a rule name the active set does not hold.
 var ErrNoRule = errors.New("no such rule")
+
+// ErrDisabled is returned by RunNow for a rule that is disabled.
+var ErrDisabled = errors.New("the rule is disabled")
 
 // Ack acknowledges the firing keys of a rule — key, or every firing key
 // when key is "" — (docs/time.md, "repeat"): their repeats stop; the

@@ -24,7 +24,7 @@ func (e *Engine) advance(now time.Time, late bool) {
 	limit := now.UnixNano()
 	for len(e.timers) > 0 && e.timers[0].ns <= limit {
 		t := heap.Pop(&e.timers).(*timer)
-		at := t.when()
+		at := t.when().In(e.tz) // `now` of what it fires reads in --timezone
 		t.ns = 0
 		t.owner.due(e, at, now, late)
 	}

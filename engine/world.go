@@ -163,7 +163,8 @@ func (w *world) remove(e *worldEntry) {
 	w.size.Add(-1)
 	e.prev.next, e.next.prev = e.next, e.prev
 	for _, v := range e.views {
-		if i := slices.Index(v.entries, e); i >= 0 {
+		// The view is sorted by topic: find the entry by binary search.
+		if i, ok := slices.BinarySearchFunc(v.entries, e.topic, func(x *worldEntry, t string) int { return strings.Compare(x.topic, t) }); ok {
 			v.entries = slices.Delete(v.entries, i, i+1)
 		}
 		v.result.Store(nil)
@@ -189,8 +190,12 @@ func (w *world) state(t string) (any, error) {
 	w.mu.RLock()
 	e := w.entries[t]
 	if e == nil {
-		covered := w.covers(t)
+		valid := topic.ValidateName(t)
+		covered := valid == nil && w.covers(t)
 		w.mu.RUnlock()
+		if valid != nil {
+			return nil, fmt.Errorf("state(%q): not a topic name: %w", t, valid)
+		}
 		if !covered {
 			return nil, errNotRemembered("state", t)
 		}

@@ -867,7 +867,10 @@ func (fl *fileLoader) worldRefs(n *yaml.Node, s string, refs []WorldRef, rule, k
 	for _, w := range refs {
 		var err error
 		if w.Filter {
-			_, err = topic.Parse(w.Arg)
+			var f *topic.Filter
+			if f, err = topic.Parse(w.Arg); err == nil && len(f.Captures()) > 0 {
+				err = fmt.Errorf("states(%q): captures name levels of a rule's topic; states() takes an MQTT filter: write + or # here", w.Arg)
+			}
 		} else if err = topic.ValidateName(w.Arg); err != nil && strings.ContainsAny(w.Arg, "+#") {
 			err = fmt.Errorf("%w: state() reads one topic; states(%q) reads every topic a filter matches", err, w.Arg)
 		}

@@ -200,6 +200,9 @@ func (fl *fileLoader) timeKeys(r *Rule, byKey map[string]*yaml.Node, label strin
 	}
 	if v := byKey["repeat"]; v != nil {
 		r.Repeat, _ = fl.yr.Duration(v, label, "repeat", false)
+		if r.Repeat > 0 && r.Repeat < schedule.MinEvery {
+			fl.errorf(v, label, "repeat: %s is shorter than %s, the shortest interval a rule repeats at", r.Repeat, schedule.MinEvery)
+		}
 		if !r.Episodic() && r.Absent == 0 && byKey["for"] == nil && byKey["on_clear"] == nil && byKey["clear_when"] == nil && byKey["absent"] == nil {
 			fl.errorf(v, label, "repeat: needs episodes to repeat in: give the rule for, on_clear, clear_when or absent (it repeats while a key is firing, until it clears)")
 		}

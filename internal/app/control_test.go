@@ -28,7 +28,7 @@ rules:
     topic: home/door
     when: payload == "open"
     clear_when: payload == "closed"
-    repeat: 200ms
+    repeat: 1s
     actions:
       - publish: {topic: alerts/door, payload: "open {{ repeat }}"}
   - name: announce
@@ -144,8 +144,8 @@ func TestControlOverMQTT(t *testing.T) {
 	if len(keys) != 1 || !keys[0].Firing || !keys[0].Acked {
 		t.Errorf("door-open's keys after the ack: %+v, want one firing and acknowledged", keys)
 	}
-	// Five repeat intervals without a repeat.
-	for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	// Two and a half repeat intervals without a repeat.
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if n := a.Counters().Rule("door-open").Fires.Load(); n != fires {
 			t.Fatalf("door-open fired %d more times after the ack", n-fires)
 		}
@@ -393,7 +393,7 @@ func TestOverrideSurvivesRestart(t *testing.T) {
 		t.Errorf("after the restart: enabled %v by %s, want false by control", on, by)
 	}
 	// A change elsewhere in the file keeps the override.
-	writeFile(t, filepath.Join(dir, "rules.yaml"), strings.Replace(controlRules, "repeat: 200ms", "repeat: 300ms", 1))
+	writeFile(t, filepath.Join(dir, "rules.yaml"), strings.Replace(controlRules, "repeat: 1s", "repeat: 2s", 1))
 	if err := a.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -296,7 +296,7 @@ func (c *Controller) Do(req Request) (Result, error) {
 	default:
 		err = fmt.Errorf("%w: unknown action %q", ErrInvalid, req.Action)
 	}
-	if err != nil && (errors.Is(err, engine.ErrNoRule) || errors.Is(err, ErrInvalid)) {
+	if err != nil && (errors.Is(err, engine.ErrNoRule) || errors.Is(err, engine.ErrDisabled) || errors.Is(err, ErrInvalid)) {
 		c.refuse(req.Origin, req.Rule, "", err.Error())
 		return res, err
 	}

@@ -266,6 +266,13 @@ func TestOfferCommands(t *testing.T) {
 	// Enabled changes are published at once, not on the hourly tick.
 	f.pub.waitPublished(t, base+"hot/state", func(s string) bool { return strings.Contains(s, `"enabled":false`) })
 
+	// A disabled rule is not run: refused and counted invalid.
+	invalid := f.count(ActionInvalid, OriginMQTT)
+	f.c.Offer(base+"hot/run", []byte(`{"value": 41}`), false)
+	waitFor(t, "the refused run", func() bool { return f.count(ActionInvalid, OriginMQTT) == invalid+1 })
+	f.c.Offer(base+"hot/set", []byte("ON"), false)
+	waitFor(t, "the enable", func() bool { on, _, _ := f.eng.Enabled("hot"); return on })
+
 	f.c.Offer(base+"hot/run", []byte(`{"value": 42}`), false)
 	waitFor(t, "the run", func() bool { return f.rec.len() == 1 })
 	f.rec.mu.Lock()

@@ -93,6 +93,8 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request, action string) 
 		writeJSON(w, res)
 	case errors.Is(err, engine.ErrNoRule):
 		http.Error(w, "no rule "+strconv.Quote(req.Rule)+" in the loaded set", http.StatusNotFound)
+	case errors.Is(err, engine.ErrDisabled):
+		http.Error(w, err.Error(), http.StatusConflict)
 	case errors.Is(err, control.ErrTooLarge):
 		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 	case errors.Is(err, control.ErrInvalid):

@@ -83,6 +83,8 @@ func TestControlEndpoints(t *testing.T) {
 		{"unknown rule", "POST", "/api/rules/cold/disable", "", bearer, 404},
 		{"ack all keys", "POST", "/api/rules/door/ack", "", bearer, 200},
 		{"ack one key", "POST", "/api/rules/door/ack?key=home/door", "", bearer, 200},
+		{"run of a disabled rule", "POST", "/api/rules/hot/run", `{"value": 99}`, bearer, 409},
+		{"enable again", "POST", "/api/rules/hot/enable", "", bearer, 200},
 		{"run", "POST", "/api/rules/hot/run", `{"value": 99}`, bearer, 200},
 		{"run larger than 1 KiB", "POST", "/api/rules/hot/run", strings.Repeat("x", control.MaxPayload+1), bearer, 413},
 		{"unknown action", "POST", "/api/rules/hot/toggle", "", bearer, 404},
@@ -107,9 +109,10 @@ func TestControlEndpoints(t *testing.T) {
 			}
 		})
 	}
-	// What they did: two disables, one enable, two acks, one run and two
-	// invalid (the unknown rule and the large run).
-	want := map[string]uint64{"disable/http": 2, "enable/http": 1, "ack/http": 2, "run/http": 1, "invalid/http": 2}
+	// What they did: two disables, two enables, two acks, one run and three
+	// invalid (the unknown rule, the run of the disabled rule and the large
+	// run).
+	want := map[string]uint64{"disable/http": 2, "enable/http": 2, "ack/http": 2, "run/http": 1, "invalid/http": 3}
 	for _, c := range ctl.Counts() {
 		if got := c.N; got != want[c.Action+"/"+c.Origin] {
 			t.Errorf("control %s/%s = %d, want %d", c.Action, c.Origin, got, want[c.Action+"/"+c.Origin])
@@ -143,7 +146,7 @@ func TestControlEndpoints(t *testing.T) {
 	for _, r := range rules.Rules {
 		got[r.Name] = map[bool]string{true: "on", false: "off"}[r.Enabled] + " by " + r.EnabledBy
 	}
-	wantRules := map[string]string{"hot": "off by control", "door": "off by control", "off": "off by file"}
+	wantRules := map[string]string{"hot": "on by file", "door": "off by control", "off": "off by file"}
 	for n, w := range wantRules {
 		if got[n] != w {
 			t.Errorf("/api/rules %s: %s, want %s", n, got[n], w)
@@ -154,7 +157,7 @@ func TestControlEndpoints(t *testing.T) {
 	_, metrics := get(t, base+"/metrics", bearer...)
 	for _, line := range []string{
 		`mqtt_rules_control_total{action="disable",origin="http"} 3`,
-		`mqtt_rules_control_total{action="invalid",origin="http"} 2`,
+		`mqtt_rules_control_total{action="invalid",origin="http"} 3`,
 		`mqtt_rules_control_total{action="enable",origin="mqtt"} 0`,
 	} {
 		if !strings.Contains(metrics, line+"\n") {
