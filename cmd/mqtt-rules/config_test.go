@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mqtt-rules/mqtt-rules/internal/app"
 )
 
 func parseRun(t *testing.T, config string, args ...string) (*runOptions, error) {
@@ -73,12 +75,46 @@ func TestConfigErrors(t *testing.T) {
 		{"max_keys: lots\n", `:1:11: max_keys: "lots": parse error`},
 		{"broker: ${TEST_UNSET_VAR}\n", ":1:9: broker: environment variable TEST_UNSET_VAR is not set"},
 		{"- a\n", ":1:1: the config is a mapping"},
+		{"brokers: [a]\n", ":1:10: brokers: want a mapping of broker names"},
+		{"brokers:\n  default: {broker: tcp://h:1}\n", `:2:3: brokers: broker name "default" is the broker of --broker`},
+		{"brokers:\n  cloud: {broker: tcp://h:1}\n  cloud: {broker: tcp://h:2}\n", `:3:3: brokers: "cloud" is given twice`},
+		{"brokers:\n  cloud: {url: tcp://h:1}\n", `:2:11: brokers.cloud: unknown key "url" (did you mean "broker"? it is the URL)`},
+		{"brokers:\n  cloud: {broker: tcp://h:1, protocol: 6}\n", `:2:40: brokers.cloud.protocol: "6": want 5, 3.1.1 or auto`},
+		{"brokers:\n  cloud: {client_id: x}\n", `:2:3: brokers.cloud: broker (its URL, e.g. tcp://cloud.example:1883) missing`},
+		{"protocol: 4.0\n", `--protocol: "4.0": want 5, 3.1.1 or auto`},
 	}
 	for _, tt := range tests {
 		_, err := parseRun(t, tt.config)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("config %q: error %v, want it to contain %q", tt.config, err, tt.want)
 		}
+	}
+}
+
+func TestConfigBrokers(t *testing.T) {
+	t.Setenv("TEST_CLOUD_PASSWORD", "s3cret")
+	o, err := parseRun(t, `
+broker: tcp://localhost:1883
+brokers:
+  cloud:
+    broker: ssl://cloud.example:8883
+    username: site1
+    password: ${TEST_CLOUD_PASSWORD}
+    protocol: "5"
+  backup: {broker: tcp://backup.lan:1883, share_group: rules}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []app.BrokerConfig{
+		{Name: "cloud", URL: "ssl://cloud.example:8883", Username: "site1", Password: "s3cret", Protocol: "5"},
+		{Name: "backup", URL: "tcp://backup.lan:1883", ShareGroup: "rules"},
+	}
+	if !slices.Equal(o.cfg.Brokers, want) {
+		t.Errorf("brokers = %+v, want %+v", o.cfg.Brokers, want)
+	}
+	if o.cfg.Protocol != "auto" {
+		t.Errorf("protocol = %q, want auto by default", o.cfg.Protocol)
 	}
 }
 

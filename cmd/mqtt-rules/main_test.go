@@ -49,6 +49,31 @@ func TestValidateReportsLocation(t *testing.T) {
 	}
 }
 
+// TestValidateWithConfig: validate --config checks a rule's broker: against
+// the config's brokers, and takes the config's rules when no path is given.
+func TestValidateWithConfig(t *testing.T) {
+	dir := t.TempDir()
+	rulesDir := filepath.Join(dir, "rules")
+	if err := os.Mkdir(rulesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := "rules:\n  - {name: up, broker: cloud, topic: a, actions: [{log: x}]}\n"
+	if err := os.WriteFile(filepath.Join(rulesDir, "r.yaml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "mqtt-rules.yaml")
+	if err := os.WriteFile(config, []byte("rules: ["+rulesDir+"]\nbrokers:\n  cloud: {broker: tcp://cloud.example:1883}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCLI(t, context.Background(), "validate", "--config", config); code != exitOK || !strings.HasPrefix(out, "ok: 1 rule") {
+		t.Errorf("validate --config: exit %d, %q %q", code, out, errs)
+	}
+	code, _, errs := runCLI(t, context.Background(), "validate", rulesDir)
+	if code != exitInvalid || !strings.Contains(errs, `no broker "cloud" in the config (brokers: default)`) {
+		t.Errorf("validate without the config: exit %d, %q", code, errs)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{},

@@ -75,6 +75,7 @@ func (o *runOptions) define(fs *flag.FlagSet) {
 	fs.StringVar(&cfg.CertFile, "cert-file", "", "client certificate (PEM)")
 	fs.StringVar(&cfg.KeyFile, "key-file", "", "client key (PEM)")
 	fs.StringVar(&cfg.ShareGroup, "share-group", "", "subscribe as $share/NAME/<filter> so instances split the load")
+	fs.StringVar(&cfg.Protocol, "protocol", "auto", "MQTT version: 5, 3.1.1, or auto (5 when the broker accepts it, else 3.1.1)")
 	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:9464", "listen address of /metrics, /healthz, /readyz, /api and the status page; off disables")
 	fs.StringVar(&cfg.HTTPToken, "http-token", "", "require Authorization: Bearer TOKEN on every endpoint but /healthz and /readyz (env MQTT_RULES_HTTP_TOKEN)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -103,9 +104,12 @@ func (o *runOptions) parse(fs *flag.FlagSet, args []string) error {
 		return valueError{fmt.Errorf("--homeassistant takes another prefix as --homeassistant=PREFIX, not %q after a space", pos[0])}
 	}
 	if o.configFile != "" {
-		if err := applyConfig(fs, o.configFile); err != nil {
+		if o.cfg.Brokers, err = applyConfig(fs, o.configFile); err != nil {
 			return valueError{err}
 		}
+	}
+	if o.cfg.Protocol, err = parseProtocol(o.cfg.Protocol); err != nil {
+		return valueError{fmt.Errorf("--protocol: %w", err)}
 	}
 	if o.cfg.Password == "" {
 		o.cfg.Password = os.Getenv("MQTT_PASSWORD")
@@ -137,6 +141,20 @@ func (o *runOptions) parse(fs *flag.FlagSet, args []string) error {
 		o.cfg.Control = true
 	}
 	return nil
+}
+
+// parseProtocol checks an MQTT protocol version as --protocol and the
+// config's brokers take it: "5", "3.1.1" or "auto" ("" is auto).
+func parseProtocol(s string) (string, error) {
+	switch v := strings.TrimSpace(s); v {
+	case "", "auto":
+		return "auto", nil
+	case "5", "5.0":
+		return "5", nil
+	case "3.1.1", "4":
+		return "3.1.1", nil
+	}
+	return "", fmt.Errorf("%q: want 5, 3.1.1 or auto", s)
 }
 
 // valueError is a usage error found after flag parsing, which the flag

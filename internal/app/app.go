@@ -41,6 +41,11 @@ type Config struct {
 	CertFile   string
 	KeyFile    string
 	ShareGroup string
+	Protocol   string // "5", "3.1.1" or "auto" ("": auto); docs/mqtt5.md
+
+	// Brokers are the config file's other brokers, which rules name in
+	// broker: (docs/brokers.md).
+	Brokers []BrokerConfig
 
 	MaxPayload int // bytes; 0: no limit
 	MaxKeys    int // keys per stateful rule; 0: engine.DefaultMaxKeys
@@ -115,11 +120,12 @@ type App struct {
 	engine   *engine.Engine
 	counters *engine.Counters
 
+	// conns are the broker connections, the default one (client) first.
+	conns []*conn
+
 	reloadMu   sync.Mutex
-	subs       []string // the subscriptions of the active rule set (reduced)
 	lastReload httpapi.Reload
 
-	url        string           // the broker URL in use
 	http       *httpapi.Running // nil without --http
 	stopHTTP   context.CancelFunc
 	store      *statestore.Store // nil without --state
@@ -142,6 +148,10 @@ func Start(cfg Config) (*App, error) {
 		a.loader.Allow = []string{actions.KindExec.Gate}
 	}
 	a.loader.Location = cfg.Location
+	a.loader.Brokers = brokerNames(cfg.Brokers)
+	if err := checkBrokers(cfg.Brokers); err != nil {
+		return nil, err
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -196,8 +206,6 @@ func Start(cfg Config) (*App, error) {
 		url = a.broker.URL()
 		a.log.Info("embedded broker started", "addr", a.broker.Addr())
 	}
-	a.url = url
-
 	a.counters = engine.NewCounters()
 	if err := a.prepareControl(); err != nil {
 		return nil, err
@@ -222,8 +230,20 @@ func Start(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.conns = []*conn{{url: url, client: a.client}}
+	if err := a.connectOthers(); err != nil {
+		return nil, err
+	}
+	var pub actions.Publisher = a.client // one broker: no routing on the message path
+	if len(a.conns) > 1 {
+		r := router{}
+		for _, c := range a.conns {
+			r[c.name] = c.client
+		}
+		pub = r
+	}
 	a.exec = actions.NewExecutor(actions.Config{
-		Publisher:       a.client,
+		Publisher:       pub,
 		Logger:          a.log,
 		Reporter:        a.counters,
 		DeadLetterTopic: cfg.DeadLetterTopic,
@@ -260,10 +280,14 @@ func Start(cfg Config) (*App, error) {
 	if err := a.newController(); err != nil {
 		return nil, err
 	}
-	a.subs = a.filters(rs)
-	// Not connected yet: this records the subscriptions, made on connect.
-	if err := a.client.Subscribe(context.Background(), a.subs...); err != nil {
-		return nil, err
+	subs := 0
+	for _, c := range a.conns {
+		c.subs = a.filtersOf(c, rs)
+		subs += len(c.subs)
+		// Not connected yet: this records the subscriptions, made on connect.
+		if err := c.client.Subscribe(context.Background(), c.subs...); err != nil {
+			return nil, err
+		}
 	}
 	a.lastReload = httpapi.Reload{At: time.Now(), Rules: len(rs.Rules)}
 	var bg context.Context
@@ -294,8 +318,10 @@ func Start(cfg Config) (*App, error) {
 			return nil, err
 		}
 	}
-	a.client.Start()
-	a.log.Info("rules loaded", "rules", len(rs.Rules), "files", len(rs.Files), "subscriptions", len(a.subs))
+	for _, c := range a.conns {
+		c.client.Start()
+	}
+	a.log.Info("rules loaded", "rules", len(rs.Rules), "files", len(rs.Files), "subscriptions", subs)
 	warnEmpty(a.log, cfg.Rules, rs)
 	for _, w := range rs.Warnings() {
 		a.log.Warn("rule may loop", "file", w.File, "line", w.Line, "rule", w.Rule, "err", w.Msg)
@@ -320,9 +346,6 @@ func (a *App) Rules() *rules.RuleSet { return a.engine.Rules() }
 // Counters returns the engine's counters.
 func (a *App) Counters() *engine.Counters { return a.counters }
 
-// Connected reports whether the broker connection is up.
-func (a *App) Connected() bool { return a.client.Connected() }
-
 // Trace returns the last evaluations of a rule, oldest first.
 func (a *App) Trace(rule string) []engine.Evaluation { return a.engine.Trace(rule) }
 
@@ -331,9 +354,6 @@ func (a *App) Trace(rule string) []engine.Evaluation { return a.engine.Trace(rul
 func (a *App) Keys(rule string, limit int) ([]engine.KeyState, int) {
 	return a.engine.Keys(rule, limit)
 }
-
-// Broker returns the broker URL in use.
-func (a *App) Broker() string { return a.url }
 
 // HTTPAddr returns the address the HTTP endpoints listen on, or "".
 func (a *App) HTTPAddr() string {
@@ -345,9 +365,16 @@ func (a *App) HTTPAddr() string {
 
 var _ httpapi.Status = (*App)(nil)
 
-// Ready reports whether the engine is connected and subscribed to every
-// filter of its rule set.
-func (a *App) Ready() bool { return a.client.Ready() }
+// Ready reports whether the engine is connected to every broker and
+// subscribed to every filter of its rule set.
+func (a *App) Ready() bool {
+	for _, c := range a.conns {
+		if !c.client.Ready() {
+			return false
+		}
+	}
+	return true
+}
 
 // BrokerAddr returns the embedded broker's address, or "" with an external
 // broker.
@@ -391,8 +418,6 @@ func (a *App) reload(ctx context.Context, start time.Time) error {
 		return err
 	}
 	old := a.engine.Rules()
-	subs := a.filters(rs)
-	added, removed := diff(a.subs, subs)
 	// Swap, then subscribe: the broker sends a new filter's retained
 	// messages right after its SUBACK, and they must meet the rules that
 	// asked for them (subscribing first left them to the old set). No
@@ -400,31 +425,22 @@ func (a *App) reload(ctx context.Context, start time.Time) error {
 	// a topic the running subscriptions already cover meets the new set,
 	// as it should.
 	a.engine.SetRules(rs)
-	if len(added) > 0 {
-		if err := a.client.Subscribe(ctx, added...); err != nil {
-			// The set is rejected: the running set comes back (rules the
-			// rejected set had changed start their state afresh), and
-			// what was asked for is taken back, granted or not, so the
-			// client wants exactly the running set's filters again (and
-			// /readyz does not wait for a refused one).
-			a.engine.SetRules(old)
-			if uerr := a.client.Unsubscribe(ctx, added...); uerr != nil {
-				a.log.Warn("reload: unsubscribe of the rejected set's filters failed", "filters", added, "err", uerr)
-			}
-			return fmt.Errorf("reload: %w", err)
-		}
+	added, removed, err := a.resubscribe(ctx, rs)
+	if err != nil {
+		// The set is rejected: the running set comes back (rules the
+		// rejected set had changed start their state afresh).
+		a.engine.SetRules(old)
+		return fmt.Errorf("reload: %w", err)
 	}
-	a.subs = subs
 	releaseLoadGarbage()
-	if len(removed) > 0 {
-		if err := a.client.Unsubscribe(ctx, removed...); err != nil {
-			a.log.Warn("reload: unsubscribe failed", "filters", removed, "err", err)
-		}
-	}
 	ra, rr, rc := ruleChanges(old, rs)
 	a.control.RulesChanged()
+	var subscribed, unsubscribed any = added, removed // by broker
+	if len(a.conns) == 1 {
+		subscribed, unsubscribed = added[DefaultBrokerName], removed[DefaultBrokerName]
+	}
 	a.log.Info("rules reloaded", "rules", len(rs.Rules), "added", ra, "removed", rr, "changed", rc,
-		"subscribed", added, "unsubscribed", removed, "took", time.Since(start).Round(time.Microsecond))
+		"subscribed", subscribed, "unsubscribed", unsubscribed, "took", time.Since(start).Round(time.Microsecond))
 	return nil
 }
 
@@ -487,10 +503,12 @@ func ruleChanges(old, next *rules.RuleSet) (added, removed, changed []string) {
 // dead letters included, still go out — then disconnects and stops the
 // embedded broker.
 func (a *App) Close(ctx context.Context) error {
-	a.client.StopReceiving()
+	for _, c := range a.conns {
+		c.client.StopReceiving()
+	}
 	a.stopBackground()
 	errs := []error{a.exec.Close(ctx)}
-	errs = append(errs, a.client.Close(ctx))
+	errs = append(errs, closeConns(ctx, a.conns))
 	if a.http != nil {
 		a.stopHTTP()
 		<-a.http.Done()

@@ -60,7 +60,7 @@ func start(t *testing.T, cfg Config) *App {
 		defer cancel()
 		a.Close(ctx)
 	})
-	waitFor(t, 10*time.Second, "the app to be ready", a.Ready)
+	waitFor(t, 10*time.Second, "the app to be ready", func() bool { return a.Brokers()[0].Ready })
 	return a
 }
 

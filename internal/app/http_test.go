@@ -75,7 +75,7 @@ rules:
 		"mqtt_rules_action_duration_seconds": {"action"},
 		"mqtt_rules_reloads_total":           {"result"},
 		"mqtt_rules_rules_loaded":            nil,
-		"mqtt_rules_broker_connected":        nil,
+		"mqtt_rules_broker_connected":        {"broker"},
 		"mqtt_rules_messages_dropped_total":  {"reason"},
 		"mqtt_rules_loop_cutoffs_total":      {"rule"},
 	}
@@ -101,7 +101,7 @@ rules:
 		`mqtt_rules_actions_total{action="log",result="ok",rule="hot"} 1`,
 		`mqtt_rules_reloads_total{result="ok"} 1`,
 		"mqtt_rules_rules_loaded 2",
-		"mqtt_rules_broker_connected 1",
+		`mqtt_rules_broker_connected{broker="default"} 1`,
 		`mqtt_rules_messages_dropped_total{reason="too_large"} 1`,
 		`mqtt_rules_messages_dropped_total{reason="loop"} 1`,
 		`mqtt_rules_loop_cutoffs_total{rule="loop"} 1`,

@@ -139,8 +139,8 @@ func TestRefusedFilterRollsBack(t *testing.T) {
 	if err := a.Reload(t.Context()); err == nil {
 		t.Fatal("a reload with a refused filter was accepted")
 	}
-	if got := strings.Join(a.client.Filters(), " "); got != strings.Join(a.subs, " ") {
-		t.Errorf("client wants %q, the running set %q", got, a.subs)
+	if got := strings.Join(a.client.Filters(), " "); got != strings.Join(a.conns[0].subs, " ") {
+		t.Errorf("client wants %q, the running set %q", got, a.conns[0].subs)
 	}
 	if !a.Ready() {
 		t.Error("not ready after a rejected reload, though the running set is fully subscribed")

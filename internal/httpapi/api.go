@@ -57,8 +57,9 @@ type Results struct {
 // StatusResponse is the body of /api/status.
 type StatusResponse struct {
 	Version          string            `json:"version"`
-	Broker           string            `json:"broker"`
-	Connected        bool              `json:"connected"`
+	Broker           string            `json:"broker"`    // the default broker's URL
+	Connected        bool              `json:"connected"` // to every broker
+	Brokers          []BrokerState     `json:"brokers"`   // every broker, the default one first
 	Ready            bool              `json:"ready"`
 	NotReadyReason   string            `json:"not_ready_reason"` // as /readyz says; "" when ready
 	RulesLoaded      int               `json:"rules_loaded"`
@@ -146,15 +147,18 @@ func rulesInfo(st Status) RulesResponse {
 func statusInfo(st Status, version string) StatusResponse {
 	out := StatusResponse{
 		Version:        version,
-		Broker:         st.Broker(),
-		Connected:      st.Connected(),
+		Brokers:        st.Brokers(),
 		NotReadyReason: notReady(st),
 		Filters:        []string{},
 		Drops:          map[string]uint64{},
 	}
-	if out.Broker != "" {
-		out.Broker = actions.RedactURL(out.Broker) // it should hold no credentials; make sure
+	for i := range out.Brokers {
+		out.Brokers[i].URL = actions.RedactURL(out.Brokers[i].URL) // it should hold no credentials; make sure
 	}
+	if len(out.Brokers) > 0 {
+		out.Broker = out.Brokers[0].URL
+	}
+	out.Connected = allConnected(out.Brokers)
 	out.Ready = out.NotReadyReason == ""
 	if rs := st.Rules(); rs != nil {
 		out.RulesLoaded = len(rs.Rules)

@@ -66,6 +66,10 @@ func (f *fakeStatus) Ready() bool {
 
 func (f *fakeStatus) Broker() string { return f.broker }
 
+func (f *fakeStatus) Brokers() []BrokerState {
+	return []BrokerState{{Name: "default", URL: f.Broker(), Connected: f.Connected(), Ready: f.Ready()}}
+}
+
 func (f *fakeStatus) LastReload() Reload {
 	f.mu.Lock()
 	defer f.mu.Unlock()

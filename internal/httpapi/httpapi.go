@@ -29,13 +29,9 @@ type Status interface {
 	Rules() *rules.RuleSet
 	// Counters returns the engine's counters.
 	Counters() *engine.Counters
-	// Connected reports whether the broker connection is up.
-	Connected() bool
-	// Ready reports whether the engine is connected and subscribed to
-	// every filter of the loaded set.
-	Ready() bool
-	// Broker returns the broker URL for display, without credentials.
-	Broker() string
+	// Brokers returns every broker connection, the default one first
+	// (docs/brokers.md).
+	Brokers() []BrokerState
 	// LastReload returns how the last load of the rules went.
 	LastReload() Reload
 	// Trace returns the last evaluations of a rule, oldest first.
@@ -44,6 +40,14 @@ type Status interface {
 	// in cooldown or awaiting an absence (at most limit, 0: all), most
 	// recently seen first, and how many keys the rule tracks in all.
 	Keys(rule string, limit int) (keys []engine.KeyState, tracked int)
+}
+
+// BrokerState is one broker connection as the endpoints show it.
+type BrokerState struct {
+	Name      string `json:"name"` // "default" for --broker's, else its name in the config's brokers:
+	URL       string `json:"url"`  // without credentials
+	Connected bool   `json:"connected"`
+	Ready     bool   `json:"ready"` // connected and subscribed to every filter of the loaded set
 }
 
 // Reload describes the last load of the rules.
@@ -191,17 +195,37 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	plain(w, http.StatusOK, "ready")
 }
 
-// notReady returns why the engine is not ready, or "" when it is.
+// notReady returns why the engine is not ready, or "" when it is: with
+// several brokers, which of them is not (docs/brokers.md).
 func notReady(st Status) string {
-	switch {
-	case st.Rules() == nil:
+	if st.Rules() == nil {
 		return "no rules loaded"
-	case !st.Connected():
-		return "not connected to the broker"
-	case !st.Ready():
-		return "not yet subscribed to every filter"
 	}
-	return ""
+	bs := st.Brokers()
+	var why []string
+	for _, b := range bs {
+		on := ""
+		if len(bs) > 1 {
+			on = " " + b.Name + " (" + b.URL + ")"
+		}
+		switch {
+		case !b.Connected:
+			why = append(why, "not connected to the broker"+on)
+		case !b.Ready:
+			why = append(why, "not yet subscribed to every filter"+strings.Replace(on, " ", " on broker ", 1))
+		}
+	}
+	return strings.Join(why, "; ")
+}
+
+// allConnected reports whether every broker connection is up.
+func allConnected(bs []BrokerState) bool {
+	for _, b := range bs {
+		if !b.Connected {
+			return false
+		}
+	}
+	return len(bs) > 0
 }
 
 // plain writes a one-line text/plain answer.

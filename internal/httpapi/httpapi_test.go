@@ -191,7 +191,7 @@ func TestAPIStatus(t *testing.T) {
 		t.Fatalf("GET /api/status: %s %s\n%s", resp.Status, resp.Header.Get("Content-Type"), body)
 	}
 	if got, want := objectKeys(t, json.RawMessage(body)), []string{
-		"version", "broker", "connected", "ready", "not_ready_reason", "rules_loaded", "filters",
+		"version", "broker", "connected", "brokers", "ready", "not_ready_reason", "rules_loaded", "filters",
 		"messages_received", "drops", "reloads", "last_reload",
 	}; !slices.Equal(got, want) {
 		t.Errorf("keys\n got %v\nwant %v", got, want)

@@ -43,7 +43,7 @@ var (
 	descLoaded = newDesc("mqtt_rules_rules_loaded",
 		"Rules in the active rule set.")
 	descConnected = newDesc("mqtt_rules_broker_connected",
-		"1 while the connection to the broker is up, else 0.")
+		"1 while the connection to the broker is up, else 0, by broker (default: the one of --broker).", "broker")
 	descDropped = newDesc("mqtt_rules_messages_dropped_total",
 		"Messages and actions dropped, by reason (too_large, queue_full, loop, ...).", "reason")
 	descLoopCutoffs = newDesc("mqtt_rules_loop_cutoffs_total",
@@ -106,7 +106,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	emit(descBuildInfo, prometheus.GaugeValue, 1, c.version)
 	emit(descLoaded, prometheus.GaugeValue, float64(loaded))
-	emit(descConnected, prometheus.GaugeValue, boolValue(st.Connected()))
+	for _, b := range st.Brokers() {
+		emit(descConnected, prometheus.GaugeValue, boolValue(b.Connected), b.Name)
+	}
 	emit(descReady, prometheus.GaugeValue, boolValue(notReady(st) == ""))
 	emit(descReloadOK, prometheus.GaugeValue, boolValue(st.LastReload().Err == nil))
 	if c.control != nil {

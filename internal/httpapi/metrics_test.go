@@ -88,7 +88,7 @@ func TestMetricsSpecNames(t *testing.T) {
 		{"mqtt_rules_action_duration_seconds", dto.MetricType_HISTOGRAM, []string{"action"}},
 		{"mqtt_rules_reloads_total", dto.MetricType_COUNTER, []string{"result"}},
 		{"mqtt_rules_rules_loaded", dto.MetricType_GAUGE, nil},
-		{"mqtt_rules_broker_connected", dto.MetricType_GAUGE, nil},
+		{"mqtt_rules_broker_connected", dto.MetricType_GAUGE, []string{"broker"}},
 		{"mqtt_rules_messages_dropped_total", dto.MetricType_COUNTER, []string{"reason"}},
 		{"mqtt_rules_loop_cutoffs_total", dto.MetricType_COUNTER, []string{"rule"}},
 		// Extras.
@@ -142,7 +142,7 @@ func TestMetricsValues(t *testing.T) {
 		"mqtt_rules_state_keys_evicted_total": {"rule=hot": 0, "rule=door": 3, "rule=off": 0},
 		"mqtt_rules_reloads_total":            {"result=ok": 2, "result=error": 1},
 		"mqtt_rules_rules_loaded":             {"": 3},
-		"mqtt_rules_broker_connected":         {"": 1},
+		"mqtt_rules_broker_connected":         {"broker=default": 1},
 		"mqtt_rules_ready":                    {"": 1},
 		"mqtt_rules_last_reload_successful":   {"": 1},
 		"mqtt_rules_build_info":               {"version=1.2.3": 1},
@@ -262,9 +262,10 @@ func TestMetricsFollowTheCurrentSet(t *testing.T) {
 	f.status.set(func(s *fakeStatus) { s.rs, s.connected, s.ready = nil, false, false })
 	mfs := scrape(t, srv.URL)
 	for name, want := range map[string]float64{
-		"mqtt_rules_rules_loaded": 0, "mqtt_rules_broker_connected": 0, "mqtt_rules_ready": 0,
+		"mqtt_rules_rules_loaded": 0, "mqtt_rules_broker_connected{broker=default}": 0, "mqtt_rules_ready": 0,
 	} {
-		if got := series(mfs[name])[""]; got != want {
+		name, labels, _ := strings.Cut(strings.TrimSuffix(name, "}"), "{")
+		if got := series(mfs[name])[labels]; got != want {
 			t.Errorf("no rules: %s = %v, want %v", name, got, want)
 		}
 	}

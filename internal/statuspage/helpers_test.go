@@ -37,6 +37,9 @@ func (f *fakeStatus) Connected() bool {
 }
 func (f *fakeStatus) Ready() bool    { return f.Connected() }
 func (f *fakeStatus) Broker() string { return "tcp://user:hunter2@broker.example.com:1883" }
+func (f *fakeStatus) Brokers() []httpapi.BrokerState {
+	return []httpapi.BrokerState{{Name: "default", URL: f.Broker(), Connected: f.Connected(), Ready: f.Ready()}}
+}
 func (f *fakeStatus) LastReload() httpapi.Reload {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -102,19 +102,20 @@ type rulesEvent struct {
 
 // status is the engine's state in every tick.
 type status struct {
-	Version        string             `json:"version"`
-	Broker         string             `json:"broker"`
-	Connected      bool               `json:"connected"`
-	Ready          bool               `json:"ready"`
-	NotReadyReason string             `json:"not_ready_reason"`
-	Received       uint64             `json:"received"`
-	Remembered     int                `json:"remembered"` // topics state() and states() remember
-	Fires          uint64             `json:"fires"`      // of the loaded rules
-	Errors         uint64             `json:"errors"`     // of the loaded rules
-	Drops          map[string]uint64  `json:"drops"`
-	Reloads        httpapi.Results    `json:"reloads"`
-	LastReload     httpapi.ReloadInfo `json:"last_reload"`
-	Rules          int                `json:"rules"`
+	Version        string                `json:"version"`
+	Broker         string                `json:"broker"`    // the default broker's URL
+	Connected      bool                  `json:"connected"` // to every broker
+	Brokers        []httpapi.BrokerState `json:"brokers"`   // every broker, the default one first
+	Ready          bool                  `json:"ready"`
+	NotReadyReason string                `json:"not_ready_reason"`
+	Received       uint64                `json:"received"`
+	Remembered     int                   `json:"remembered"` // topics state() and states() remember
+	Fires          uint64                `json:"fires"`      // of the loaded rules
+	Errors         uint64                `json:"errors"`     // of the loaded rules
+	Drops          map[string]uint64     `json:"drops"`
+	Reloads        httpapi.Results       `json:"reloads"`
+	LastReload     httpapi.ReloadInfo    `json:"last_reload"`
+	Rules          int                   `json:"rules"`
 }
 
 // setRules starts a new generation when the rule set changed.
@@ -260,16 +261,20 @@ func fullEvent(head []byte, rows []row) []byte {
 func (s *snapshotter) head(now time.Time, fires, errs uint64) []byte {
 	st := status{
 		Version:        s.version,
-		Broker:         s.st.Broker(),
-		Connected:      s.st.Connected(),
+		Brokers:        s.st.Brokers(),
 		NotReadyReason: httpapi.NotReady(s.st),
 		Fires:          fires,
 		Errors:         errs,
 		Drops:          map[string]uint64{},
 		LastReload:     httpapi.ReloadOf(s.st.LastReload()),
 	}
-	if st.Broker != "" {
-		st.Broker = actions.RedactURL(st.Broker)
+	st.Connected = len(st.Brokers) > 0
+	for i := range st.Brokers {
+		st.Brokers[i].URL = actions.RedactURL(st.Brokers[i].URL)
+		st.Connected = st.Connected && st.Brokers[i].Connected
+	}
+	if len(st.Brokers) > 0 {
+		st.Broker = st.Brokers[0].URL
 	}
 	st.Ready = st.NotReadyReason == ""
 	if s.rs != nil {

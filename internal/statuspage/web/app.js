@@ -532,11 +532,7 @@
     S.status = st;
     el('version').textContent = st.version ? 'v' + st.version.replace(/^v/, '') : '';
 
-    const bp = el('pill-broker');
-    bp.dataset.tone = st.connected ? 'ok' : 'err';
-    el('broker-state').textContent = st.connected ? 'connected' : 'disconnected';
-    el('broker-addr').textContent = st.broker;
-    el('broker-addr').title = st.broker;
+    renderBrokers(st.brokers && st.brokers.length ? st.brokers : [{ name: 'default', url: st.broker, connected: st.connected }]);
     const rp = el('pill-ready');
     rp.dataset.tone = st.ready ? 'ok' : 'warn';
     el('ready-state').textContent = st.ready ? 'Ready' : 'Not ready: ' + st.not_ready_reason;
@@ -563,6 +559,32 @@
     const bad = !st.connected || !st.last_reload.ok;
     document.title = (bad ? '⚠ ' : '') + (S.view === 'rule' ? S.rule + ' · ' : '') + 'mqtt-rules';
     return true;
+  }
+
+  // One pill per broker connection (docs/brokers.md): the first is the
+  // page's own; the others are copies of it, named.
+  function renderBrokers(bs) {
+    const first = el('pill-broker');
+    let prev = first;
+    bs.forEach((b, i) => {
+      let p = i === 0 ? first : document.getElementById('pill-broker-' + i);
+      if (!p) {
+        p = first.cloneNode(true);
+        p.id = 'pill-broker-' + i;
+        p.querySelectorAll('[id]').forEach((n) => n.removeAttribute('id'));
+        prev.after(p);
+      }
+      p.dataset.tone = b.connected ? 'ok' : 'err';
+      p.querySelector('.label').textContent = bs.length > 1 ? 'Broker ' + b.name : 'Broker';
+      p.querySelector('.value').textContent = b.connected ? 'connected' : 'disconnected';
+      const addr = p.querySelector('.addr');
+      addr.textContent = b.url;
+      addr.title = b.url;
+      prev = p;
+    });
+    for (let i = bs.length; document.getElementById('pill-broker-' + i); i++) {
+      document.getElementById('pill-broker-' + i).remove();
+    }
   }
 
   let reloadKey = '';
