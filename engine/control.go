@@ -128,6 +128,10 @@ func (e *Engine) RunNow(rule string, payload []byte) error {
 	if rt.st != nil {
 		e.stateMu.Lock()
 		defer e.stateMu.Unlock()
+		if rt.st.dead {
+			// Disabled or reloaded since the check above: its state is gone.
+			return fmt.Errorf("%w: %q (enable it to run it)", ErrDisabled, rule)
+		}
 	}
 	if err := c.setRule(rt.rule, -1); err != nil {
 		return err

@@ -386,3 +386,55 @@ rules:
 		t.Errorf("errors %q, want one saying a/+ is not a topic name", errs)
 	}
 }
+
+// hookClock runs hook once, on the next Now.
+type hookClock struct {
+	*fakeClock
+	hook func()
+}
+
+func (c *hookClock) Now() time.Time {
+	if h := c.hook; h != nil {
+		c.hook = nil
+		h()
+	}
+	return c.fakeClock.Now()
+}
+
+// TestRunNowRacesDisable: a disable (HTTP) or a reload that lands between
+// RunNow's enabled check and its lock does not fire the just-disabled rule
+// nor leave a key and a delay timer in the dropped state.
+func TestRunNowRacesDisable(t *testing.T) {
+	fc := &fakeClock{now: t0}
+	clock := &hookClock{fakeClock: fc}
+	tl := &timeline{clock: fc}
+	h := &harness{t: t, e: New(Config{Actions: tl, Clock: clock}), clock: fc, tl: tl}
+	h.load(`
+rules:
+  - name: r
+    topic: t
+    actions: [{log: "on"}, {delay: 24h}, {log: "off"}]
+`)
+	// RunNow's e.clock.Now() runs after its enabled check, before stateMu:
+	// the disable arrives exactly there.
+	clock.hook = func() {
+		if _, err := h.e.SetEnabled("r", false, "http"); err != nil {
+			t.Error(err)
+		}
+	}
+	err := h.e.RunNow("r", nil)
+	got := h.tl.take()
+	on, _, _ := h.e.Enabled("r")
+	if on {
+		t.Fatal("the hook did not disable the rule")
+	}
+	if !errors.Is(err, ErrDisabled) || len(got) > 0 {
+		t.Errorf("RunNow = %v and ran %q, want ErrDisabled and nothing run", err, got)
+	}
+	if err == nil && len(got) > 0 {
+		t.Errorf("the run fired actions of a rule disabled before it took the lock")
+	}
+	if len(h.e.timers) != 0 {
+		t.Errorf("a disabled rule's run left %d timer(s) in the heap", len(h.e.timers))
+	}
+}
