@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,6 +85,13 @@ func TestControlFlags(t *testing.T) {
 		{name: "config file homeassistant", config: "homeassistant: true\n", ha: "homeassistant", control: true},
 		{name: "config file prefix", config: "homeassistant: hass\n", ha: "hass", control: true},
 		{name: "flag wins", config: "homeassistant: hass\n", args: []string{"--homeassistant=other"}, ha: "other", control: true},
+		{name: "homeassistant=True", args: []string{"--homeassistant=True"}, ha: "homeassistant", control: true},
+		{name: "homeassistant=1", args: []string{"--homeassistant=1"}, ha: "homeassistant", control: true},
+		{name: "homeassistant=on", args: []string{"--homeassistant=on"}, ha: "homeassistant", control: true},
+		{name: "homeassistant=NO", args: []string{"--homeassistant=NO"}},
+		{name: "config file yes", config: "homeassistant: yes\n", ha: "homeassistant", control: true},
+		{name: "config file Off", config: "homeassistant: Off\n"},
+		{name: "config file 0", config: "homeassistant: 0\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,5 +109,44 @@ func TestControlFlags(t *testing.T) {
 				t.Errorf("homeassistant %q control %v status %q, want %q %v %q", c.HomeAssistant, c.Control, c.StatusTopic, tt.ha, tt.control, tt.status)
 			}
 		})
+	}
+}
+
+// TestHomeAssistantBooleanSpellings: every spelling strconv.ParseBool
+// takes, and on/off/yes/no, in any case, is the boolean — never a
+// discovery prefix named "True" or "1"; anything else is the prefix.
+func TestHomeAssistantBooleanSpellings(t *testing.T) {
+	spellings := []string{"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}
+	for _, s := range []string{"on", "off", "yes", "no"} {
+		spellings = append(spellings, s, strings.ToUpper(s), strings.ToUpper(s[:1])+s[1:])
+	}
+	spellings = append(spellings, "tRuE", " yes ")
+	for _, v := range spellings {
+		var on bool
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "on", "yes":
+			on = true
+		case "off", "no":
+		default:
+			b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(v)))
+			if err != nil {
+				t.Fatalf("%q: not a boolean spelling (%v)", v, err)
+			}
+			on = b
+		}
+		want := ""
+		if on {
+			want = "homeassistant"
+		}
+		var h haFlag
+		if err := h.Set(v); err != nil || h.prefix != want {
+			t.Errorf("Set(%q): prefix %q, %v; want %q", v, h.prefix, err, want)
+		}
+	}
+	for _, v := range []string{"ha", "homeassistant", "ha/discovery", "truthy", "nope"} {
+		var h haFlag
+		if err := h.Set(v); err != nil || h.prefix != v {
+			t.Errorf("Set(%q): prefix %q, %v; want the prefix %q", v, h.prefix, err, v)
+		}
 	}
 }

@@ -37,20 +37,24 @@ type runOptions struct {
 	ha         haFlag
 }
 
-// haFlag is --homeassistant: a flag with an optional value. Alone (or
-// true, as the config file's `homeassistant: true`) it turns discovery on
-// under the prefix "homeassistant"; --homeassistant=PREFIX picks another
-// prefix; false turns it off. The flag package takes a value only after
-// '=' for it, as for a boolean flag.
+// haFlag is --homeassistant: a flag with an optional value. The
+// boolean spellings are those strconv.ParseBool takes and on, off, yes,
+// no, in any case. Alone or true (as the config file's `homeassistant:
+// true`), it turns discovery on under the prefix "homeassistant"; false
+// turns it off; any other value is the discovery prefix
+// (--homeassistant=PREFIX). The flag package takes a value only after
+// '=' for it, as for a boolean flag (docs/homeassistant.md, "Quick
+// start").
 type haFlag struct{ prefix string }
 
 func (h *haFlag) String() string   { return h.prefix }
 func (h *haFlag) IsBoolFlag() bool { return true }
 func (h *haFlag) Set(v string) error {
-	switch v = strings.TrimSpace(v); v {
-	case "true", "":
+	v = strings.TrimSpace(v)
+	switch strings.ToLower(v) {
+	case "", "1", "t", "true", "on", "yes":
 		h.prefix = homeassistant.DefaultPrefix
-	case "false", "off":
+	case "0", "f", "false", "off", "no":
 		h.prefix = ""
 	default:
 		if strings.ContainsAny(v, "+#") || strings.HasSuffix(v, "/") {

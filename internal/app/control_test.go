@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -137,7 +138,7 @@ func TestControlOverMQTT(t *testing.T) {
 	// ack: the repeats stop, the episode stays firing.
 	pub.Publish("home/door", []byte("open"), 1, false)
 	sub.await(t, "alerts/door", func(p string) bool { return p == "open 1" }) // a repeat
-	pub.Publish(base+"door-open/ack", nil, 1, false)
+	pub.Publish(base+"door-open/ack", []byte(control.AckAll), 1, false)
 	waitFor(t, 10*time.Second, "the ack", func() bool { return controlCount(a, control.ActionAck, control.OriginMQTT) == 1 })
 	fires := a.Counters().Rule("door-open").Fires.Load()
 	keys, _ := a.Engine().Keys("door-open", 0)
@@ -268,7 +269,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 		configs[m.Topic] = v
 	}
 	for topic, v := range configs {
-		for _, k := range []string{"name", "unique_id", "object_id", "availability_topic", "payload_available", "payload_not_available", "device", "origin"} {
+		for _, k := range []string{"name", "unique_id", "default_entity_id", "object_id", "availability_topic", "payload_available", "payload_not_available", "device", "origin"} {
 			if _, ok := v[k]; !ok {
 				t.Errorf("%s has no %s", topic, k)
 			}
@@ -283,7 +284,7 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	}
 	sw := configs["homeassistant/switch/ha/kitchen_too_hot/config"]
 	for k, want := range map[string]any{
-		"object_id": "mqtt_rules_kitchen_too_hot", "unique_id": "ha_kitchen_too_hot",
+		"default_entity_id": "switch.mqtt_rules_kitchen_too_hot", "object_id": "mqtt_rules_kitchen_too_hot", "unique_id": "ha_kitchen_too_hot",
 		"command_topic": "mqtt-rules/ha/rule/kitchen-too-hot/set", "state_topic": "mqtt-rules/ha/rule/kitchen-too-hot/state",
 		"payload_on": "ON", "payload_off": "OFF", "value_template": "{{ 'ON' if value_json.enabled else 'OFF' }}",
 	} {
@@ -297,8 +298,12 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	if c := configs["homeassistant/sensor/ha/kitchen_too_hot_last_fired/config"]; c["device_class"] != "timestamp" {
 		t.Errorf("last fired sensor: %v", c)
 	}
-	if c := configs["homeassistant/button/ha/door_open_ack/config"]; c["command_topic"] != "mqtt-rules/ha/rule/door-open/ack" || c["payload_press"] != "" {
-		t.Errorf("ack button: %v", c)
+	ack := configs["homeassistant/button/ha/door_open_ack/config"]
+	if ack["command_topic"] != "mqtt-rules/ha/rule/door-open/ack" || ack["payload_press"] != control.AckAll || ack["default_entity_id"] != "button.mqtt_rules_door_open_ack" {
+		t.Errorf("ack button: %v", ack)
+	}
+	if c := configs["homeassistant/sensor/ha/kitchen_too_hot_fires/config"]; c["default_entity_id"] != "sensor.mqtt_rules_kitchen_too_hot_fires" {
+		t.Errorf("fires sensor: default_entity_id %v", c["default_entity_id"])
 	}
 	if _, ok := configs["homeassistant/button/ha/kitchen_too_hot_ack/config"]; ok {
 		t.Error("a rule without repeat has an acknowledge button")
@@ -307,6 +312,14 @@ func TestHomeAssistantDiscovery(t *testing.T) {
 	// The switch works: HA's command turns the rule off.
 	testbroker.Publish(t, url, sw["command_topic"].(string), []byte(sw["payload_off"].(string)), 1, false)
 	sub.await(t, "mqtt-rules/ha/rule/kitchen-too-hot/state", has(`"enabled":false`))
+	// So does the button: what it sends acknowledges every firing key.
+	testbroker.Publish(t, url, "home/door", []byte("open"), 1, false)
+	sub.await(t, "mqtt-rules/ha/rule/door-open/state", has(`"firing_keys":1`))
+	testbroker.Publish(t, url, ack["command_topic"].(string), []byte(ack["payload_press"].(string)), 1, false)
+	waitFor(t, 10*time.Second, "the button's ack", func() bool {
+		keys, _ := a.Engine().Keys("door-open", 0)
+		return len(keys) == 1 && keys[0].Acked
+	})
 
 	// A reload without door-open clears its configs and its state topic.
 	writeFile(t, file, withoutRule(controlRules, "door-open"))
@@ -441,4 +454,195 @@ func TestStatusTopic(t *testing.T) {
 	if _, err := Start(Config{Rules: []string{writeRules(t, controlRules)}, Broker: url, StatusTopic: StatusTopicOff, Control: true, NoWatch: true}); err == nil || !strings.Contains(err.Error(), "status topic") {
 		t.Errorf("--control with --status-topic off: %v", err)
 	}
+}
+
+// manyRules returns n rules r000, r001, … each on its own topic, with
+// repeat (so each has four discovery configs) when asked.
+func manyRules(n int, repeat bool) string {
+	var b strings.Builder
+	b.WriteString("rules:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: r%03d\n    topic: in/%d\n    when: payload == \"on\"\n    clear_when: payload == \"off\"\n", i, i)
+		if repeat {
+			b.WriteString("    repeat: 1h\n")
+		}
+		b.WriteString("    actions: [{log: x}]\n")
+	}
+	return b.String()
+}
+
+// retainedMessages returns the retained non-empty messages under filter,
+// by topic, once want of them have arrived and no more follows.
+func retainedMessages(t *testing.T, url, filter string, want int) map[string]string {
+	t.Helper()
+	sub := testbroker.Subscribe(t, url, filter)
+	got := map[string]string{}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < want && time.Now().Before(deadline) {
+		m, ok := sub.TryNext(time.Until(deadline))
+		if !ok {
+			break
+		}
+		if m.Retained && len(m.Payload) > 0 {
+			got[m.Topic] = string(m.Payload)
+		}
+	}
+	// Nothing more is retained.
+	for {
+		m, ok := sub.TryNext(300 * time.Millisecond)
+		if !ok {
+			return got
+		}
+		if m.Retained && len(m.Payload) > 0 {
+			got[m.Topic] = string(m.Payload)
+		}
+	}
+}
+
+// TestRestartClearsManyStaleConfigs restarts an engine of 120 rules with
+// repeat (480 discovery configs) with 100 of them: the broker replays all
+// 480 at start, far more than the control queue holds, yet all 80 configs
+// of the removed rules are cleared and nothing is counted as a control
+// flood.
+func TestRestartClearsManyStaleConfigs(t *testing.T) {
+	url := testbroker.Mosquitto(t).URL()
+	dir := writeRules(t, manyRules(120, true))
+	cfg := Config{Rules: []string{dir}, Broker: url, ClientID: "many", HomeAssistant: "homeassistant", NoWatch: true, Logger: testLogger(t)}
+	const filter = "homeassistant/+/many/+/config"
+	watch := watchTopics(t, url, filter)
+	a, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch.await(t, "homeassistant/button/many/r119_ack/config", nil) // the last one published
+	if got := retainedMessages(t, url, filter, 480); len(got) != 480 {
+		t.Fatalf("%d configs retained, want 480", len(got))
+	}
+	stopApp(a)
+
+	writeFile(t, filepath.Join(dir, "rules.yaml"), manyRules(100, true))
+	a, err = Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopApp(a)
+	for i := 100; i < 120; i++ {
+		for _, topic := range []string{
+			"homeassistant/switch/many/r%03d/config", "homeassistant/sensor/many/r%03d_fires/config",
+			"homeassistant/sensor/many/r%03d_last_fired/config", "homeassistant/button/many/r%03d_ack/config",
+		} {
+			watch.await(t, fmt.Sprintf(topic, i), func(p string) bool { return p == "" })
+		}
+	}
+	got := retainedMessages(t, url, filter, 400)
+	if len(got) != 400 {
+		t.Errorf("%d configs retained, want the 400 of the loaded rules", len(got))
+	}
+	for topic := range got {
+		var n int
+		if _, err := fmt.Sscanf(topic[strings.LastIndex(topic[:len(topic)-len("/config")], "/")+1:], "r%03d", &n); err != nil || n >= 100 {
+			t.Errorf("retained config of a removed rule: %s", topic)
+		}
+	}
+	if d := a.Counters().Drops(); d[control.DropFlood] != 0 || d[control.DropStale] != 0 {
+		t.Errorf("drops %v, want no %s nor %s", d, control.DropFlood, control.DropStale)
+	}
+}
+
+// TestRestartClearsStaleStateTopics removes a rule while the engine is
+// stopped: at the next start its retained state topic is cleared; the
+// loaded rules' stay.
+func TestRestartClearsStaleStateTopics(t *testing.T) {
+	url := testbroker.Mosquitto(t).URL()
+	dir := writeRules(t, controlRules)
+	cfg := Config{Rules: []string{dir}, Broker: url, ClientID: "sst", Control: true, NoWatch: true, Logger: testLogger(t)}
+	const filter = "mqtt-rules/sst/rule/+/state"
+	watch := watchTopics(t, url, filter)
+	a, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"kitchen-too-hot", "door-open", "announce"} {
+		watch.await(t, "mqtt-rules/sst/rule/"+r+"/state", nil)
+	}
+	stopApp(a)
+
+	writeFile(t, filepath.Join(dir, "rules.yaml"), withoutRule(controlRules, "door-open"))
+	a, err = Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopApp(a)
+	watch.await(t, "mqtt-rules/sst/rule/door-open/state", func(p string) bool { return p == "" })
+	got := retainedMessages(t, url, filter, 2)
+	if _, ok := got["mqtt-rules/sst/rule/door-open/state"]; ok || len(got) != 2 {
+		t.Errorf("retained states %v, want kitchen-too-hot's and announce's", got)
+	}
+	// The state topics the engine subscribes for this do not reach the
+	// rules, which did not ask for them.
+	if n := a.Counters().Received(); n != 0 {
+		t.Errorf("the rules were given %d messages", n)
+	}
+}
+
+// TestClearingRetainedCommand publishes a retained run command while the
+// engine is connected — it is carried out once, live — then clears it as
+// usual (an empty retained message, which the engine receives live and
+// empty): the run and the ack refuse the empty payload, counted as
+// invalid; nothing runs, nothing is acknowledged. A retained command left
+// on the broker is not carried out again at the next start.
+func TestClearingRetainedCommand(t *testing.T) {
+	url := testbroker.Mosquitto(t).URL()
+	cfg := Config{Rules: []string{writeRules(t, controlRules)}, Broker: url, ClientID: "clr", Control: true, NoWatch: true, Logger: testLogger(t)}
+	a, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "ready", a.Ready)
+	sub := watchTopics(t, url, "alerts/#")
+	const base = "mqtt-rules/clr/rule/"
+	testbroker.Publish(t, url, base+"announce/run", []byte(`{"text": "once"}`), 1, true)
+	sub.await(t, "alerts/announce", func(p string) bool { return p == "once by control" })
+
+	testbroker.Publish(t, url, "home/door", []byte("open"), 1, false)
+	waitFor(t, 10*time.Second, "door-open firing", func() bool { return a.Engine().FiringKeys("door-open") == 1 })
+	invalid := controlCount(a, control.ActionInvalid, control.OriginMQTT)
+	testbroker.Publish(t, url, base+"announce/run", nil, 1, true) // = mosquitto_pub -r -n
+	testbroker.Publish(t, url, base+"door-open/ack", nil, 1, true)
+	waitFor(t, 10*time.Second, "both refused", func() bool {
+		return controlCount(a, control.ActionInvalid, control.OriginMQTT) == invalid+2
+	})
+	if n := a.Counters().Rule("announce").Fires.Load(); n != 1 {
+		t.Errorf("announce fired %d times, want once (the live retained command)", n)
+	}
+	if n := controlCount(a, control.ActionAck, control.OriginMQTT); n != 0 {
+		t.Errorf("%d acks", n)
+	}
+	if keys, _ := a.Engine().Keys("door-open", 0); len(keys) != 1 || keys[0].Acked {
+		t.Errorf("door-open's keys %+v, want one not acknowledged", keys)
+	}
+
+	// A retained command published while the engine is connected runs
+	// once, live; the copy the broker replays at the next start is
+	// refused.
+	testbroker.Publish(t, url, base+"announce/run", []byte(`{"text": "left"}`), 1, true)
+	sub.await(t, "alerts/announce", func(p string) bool { return p == "left by control" })
+	stopApp(a)
+	a, err = Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopApp(a)
+	waitFor(t, 10*time.Second, "the replayed command refused", func() bool {
+		return controlCount(a, control.ActionInvalid, control.OriginMQTT) == 1
+	})
+	if n := a.Counters().Rule("announce").Fires.Load(); n != 0 {
+		t.Errorf("the replayed retained command ran the rule %d times", n)
+	}
+}
+
+func stopApp(a *App) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.Close(ctx)
 }

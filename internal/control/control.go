@@ -58,12 +58,25 @@ const MaxPayload = 1024
 // found the queue full.
 const DropFlood = "control_flood"
 
+// DropStale is the `reason` of mqtt_rules_messages_dropped_total for a
+// retained discovery config or state topic not checked for a removed
+// rule because Config.MaxStale already waited (docs/homeassistant.md,
+// "What appears in Home Assistant").
+const DropStale = "control_stale"
+
+// AckAll is the payload of BASE/rule/<name>/ack that acknowledges every
+// firing key (docs/homeassistant.md, "Control topics"), as the Home
+// Assistant button sends it. An empty payload is refused: it is what
+// clearing a retained message delivers.
+const AckAll = homeassistant.AckAll
+
 // Defaults of Config.
 const (
 	DefaultStateInterval = time.Second
 	DefaultQueue         = 256
 	DefaultRate          = 20 // control messages per second, sustained
 	DefaultBurst         = 100
+	DefaultMaxStale      = 1 << 16 // retained topics waiting to be checked
 )
 
 // logEvery bounds how often refused and dropped control messages, and
@@ -109,6 +122,12 @@ type Config struct {
 	Queue int
 	Rate  float64
 	Burst int
+	// MaxStale bounds the retained discovery configs and state topics
+	// that wait to be checked for a rule no longer loaded
+	// (DefaultMaxStale): they are kept apart from the commands, each topic
+	// once, so a broker replaying thousands at start floods nothing.
+	// Beyond it they are dropped and counted (DropStale).
+	MaxStale int
 }
 
 // Request is one control action.
@@ -155,25 +174,38 @@ type Controller struct {
 	queue chan command
 	wake  chan struct{} // cap 1: something for Run in the fields below
 
-	mu        sync.Mutex
-	urgent    map[string]struct{} // rules whose enabled changed: publish their state now
-	resync    bool                // the rule set may have changed
-	connEvent bool                // the connection changed; connUp says how
-	connUp    bool
-	failed    map[string]struct{} // topics whose publish failed: write them again
-	tokens    float64
-	tokensAt  time.Time
+	mu     sync.Mutex
+	urgent map[string]struct{} // rules whose enabled changed: publish their state now
+	resync bool                // the rule set may have changed
+	// connGen counts the connections that came up; connUp is whether the
+	// latest is up. Run republishes everything whenever connGen moved,
+	// so a connection lost and regained while it was busy is not missed.
+	connGen uint64
+	connUp  bool
+	failed  map[string]struct{} // topics whose publish failed: write them again
+	// stale holds the retained discovery configs and state topics of this
+	// engine to check for a rule no longer loaded, each once; at most
+	// Config.MaxStale.
+	stale    map[string]struct{}
+	tokens   float64
+	tokensAt time.Time
+
+	// stateFilters caches, per rule set, its subscribed filters that can
+	// match a state topic (see rulesWant).
+	stateFilters atomic.Pointer[stateFilters]
 
 	counts [len(actionNames)][len(originNames)]atomic.Uint64
 
 	invalidLog ratelog.Limiter
 	dropLog    ratelog.Limiter
 	pubLog     ratelog.Limiter
+	staleLog   ratelog.Limiter
 
 	// Owned by Run.
-	up       bool // connected: the retained topics are kept
+	up       bool   // connected: the retained topics are kept
+	gen      uint64 // the connGen last acted on
 	everUp   bool
-	stale    []string // retained discovery configs to check once up
+	checked  *rules.RuleSet // the set last checked for rules that match the state topics
 	rs       *rules.RuleSet
 	states   map[string]stateKey // by rule: the state last published
 	configs  map[string][]byte   // discovery topic: the payload last published
@@ -186,7 +218,6 @@ type Controller struct {
 type command struct {
 	req   Request
 	topic string
-	stale bool // a retained discovery config to check, not a command
 }
 
 // New checks cfg and returns a Controller.
@@ -212,6 +243,9 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if cfg.Burst <= 0 {
 		cfg.Burst = DefaultBurst
+	}
+	if cfg.MaxStale <= 0 {
+		cfg.MaxStale = DefaultMaxStale
 	}
 	c.cfg = cfg
 	c.tokens = float64(cfg.Burst)
@@ -258,14 +292,15 @@ func RuleTopics(statusTopic string) string {
 }
 
 // Filters returns the topic filters the engine must subscribe for the
-// control topics (none without Config.Topics): the commands and, with
-// Home Assistant, the engine's own discovery configs, so that those of
-// rules removed while it was not running are cleared.
+// control topics (none without Config.Topics): the commands, the
+// engine's own state topics and, with Home Assistant, its own discovery
+// configs — the broker sends the retained ones on subscribing, so that
+// those of rules removed while the engine was not running are cleared.
 func (c *Controller) Filters() []string {
 	if !c.topics {
 		return nil
 	}
-	f := []string{c.ruleTopics + "+/set", c.ruleTopics + "+/ack", c.ruleTopics + "+/run"}
+	f := []string{c.ruleTopics + "+/set", c.ruleTopics + "+/ack", c.ruleTopics + "+/run", c.ruleTopics + "+/state"}
 	if c.ha != nil {
 		f = append(f, c.ha.Prefix+"/+/"+c.haNode+"/+/config")
 	}
@@ -394,8 +429,15 @@ func (c *Controller) RulesChanged() {
 
 // Connected tells the controller that the broker connection came up or
 // went down. On the first connection it publishes every state topic and
-// discovery config, on later ones it publishes them again (the broker may
-// have lost its retained messages); while down it publishes nothing.
+// discovery config, on every later one it publishes them again (the
+// broker may have lost its retained messages) — also when the connection
+// went down and up again before Run got to it; while down it publishes
+// nothing.
 func (c *Controller) Connected(up bool) {
-	c.notify(func() { c.connEvent, c.connUp = true, up })
+	c.notify(func() {
+		if up {
+			c.connGen++
+		}
+		c.connUp = up
+	})
 }

@@ -193,7 +193,9 @@ func TestOfferBadInput(t *testing.T) {
 		{"empty set payload", base + "hot/set", "", false, true, true},
 		{"boolean set payload", base + "hot/set", "true", false, true, true},
 		{"unknown rule", base + "cold/set", "OFF", false, true, true},
-		{"unknown rule ack", base + "cold/ack", "", false, true, true},
+		{"unknown rule ack", base + "cold/ack", AckAll, false, true, true},
+		{"empty ack payload", base + "door-open/ack", "", false, true, true},
+		{"empty run payload", base + "hot/run", "", false, true, true},
 		{"unknown rule run", base + "cold/run", "{}", false, true, true},
 		{"set larger than 1 KiB", base + "hot/set", "OFF" + big, false, true, true},
 		{"ack larger than 1 KiB", base + "door-open/ack", big, false, true, true},
@@ -201,7 +203,8 @@ func TestOfferBadInput(t *testing.T) {
 		{"ack key not UTF-8", base + "door-open/ack", "\xff\xfe", false, true, true},
 		{"retained set", base + "hot/set", "OFF", true, true, true},
 		{"retained run", base + "hot/run", `{"value": 40}`, true, true, true},
-		{"state topic is no command", base + "hot/state", `{"enabled":false}`, false, false, false},
+		{"state topic is no command", base + "hot/state", `{"enabled":false}`, false, true, false},
+		{"retained state topic is no command", base + "hot/state", `{"enabled":false}`, true, true, false},
 		{"unknown verb", base + "hot/toggle", "OFF", false, false, false},
 		{"deeper topic", base + "hot/set/now", "OFF", false, false, false},
 		{"no verb", base + "hot", "OFF", false, false, false},
@@ -225,7 +228,7 @@ func TestOfferBadInput(t *testing.T) {
 			}
 			// A valid command after it is carried out: the bad one was
 			// not queued ahead of it, and changed nothing.
-			f.c.Offer("mqtt-rules/test/rule/door-open/ack", nil, false)
+			f.c.Offer("mqtt-rules/test/rule/door-open/ack", []byte(AckAll), false)
 			waitFor(t, "the ack after it", func() bool { return f.count(ActionAck, OriginMQTT) == 1 })
 			for _, c := range f.c.Counts() {
 				if c.N != 0 && c.Action != ActionAck && c.Action != ActionInvalid {
@@ -286,7 +289,7 @@ func TestOfferCommands(t *testing.T) {
 	if n := f.eng.FiringKeys("door-open"); n != 1 {
 		t.Fatalf("door-open firing keys %d, want 1", n)
 	}
-	f.c.Offer(base+"door-open/ack", nil, false)
+	f.c.Offer(base+"door-open/ack", []byte(AckAll), false)
 	waitFor(t, "the ack", func() bool { return f.count(ActionAck, OriginMQTT) == 1 })
 	keys, _ := f.eng.Keys("door-open", 0)
 	if len(keys) != 1 || !keys[0].Acked {
@@ -301,7 +304,7 @@ func TestFlood(t *testing.T) {
 	f := newFixture(t, Config{Topics: true, Rate: 1, Burst: 5, Queue: 3})
 	start := time.Now()
 	for range 1000 {
-		if !f.c.Offer("mqtt-rules/test/rule/door-open/ack", nil, false) {
+		if !f.c.Offer("mqtt-rules/test/rule/door-open/ack", []byte(AckAll), false) {
 			t.Fatal("not taken")
 		}
 	}
@@ -375,7 +378,7 @@ func TestDiscoveryFollowsRules(t *testing.T) {
 	}
 	want := []string{
 		"mqtt-rules/test/rule/+/set", "mqtt-rules/test/rule/+/ack", "mqtt-rules/test/rule/+/run",
-		"homeassistant/+/test/+/config",
+		"mqtt-rules/test/rule/+/state", "homeassistant/+/test/+/config",
 	}
 	if got := f.c.Filters(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("filters %v, want %v", got, want)

@@ -3,12 +3,15 @@ package control
 import (
 	"bytes"
 	"context"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/homeassistant"
+	mqtttopic "github.com/mqtt-rules/mqtt-rules/internal/topic"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 )
 
@@ -50,12 +53,13 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 	tick := time.NewTicker(c.cfg.StateInterval)
 	defer tick.Stop()
+	c.checkRules()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case cmd := <-c.queue:
-			c.handle(cmd)
+			_, _ = c.Do(cmd.req) // logged and counted
 		case <-c.wake:
 			c.flush()
 		case <-tick.C:
@@ -70,63 +74,53 @@ func (c *Controller) Run(ctx context.Context) {
 	}
 }
 
-// handle carries out one queued message.
-func (c *Controller) handle(cmd command) {
-	if !cmd.stale {
-		_, _ = c.Do(cmd.req) // logged and counted
-		return
-	}
-	// A retained discovery config of this engine: one of a rule that is
-	// no longer loaded (removed while the engine was not running) is
-	// cleared, so Home Assistant removes its entity.
-	if !c.up {
-		// The first sync, on connecting, comes first.
-		if len(c.stale) < cap(c.queue) {
-			c.stale = append(c.stale, cmd.topic)
-		}
-		return
-	}
-	if c.rs != c.eng.Rules() {
-		c.sync(false)
-	}
-	c.clearStale(cmd.topic)
-}
-
-// clearStale clears a discovery config topic of this engine unless a
-// loaded rule has it.
+// clearStale clears a retained discovery config or state topic of this
+// engine unless a loaded rule has it, so Home Assistant removes the
+// entity of a rule removed while the engine was not running.
 func (c *Controller) clearStale(topic string) {
+	if rest, ok := strings.CutPrefix(topic, c.ruleTopics); ok {
+		name := strings.TrimSuffix(rest, "/state")
+		if c.rs.Rule(name) != nil {
+			return
+		}
+		c.log.Info("clearing the state topic of a rule no longer loaded", "topic", topic)
+		c.publish(topic, nil)
+		return
+	}
+	if c.ha == nil {
+		return
+	}
 	if _, ok := c.desired()[topic]; !ok {
 		c.log.Info("clearing the Home Assistant discovery config of a rule no longer loaded", "topic", topic)
 		c.publish(topic, nil)
 	}
 }
 
-// flush acts on what Do, RulesChanged, Connected and failed publishes
-// asked for.
+// flush acts on what Do, RulesChanged, Connected, Offer (stale topics)
+// and failed publishes asked for.
 func (c *Controller) flush() {
+	c.checkRules()
 	c.mu.Lock()
 	urgent, resync, failed := c.urgent, c.resync, c.failed
-	connEvent, connUp := c.connEvent, c.connUp
-	c.urgent, c.resync, c.failed, c.connEvent = nil, false, nil, false
+	gen, connUp := c.connGen, c.connUp
+	c.urgent, c.resync, c.failed = nil, false, nil
 	c.mu.Unlock()
-	if connEvent {
-		switch {
-		case connUp && !c.up:
-			// Again after a reconnect: the broker may have restarted
-			// without its retained messages.
-			again := c.everUp
-			c.up, c.everUp = true, true
-			c.sync(again)
-			resync = false
-			for _, topic := range c.stale {
-				c.clearStale(topic)
-			}
-			c.stale = nil
-		case !connUp:
-			c.up = false
-		}
+	if gen != c.gen && connUp {
+		// A connection came up since the last flush — maybe after one
+		// that went down meanwhile: publish everything (again after a
+		// reconnect: the broker may have restarted without its retained
+		// messages).
+		again := c.everUp
+		c.gen, c.up, c.everUp = gen, true, true
+		c.sync(again)
+		resync = false
+	} else if !connUp {
+		c.gen, c.up = gen, false
 	}
-	if !c.up {
+	if c.up && (resync || c.rs != c.eng.Rules()) {
+		c.sync(false)
+	}
+	if !c.up || c.rs == nil {
 		if len(failed) > 0 {
 			// Kept for when the connection is back.
 			c.mu.Lock()
@@ -139,10 +133,9 @@ func (c *Controller) flush() {
 			}
 			c.mu.Unlock()
 		}
+		// The stale topics wait in c.stale: the first sync, on
+		// connecting, comes first.
 		return
-	}
-	if resync || c.rs != c.eng.Rules() {
-		c.sync(false)
 	}
 	for name := range urgent {
 		if r := c.rs.Rule(name); r != nil {
@@ -151,6 +144,68 @@ func (c *Controller) flush() {
 	}
 	for topic := range failed {
 		c.retry(topic)
+	}
+	c.mu.Lock()
+	stale := c.stale
+	c.stale = nil
+	c.mu.Unlock()
+	for _, topic := range slices.Sorted(maps.Keys(stale)) {
+		c.clearStale(topic)
+	}
+}
+
+// checkRules warns, once for each rule set (at start and after every
+// reload), of the rules whose topic filter matches the engine's own state
+// topics: each state publish fires them. One that matches its own state
+// topic loops: its firing changes its state, which is published again a
+// StateInterval later and fires it again — a loop --max-hops does not
+// see, as the controller, not a rule, publishes the states
+// (docs/homeassistant.md, "Rules that see the state topics").
+func (c *Controller) checkRules() {
+	rs := c.eng.Rules()
+	if rs == nil || rs == c.checked {
+		return
+	}
+	c.checked = rs
+	states := c.ruleTopics + "+/state"
+	var (
+		levels []string
+		fs     []*mqtttopic.Filter
+	)
+	for _, r := range rs.Rules {
+		if r.Broker != "" {
+			continue // the state topics are on the default broker
+		}
+		fs = fs[:0]
+		for _, f := range r.Filters {
+			if mqtttopic.Overlap(f.MQTT, states) {
+				fs = append(fs, f)
+			}
+		}
+		if len(fs) == 0 {
+			continue
+		}
+		matches := func(t string) bool {
+			levels = mqtttopic.Split(t, levels[:0])
+			for _, f := range fs {
+				if mqtttopic.Match(f.MQTT, t) && (!f.Patterned || f.MatchPatterns(levels)) {
+					return true
+				}
+			}
+			return false
+		}
+		if own := c.stateTopic(r.Name); matches(own) {
+			c.log.Warn("rule matches its own state topic: its firings change the state, whose publish fires it again, for ever (--max-hops does not see this loop); guard it with a condition or a narrower filter (docs/homeassistant.md)",
+				"rule", r.Name, "topic", own)
+			continue
+		}
+		for _, o := range rs.Rules {
+			if t := c.stateTopic(o.Name); matches(t) {
+				c.log.Warn("rule matches the engine's state topics: every state publish of the rule they are of fires it (docs/homeassistant.md)",
+					"rule", r.Name, "topic", t)
+				break
+			}
+		}
 	}
 }
 

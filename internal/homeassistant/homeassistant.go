@@ -22,6 +22,10 @@ const DefaultPrefix = "homeassistant"
 // switch.mqtt_rules_kitchen_too_hot.
 const EntityPrefix = "mqtt_rules_"
 
+// AckAll is what the acknowledge button sends to BASE/rule/<name>/ack:
+// acknowledge every firing key (docs/homeassistant.md, "Control topics").
+const AckAll = "*"
+
 // Options describe the engine instance the configs are of.
 type Options struct {
 	// Prefix is the discovery prefix (DefaultPrefix when "").
@@ -65,9 +69,16 @@ type Origin struct {
 // Entity is a discovery payload. Its field names are Home Assistant's
 // (MQTT discovery, unabbreviated); fields a component does not use are
 // left out.
+//
+// DefaultEntityID ("switch.mqtt_rules_kitchen_too_hot") is the entity id
+// Home Assistant gives the entity when it first sees it; ObjectID
+// ("mqtt_rules_kitchen_too_hot") says the same to Home Assistant versions
+// before default_entity_id (docs/homeassistant.md, "What appears in Home
+// Assistant").
 type Entity struct {
 	Name                string  `json:"name"`
 	UniqueID            string  `json:"unique_id"`
+	DefaultEntityID     string  `json:"default_entity_id"`
 	ObjectID            string  `json:"object_id"`
 	Icon                string  `json:"icon,omitempty"`
 	CommandTopic        string  `json:"command_topic,omitempty"`
@@ -136,6 +147,7 @@ func Configs(o Options, rs []*rules.Rule) []Config {
 			e := Entity{
 				Name:                name,
 				UniqueID:            node + "_" + obj,
+				DefaultEntityID:     component + "." + EntityPrefix + obj,
 				ObjectID:            EntityPrefix + obj,
 				AvailabilityTopic:   o.StatusTopic,
 				PayloadAvailable:    Online,
@@ -172,8 +184,8 @@ func Configs(o Options, rs []*rules.Rule) []Config {
 			ack, topic := entity("button", "_ack", r.Name+" acknowledge")
 			ack.Icon = "mdi:bell-check"
 			ack.CommandTopic = rule + "/ack"
-			empty := "" // acknowledges every firing key
-			ack.PayloadPress = &empty
+			all := AckAll // acknowledges every firing key
+			ack.PayloadPress = &all
 			out = append(out, Config{Topic: topic, Payload: mustJSON(ack)})
 		}
 	}

@@ -125,29 +125,39 @@ rules:
 	const state = "mqtt-rules/rules-1/rule/kitchen-too-hot/state"
 	want := map[string]map[string]any{
 		wantTopics[0]: {
-			"name": "kitchen-too-hot", "unique_id": "rules-1_kitchen_too_hot", "object_id": "mqtt_rules_kitchen_too_hot",
+			"name": "kitchen-too-hot", "unique_id": "rules-1_kitchen_too_hot",
+			"default_entity_id": "switch.mqtt_rules_kitchen_too_hot", "object_id": "mqtt_rules_kitchen_too_hot",
 			"icon": "mdi:robot", "command_topic": "mqtt-rules/rules-1/rule/kitchen-too-hot/set", "state_topic": state,
 			"payload_on": "ON", "payload_off": "OFF", "state_on": "ON", "state_off": "OFF",
 			"value_template": "{{ 'ON' if value_json.enabled else 'OFF' }}",
 		},
 		wantTopics[1]: {
-			"name": "kitchen-too-hot fires", "unique_id": "rules-1_kitchen_too_hot_fires", "object_id": "mqtt_rules_kitchen_too_hot_fires",
+			"name": "kitchen-too-hot fires", "unique_id": "rules-1_kitchen_too_hot_fires",
+			"default_entity_id": "sensor.mqtt_rules_kitchen_too_hot_fires", "object_id": "mqtt_rules_kitchen_too_hot_fires",
 			"icon": "mdi:counter", "state_topic": state, "value_template": "{{ value_json.fires }}", "state_class": "total_increasing",
 		},
 		wantTopics[2]: {
-			"name": "kitchen-too-hot last fired", "unique_id": "rules-1_kitchen_too_hot_last_fired", "object_id": "mqtt_rules_kitchen_too_hot_last_fired",
+			"name": "kitchen-too-hot last fired", "unique_id": "rules-1_kitchen_too_hot_last_fired",
+			"default_entity_id": "sensor.mqtt_rules_kitchen_too_hot_last_fired", "object_id": "mqtt_rules_kitchen_too_hot_last_fired",
 			"state_topic": state, "device_class": "timestamp",
 			"value_template": "{{ value_json.last_fired if value_json.last_fired else 'None' }}",
 		},
 		wantTopics[6]: {
-			"name": "freezer_open acknowledge", "unique_id": "rules-1_freezer_open_ack", "object_id": "mqtt_rules_freezer_open_ack",
-			"icon": "mdi:bell-check", "command_topic": "mqtt-rules/rules-1/rule/freezer_open/ack", "payload_press": "",
+			"name": "freezer_open acknowledge", "unique_id": "rules-1_freezer_open_ack",
+			"default_entity_id": "button.mqtt_rules_freezer_open_ack", "object_id": "mqtt_rules_freezer_open_ack",
+			"icon": "mdi:bell-check", "command_topic": "mqtt-rules/rules-1/rule/freezer_open/ack", "payload_press": AckAll,
 		},
 	}
 	for _, c := range cfgs {
 		var got map[string]any
 		if err := json.Unmarshal(c.Payload, &got); err != nil {
 			t.Fatalf("%s: not JSON: %v\n%s", c.Topic, err, c.Payload)
+		}
+		// Every entity names its entity id both ways: default_entity_id
+		// (Home Assistant 2025.10 on) and object_id (before).
+		component := strings.Split(c.Topic, "/")[1]
+		if got["default_entity_id"] != component+"."+got["object_id"].(string) {
+			t.Errorf("%s: default_entity_id %v, object_id %v: want %s.OBJECT_ID", c.Topic, got["default_entity_id"], got["object_id"], component)
 		}
 		w, ok := want[c.Topic]
 		if !ok {
