@@ -2,7 +2,8 @@
 // set's topic filters and hands every message to the engine, and it
 // publishes the rules' publish actions.
 //
-// A Client holds two MQTT 3.1.1 connections to the same broker. The
+// A Client holds two MQTT connections to the same broker, both MQTT 5 or
+// both MQTT 3.1.1 (Options.Protocol; see v5.go for what MQTT 5 adds). The
 // subscriber (ClientID, persistent session and QoS 1 subscriptions unless
 // Options say otherwise) receives; the publisher (ClientID+"-pub", clean
 // session) sends. On a single connection at QoS 1 a receive path that
@@ -28,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,8 +93,10 @@ type Client struct {
 	desired      map[string]struct{} // plain filters the caller wants
 	acked        map[string]struct{} // desired filters acknowledged on this connection (epoch)
 	pendingUnsub map[string]struct{} // removed filters the broker session may still hold
-	cbMu         sync.Mutex          // serializes OnConnectionChange calls in order of changes
-	opSem        chan struct{}       // cap 1: one (un)subscribe exchange at a time
+	subIDs       map[string]uint32   // MQTT 5 Subscription Identifier by filter (see subscribeNow)
+	lastSubID    uint32
+	cbMu         sync.Mutex    // serializes OnConnectionChange calls in order of changes
+	opSem        chan struct{} // cap 1: one (un)subscribe exchange at a time
 
 	// gate stops OnMessage calls once Close has begun disconnecting the
 	// subscriber.
@@ -109,6 +113,9 @@ type Client struct {
 
 	pq      publishQueue
 	pubSess atomic.Pointer[session] // the publisher's session while it is up
+
+	only311 atomic.Bool   // Protocol auto: the broker refused MQTT 5
+	version atomic.Uint32 // protocol version of the last connect, 0 before
 
 	wg sync.WaitGroup // every goroutine the Client starts
 }
@@ -146,6 +153,7 @@ func New(opts Options) (*Client, error) {
 		desired:      make(map[string]struct{}),
 		acked:        make(map[string]struct{}),
 		pendingUnsub: make(map[string]struct{}),
+		subIDs:       make(map[string]uint32),
 		opSem:        make(chan struct{}, 1),
 		qos2In:       make(map[uint16]struct{}),
 	}
@@ -199,18 +207,36 @@ func (c *Client) Ready() bool {
 	return c.subUp && len(c.acked) == len(c.desired)
 }
 
-// sessionConfig returns the timings of a session: a tick short enough to
-// send PINGREQ within KeepAlive and to notice an unanswered one (and, on
-// the publisher, an unacknowledged publish) in time.
-func (c *Client) sessionConfig(role string) sessionConfig {
+// Protocol returns the MQTT version the Client spoke on its last connect:
+// "5" or "3.1.1"; "" before it connected.
+func (c *Client) Protocol() string {
+	switch byte(c.version.Load()) {
+	case mqttwire.Version5:
+		return "5"
+	case mqttwire.Version311:
+		return "3.1.1"
+	}
+	return ""
+}
+
+// sessionConfig returns the timings of a session with a keep-alive of
+// keepAlive seconds (0: none): a tick short enough to send PINGREQ within
+// the keep-alive and to notice an unanswered one (and, on the publisher,
+// an unacknowledged publish) in time.
+func (c *Client) sessionConfig(role string, keepAlive uint16) sessionConfig {
 	s := c.s
-	pingTimeout := min(s.ConnectTimeout, s.KeepAlive)
-	tick := min(s.KeepAlive/4, pingTimeout/2)
+	ka := time.Duration(keepAlive) * time.Second
+	pingTimeout := s.ConnectTimeout
+	tick := pingTimeout / 2
+	if ka > 0 {
+		pingTimeout = min(pingTimeout, ka)
+		tick = min(ka/4, pingTimeout/2)
+	}
 	if role == "publisher" {
 		tick = min(tick, s.PublishTimeout/4)
 	}
 	return sessionConfig{
-		keepAlive:    s.KeepAlive,
+		keepAlive:    ka,
 		pingTimeout:  pingTimeout,
 		writeTimeout: s.ConnectTimeout,
 		tick:         tick,
@@ -219,38 +245,114 @@ func (c *Client) sessionConfig(role string) sessionConfig {
 }
 
 // connect opens a session for cn: network connection, TLS, CONNECT and
-// CONNACK, all within ConnectTimeout (or until Close). code is the
-// CONNACK return code when the broker refused.
+// CONNACK, all within ConnectTimeout (or until Close), in the protocol of
+// Options.Protocol. With auto it tries MQTT 5 first, and 3.1.1 when the
+// broker refuses MQTT 5, from then on. code is the 3.1.1 CONNACK return
+// code when the broker refused; an MQTT 5 refusal is a
+// *mqttwire.ReasonError.
 func (c *Client) connect(cn *conn) (s *session, present bool, code byte, err error) {
+	auto := c.s.proto == protoAuto
+	v5 := c.s.proto == mqttwire.Version5 || auto && !c.only311.Load()
+	s, present, code, err = c.connectAs(cn, v5)
+	if err != nil && v5 && auto && refusesV5(err) && cn.ctx.Err() == nil {
+		if c.only311.CompareAndSwap(false, true) {
+			cn.log.Info("the broker does not accept MQTT 5: using MQTT 3.1.1 from now on", "answer", err)
+		}
+		s, present, code, err = c.connectAs(cn, false)
+	}
+	return s, present, code, err
+}
+
+// errCONNACK311 marks a CONNACK in MQTT 3.1.1's form (no properties) in
+// answer to an MQTT 5 CONNECT: the broker does not speak MQTT 5.
+var errCONNACK311 = errors.New("the broker answered the MQTT 5 CONNECT with an MQTT 3.1.1 CONNACK")
+
+// refusesV5 reports whether err, the outcome of an MQTT 5 CONNECT, says
+// the broker does not speak MQTT 5: CONNACK 0x84 unsupported protocol
+// version (a 3.1.1 broker's return code 1 decodes as that) or another
+// 3.1.1 CONNACK, or the connection closed without an answer.
+func refusesV5(err error) bool {
+	var re *mqttwire.ReasonError
+	return errors.As(err, &re) && re.Packet == mqttwire.TypeConnack && re.Reason == mqttwire.ReasonUnsupportedProtocolVersion ||
+		errors.Is(err, errCONNACK311) || errors.Is(err, errNoConnack)
+}
+
+// connectAs is connect in one protocol version.
+func (c *Client) connectAs(cn *conn, v5 bool) (s *session, present bool, code byte, err error) {
 	ctx, cancel := context.WithTimeout(cn.ctx, c.s.ConnectTimeout)
 	defer cancel()
 	nc, err := c.dialNet(ctx)
 	if err != nil {
 		return nil, false, 0, err
 	}
-	s = newSession(nc, c.sessionConfig(cn.role))
-	keepAlive := (c.s.KeepAlive + time.Second - 1) / time.Second // at most 65535: settings
-	var will *Will
-	if cn == c.sub {
-		will = c.s.Will
+	keepAlive := uint16((c.s.KeepAlive + time.Second - 1) / time.Second) // at most 65535: settings
+	s = newSession(nc, c.sessionConfig(cn.role, keepAlive))
+	var pkt []byte
+	if v5 {
+		pkt, err = c.connect5(cn, keepAlive)
+	} else {
+		var will *Will
+		if cn == c.sub {
+			will = c.s.Will
+		}
+		pkt, err = appendConnect311(nil, mqttwire.Connect{
+			ClientID:     cn.id,
+			CleanSession: cn.clean,
+			KeepAlive:    keepAlive,
+			Username:     c.s.Username,
+			Password:     c.s.Password,
+		}, will)
 	}
-	pkt, err := appendConnect311(nil, mqttwire.Connect{
-		ClientID:     cn.id,
-		CleanSession: cn.clean,
-		KeepAlive:    uint16(keepAlive),
-		Username:     c.s.Username,
-		Password:     c.s.Password,
-	}, will)
 	if err != nil {
 		_ = nc.Close()
 		return nil, false, 0, err
 	}
-	present, code, err = s.handshake(ctx, pkt)
+	p, err := s.handshake(ctx, pkt)
 	if err != nil {
 		_ = nc.Close()
-		return nil, false, code, err
+		return nil, false, 0, err
 	}
-	return s, present, 0, nil
+	if !v5 {
+		present, code, err = mqttwire.DecodeConnack(p)
+		if err == nil && code != mqttwire.ConnackAccepted {
+			err = fmt.Errorf("broker refused the connection: CONNACK return code %d", code)
+		}
+		if err != nil {
+			_ = nc.Close()
+			return nil, false, code, err
+		}
+		c.version.Store(uint32(mqttwire.Version311))
+		return s, present, 0, nil
+	}
+	var ca mqttwire.Connack5
+	if err := mqttwire.DecodeConnack5(p, &ca); err != nil {
+		s.v5 = true
+		reason, _ := disconnectReason(err)
+		s.closeNow(reason, err.Error())
+		return nil, false, 0, fmt.Errorf("%w (sent DISCONNECT %s)", err, reason)
+	}
+	if len(p.Body) == 2 { // no property length: 3.1.1's form, whatever its code
+		_ = nc.Close()
+		if err := ca.Err(); err != nil {
+			return nil, false, 0, fmt.Errorf("%w: %w", errCONNACK311, err)
+		}
+		return nil, false, 0, errCONNACK311
+	}
+	if err := ca.Err(); err != nil {
+		_ = nc.Close()
+		return nil, false, 0, err
+	}
+	var aliasMax uint16
+	if cn == c.sub {
+		aliasMax = topicAliasMaximum
+	}
+	s.setV5(&ca.Properties, aliasMax, func(ka uint16) sessionConfig { return c.sessionConfig(cn.role, ka) })
+	if id := ca.Properties.AssignedClientIdentifier; id != "" && cn.id == "" { // §3.2.2.3.7
+		cn.log.Info("the broker assigned the client identifier", "assigned_client_id", id)
+		cn.id = id
+	}
+	c.version.Store(uint32(mqttwire.Version5))
+	return s, ca.SessionPresent, 0, nil
 }
 
 // run keeps cn connected until Close: it connects with backoff, starts
@@ -300,16 +402,16 @@ func (c *Client) run(cn *conn, start, up func(s *session, sessionPresent bool), 
 				if code != mqttwire.ConnackAccepted {
 					err = fmt.Errorf("broker refused the connection: %s (CONNACK return code %d)", mqttwire.ConnackReason(code), code)
 				}
-				c.s.OnConnectError(err)
+				c.s.OnConnectError(err) // MQTT 5: `connection refused: 0x86 bad user name or password (reason: "…")`
 			}
 			if !sleep(backoff, stop) {
 				return
 			}
 		}
 		if failures > 0 {
-			cn.log.Info("connected to broker", "failed_attempts", failures)
+			cn.log.Info("connected to broker", "protocol", versionName(s.v5), "failed_attempts", failures)
 		} else {
-			cn.log.Info("connected to broker")
+			cn.log.Info("connected to broker", "protocol", versionName(s.v5))
 		}
 		failures = 0
 		since := time.Now()
@@ -356,6 +458,9 @@ func (c *Client) subscriberSession(s *session, sessionPresent bool) {
 }
 
 func (c *Client) subscriberPacket(s *session, p mqttwire.Packet) error {
+	if s.v5 {
+		return c.subscriberPacket5(s, p)
+	}
 	switch p.Type() {
 	case mqttwire.TypePublish:
 		m, err := mqttwire.DecodePublish(p)
@@ -364,14 +469,14 @@ func (c *Client) subscriberPacket(s *session, p mqttwire.Packet) error {
 		}
 		switch m.QoS {
 		case 0:
-			c.deliver(&m, nil, 0)
+			c.deliver(&m, nil, nil, 0)
 		case 1:
-			c.deliver(&m, s, mqttwire.TypePuback<<4)
+			c.deliver(&m, nil, s, mqttwire.TypePuback<<4)
 		case 2:
 			// Delivered once, on the first PUBLISH with its id; a DUP
 			// before the PUBREL is only acknowledged again [MQTT-4.3.3-2].
 			if _, seen := c.qos2In[m.ID]; !seen {
-				if !c.deliver(&m, s, mqttwire.TypePubrec<<4) {
+				if !c.deliver(&m, nil, s, mqttwire.TypePubrec<<4) {
 					return nil
 				}
 				c.qos2In[m.ID] = struct{}{}
@@ -395,13 +500,13 @@ func (c *Client) subscriberPacket(s *session, p mqttwire.Packet) error {
 		if err != nil {
 			return err
 		}
-		s.acked(id, p.Body[2:])
+		s.acked(id, p.Body[2:], "")
 	case mqttwire.TypeUnsuback:
 		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
-		s.acked(id, nil)
+		s.acked(id, nil, "")
 	case mqttwire.TypeDisconnect:
 		return errBrokerDisconnect
 	case mqttwire.TypePuback, mqttwire.TypePubcomp:
@@ -410,7 +515,7 @@ func (c *Client) subscriberPacket(s *session, p mqttwire.Packet) error {
 		if err != nil {
 			return err
 		}
-		s.acked(id, nil)
+		s.acked(id, nil, "")
 	case mqttwire.TypePubrec:
 		id, err := mqttwire.DecodeID(p)
 		if err != nil {
@@ -427,14 +532,15 @@ func (c *Client) subscriberPacket(s *session, p mqttwire.Packet) error {
 	return nil
 }
 
-// deliver hands m to OnMessage (the Client's only message handler, so
-// each PUBLISH packet reaches it exactly once, even when several
-// subscriptions match) and then, when ack is not 0, queues that
-// acknowledgement of m on s — still under the gate, so that Close cannot
-// send DISCONNECT between the two. It returns false when Close has
-// stopped deliveries: the message is then neither handled nor
-// acknowledged, and the broker delivers it again to the next session.
-func (c *Client) deliver(m *mqttwire.Publish, s *session, ack byte) bool {
+// deliver hands m, with its MQTT 5 properties props, to OnMessage (the
+// Client's only message handler, so each PUBLISH packet reaches it
+// exactly once, even when several subscriptions match) and then, when
+// ack is not 0, queues that acknowledgement of m on s — still under the
+// gate, so that Close cannot send DISCONNECT between the two. It returns
+// false when Close has stopped deliveries: the message is then neither
+// handled nor acknowledged, and the broker delivers it again to the next
+// session.
+func (c *Client) deliver(m *mqttwire.Publish, props *actions.Properties, s *session, ack byte) bool {
 	c.gate.RLock()
 	defer c.gate.RUnlock()
 	if c.gateClosed {
@@ -442,10 +548,11 @@ func (c *Client) deliver(m *mqttwire.Publish, s *session, ack byte) bool {
 	}
 	if c.s.OnMessage != nil {
 		msg := Message{
-			Topic:     string(m.Topic),
-			QoS:       m.QoS,
-			Retained:  m.Retain,
-			Duplicate: m.Dup,
+			Topic:      string(m.Topic),
+			QoS:        m.QoS,
+			Retained:   m.Retain,
+			Duplicate:  m.Dup,
+			Properties: props,
 		}
 		if len(m.Payload) > 0 {
 			msg.Payload = append([]byte(nil), m.Payload...)
@@ -494,6 +601,15 @@ func logConnectFailure(log *slog.Logger, rc byte, err error, attempts int, retry
 	if rc != mqttwire.ConnackAccepted {
 		log.Error("broker refused the connection: "+mqttwire.ConnackReason(rc),
 			"connack_code", rc, "attempts", attempts, "retry_in", retryIn)
+		return
+	}
+	var re *mqttwire.ReasonError
+	if errors.As(err, &re) && re.Packet == mqttwire.TypeConnack { // MQTT 5
+		msg := "broker refused the connection: " + strings.TrimPrefix(re.Error(), "connection refused: ")
+		if re.Reason == mqttwire.ReasonUnsupportedProtocolVersion {
+			msg += "; it does not speak MQTT 5 (use protocol 3.1.1 or auto)"
+		}
+		log.Error(msg, "reason_code", fmt.Sprintf("0x%02x", byte(re.Reason)), "attempts", attempts, "retry_in", retryIn)
 		return
 	}
 	// paho wraps network errors as "network Error : <cause>"; keep the

@@ -15,6 +15,8 @@ import (
 // fakeBroker is a scripted MQTT broker for tests that need what a real
 // one will not do on demand: withhold acknowledgements, send malformed or
 // QoS 2 packets, ignore PINGREQ. The test drives each connection itself.
+// It speaks the version of each connection's CONNECT, 3.1.1 or 5: its
+// helpers (connack, suback, publish) answer in that version.
 type fakeBroker struct {
 	t  testing.TB
 	ln net.Listener
@@ -35,7 +37,9 @@ type fakeConn struct {
 	clean    bool
 	user     string
 	pass     string
-	will     *Will // nil: none
+	will     *Will             // nil: none
+	version  byte              // the CONNECT's protocol version
+	connect5 mqttwire.Connect5 // an MQTT 5 CONNECT, decoded
 }
 
 func newFakeBroker(t testing.TB) *fakeBroker {
@@ -83,7 +87,7 @@ func (b *fakeBroker) accept() {
 				nc.Close()
 				return
 			}
-			fc.parseConnect(p.Body)
+			fc.parseConnect(mqttwire.Packet{Header: p.Header, Body: append([]byte(nil), p.Body...)})
 			role := "subscriber"
 			if strings.HasSuffix(fc.clientID, "-pub") {
 				role = "publisher"
@@ -99,8 +103,30 @@ func (b *fakeBroker) accept() {
 	}
 }
 
-// parseConnect reads what the tests look at from a CONNECT body.
-func (fc *fakeConn) parseConnect(b []byte) {
+// parseConnect reads what the tests look at from a CONNECT.
+func (fc *fakeConn) parseConnect(p mqttwire.Packet) {
+	fc.version, _ = mqttwire.ConnectVersion(p)
+	if fc.version != mqttwire.Version5 {
+		fc.parseConnect311(p.Body)
+		return
+	}
+	if err := mqttwire.DecodeConnect5(p, &fc.connect5); err != nil {
+		fc.t.Errorf("fake broker: MQTT 5 CONNECT: %v", err)
+		return
+	}
+	c := &fc.connect5
+	fc.clientID, fc.clean, fc.user, fc.pass = c.ClientID, c.CleanStart, c.Username, c.Password
+	if w := c.Will; w != nil {
+		fc.will = &Will{Topic: w.Topic, Payload: append([]byte(nil), w.Payload...), QoS: w.QoS, Retain: w.Retain}
+		c.Will.Payload = fc.will.Payload
+	}
+}
+
+// v5 reports whether the connection speaks MQTT 5.
+func (fc *fakeConn) v5() bool { return fc.version == mqttwire.Version5 }
+
+// parseConnect311 reads what the tests look at from a 3.1.1 CONNECT body.
+func (fc *fakeConn) parseConnect311(b []byte) {
 	str := func() string {
 		if len(b) < 2 {
 			return ""
@@ -158,13 +184,28 @@ func (b *fakeBroker) next(role string) *fakeConn {
 	}
 }
 
-// connack accepts the connection.
+// connack answers CONNECT: code is a 3.1.1 return code, or an MQTT 5
+// reason code, with no properties.
 func (fc *fakeConn) connack(present bool, code byte) {
+	if fc.v5() {
+		fc.connack5(&mqttwire.Connack5{SessionPresent: present, Reason: mqttwire.ReasonCode(code)})
+		return
+	}
 	var p byte
 	if present {
 		p = 1
 	}
 	fc.write([]byte{mqttwire.TypeConnack << 4, 2, p, code})
+}
+
+// connack5 answers CONNECT with an MQTT 5 CONNACK.
+func (fc *fakeConn) connack5(ca *mqttwire.Connack5) {
+	fc.t.Helper()
+	b, err := mqttwire.AppendConnack5(nil, ca)
+	if err != nil {
+		fc.t.Fatal(err)
+	}
+	fc.write(b)
 }
 
 func (fc *fakeConn) write(b []byte) {
@@ -215,6 +256,22 @@ func (fc *fakeConn) expectType(typ byte) mqttwire.Packet {
 // suback answers a SUBSCRIBE with one return code per filter.
 func (fc *fakeConn) suback(sub mqttwire.Packet, code byte) {
 	fc.t.Helper()
+	if fc.v5() {
+		var m mqttwire.Subscribe5
+		if err := mqttwire.DecodeSubscribe5(sub, &m); err != nil {
+			fc.t.Fatal(err)
+		}
+		codes := make([]mqttwire.ReasonCode, len(m.Subscriptions))
+		for i := range codes {
+			codes[i] = mqttwire.ReasonCode(code)
+		}
+		b, err := mqttwire.AppendSuback5(nil, m.ID, codes, nil)
+		if err != nil {
+			fc.t.Fatal(err)
+		}
+		fc.write(b)
+		return
+	}
 	id, err := mqttwire.DecodeID(sub)
 	if err != nil {
 		fc.t.Fatal(err)
@@ -273,4 +330,16 @@ func fakePublish(topic, payload string, qos byte, dup bool, id uint16) []byte {
 
 func hasLog(logs *logBuffer, s string) func() bool {
 	return func() bool { return strings.Contains(logs.String(), s) }
+}
+
+// publish encodes a PUBLISH for the connection's protocol.
+func (fc *fakeConn) publish(topic string, payload []byte, qos byte, id uint16) []byte {
+	if fc.v5() {
+		b, err := mqttwire.AppendPublish5(nil, topic, payload, qos, false, false, id, nil)
+		if err != nil {
+			fc.t.Fatal(err)
+		}
+		return b
+	}
+	return mqttwire.AppendPublish(nil, topic, payload, qos, false, false, id)
 }

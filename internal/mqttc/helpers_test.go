@@ -23,7 +23,8 @@ const (
 )
 
 // brokers runs fn against mosquitto (configured with mosquittoOpts) and
-// the embedded broker. The broker's log is shown when the test fails.
+// the embedded broker, a fresh one for each protocol (see byProtocol). The
+// broker's log is shown when the test fails.
 func brokers(t *testing.T, fn func(t *testing.T, b *testbroker.Broker), mosquittoOpts ...testbroker.Option) {
 	run := func(t *testing.T, b *testbroker.Broker) {
 		t.Cleanup(func() {
@@ -33,8 +34,30 @@ func brokers(t *testing.T, fn func(t *testing.T, b *testbroker.Broker), mosquitt
 		})
 		fn(t, b)
 	}
-	t.Run("mosquitto", func(t *testing.T) { run(t, testbroker.Mosquitto(t, mosquittoOpts...)) })
-	t.Run("embedded", func(t *testing.T) { run(t, testbroker.Embedded(t)) })
+	t.Run("mosquitto", func(t *testing.T) {
+		byProtocol(t, func(t *testing.T) { run(t, testbroker.Mosquitto(t, mosquittoOpts...)) })
+	})
+	t.Run("embedded", func(t *testing.T) {
+		byProtocol(t, func(t *testing.T) { run(t, testbroker.Embedded(t)) })
+	})
+}
+
+// byProtocol runs fn in the subtests "v3.1.1" and "v5", in which options
+// sets Options.Protocol to that version.
+func byProtocol(t *testing.T, fn func(t *testing.T)) {
+	t.Run("v3.1.1", fn)
+	t.Run("v5", fn)
+}
+
+// protocolFor returns the Protocol of t: "5" within a subtest named
+// "v5", else "3.1.1" (tests of auto set it themselves).
+func protocolFor(t *testing.T) string {
+	for _, part := range strings.Split(t.Name(), "/") {
+		if part == "v5" {
+			return "5"
+		}
+	}
+	return "3.1.1"
 }
 
 // recorder collects what a Client reports: messages and connection changes.
@@ -165,6 +188,7 @@ func options(t *testing.T, url string, rec *recorder) (Options, *logBuffer) {
 	})
 	return Options{
 		Broker:               url,
+		Protocol:             protocolFor(t),
 		ClientID:             clientID(t),
 		ConnectTimeout:       5 * time.Second,
 		MaxReconnectInterval: time.Second,

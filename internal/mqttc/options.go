@@ -11,6 +11,9 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/mqtt-rules/mqtt-rules/actions"
+	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
 )
 
 // Defaults for the zero values of Options.
@@ -35,6 +38,21 @@ type Options struct {
 	// session (and its QoS 1 messages) under this id. Default:
 	// "mqtt-rules-" + the host name.
 	ClientID string
+	// Protocol is the MQTT version to speak: "5", "3.1.1" or "auto"
+	// (default, also ""): MQTT 5 when the broker accepts it, else 3.1.1.
+	// With auto, a broker that answers an MQTT 5 CONNECT with
+	// "unsupported protocol version" (CONNACK 0x84, or the 3.1.1 return
+	// code 1) or closes the connection without a CONNACK is spoken to in
+	// 3.1.1 from then on, for the life of the Client. Each connect logs
+	// the version in use.
+	Protocol string
+	// SessionExpiry is how long the broker keeps the subscriber's session
+	// (subscriptions and QoS 1 and 2 messages) after its connection ends,
+	// under MQTT 5 (whole seconds, rounded up; at most 4294967294s).
+	// Default (0): it never expires, as a 3.1.1 persistent session.
+	// Not with CleanSession, whose session ends with the connection.
+	// MQTT 3.1.1 has no session expiry: its persistent session is kept.
+	SessionExpiry time.Duration
 	// Username and Password are sent in CONNECT when Username is set.
 	Username string
 	Password string
@@ -109,6 +127,12 @@ type Options struct {
 	// For a status topic: {Topic: T, Payload: "offline", QoS: 1, Retain:
 	// true}, with OnlineMessage {T, "online", 1, true}.
 	Will *Will
+	// OnPropertiesDropped, when set, is called once per publisher
+	// connection that speaks MQTT 3.1.1, at the first publish whose
+	// actions.Publish.Properties it sent without them (3.1.1 has none);
+	// the Client also logs it then, once per connection. It must not
+	// block or call Publish.
+	OnPropertiesDropped func()
 	// OnlineMessage, when set, is published by the subscriber connection
 	// right after each connect (before it subscribes), so that it
 	// follows the will the broker may have published for the previous
@@ -124,6 +148,12 @@ type Message struct {
 	QoS       byte
 	Retained  bool
 	Duplicate bool
+	// Properties are the message's MQTT 5 properties: user properties
+	// in order (repeats kept), content type, response topic, correlation
+	// data, the message expiry interval the broker passed on (what is
+	// left of it) and the payload format indicator. nil under MQTT 3.1.1
+	// and when the PUBLISH carried none of these.
+	Properties *actions.Properties
 }
 
 // settings are Options checked, with defaults applied and files loaded.
@@ -134,7 +164,23 @@ type settings struct {
 	redacted string // url without a password, for logs
 	scheme   string // normalized scheme
 	tls      *tls.Config
-	subQoS   byte // SubscribeQoS or its default
+	subQoS   byte   // SubscribeQoS or its default
+	proto    byte   // protoAuto, mqttwire.Version311 or mqttwire.Version5
+	expiry   uint32 // the subscriber's Session Expiry Interval under MQTT 5
+}
+
+// protoAuto is settings.proto for Protocol "auto".
+const protoAuto byte = 0
+
+// neverExpires is the Session Expiry Interval of a session that does not
+// expire (§3.1.2.11.2).
+const neverExpires = 0xFFFFFFFF
+
+// protocols maps the accepted Protocol values to settings.proto.
+var protocols = map[string]byte{
+	"": protoAuto, "auto": protoAuto,
+	"5": mqttwire.Version5, "5.0": mqttwire.Version5,
+	"3.1.1": mqttwire.Version311,
 }
 
 // schemes maps every accepted URL scheme to its normalized one and the
@@ -202,6 +248,23 @@ func (o Options) settings() (*settings, error) {
 			return nil, fmt.Errorf("subscribe QoS %d: want 0, 1 or 2", *s.SubscribeQoS)
 		}
 		s.subQoS = *s.SubscribeQoS
+	}
+	proto, ok := protocols[strings.ToLower(strings.TrimSpace(s.Protocol))]
+	if !ok {
+		return nil, fmt.Errorf("protocol %q: want 5, 3.1.1 or auto", s.Protocol)
+	}
+	s.proto = proto
+	switch {
+	case s.SessionExpiry < 0:
+		return nil, fmt.Errorf("session expiry %v: must not be negative", s.SessionExpiry)
+	case s.SessionExpiry > 0 && s.CleanSession:
+		return nil, fmt.Errorf("session expiry %v: a clean session ends with its connection (set one or the other)", s.SessionExpiry)
+	case s.SessionExpiry > (neverExpires-1)*time.Second:
+		return nil, fmt.Errorf("session expiry %v: at most %ds (0: never expires)", s.SessionExpiry, neverExpires-1)
+	case s.SessionExpiry > 0:
+		s.expiry = uint32((s.SessionExpiry + time.Second - 1) / time.Second)
+	case !s.CleanSession:
+		s.expiry = neverExpires
 	}
 	if strings.ContainsAny(s.ShareGroup, "/+#") {
 		return nil, fmt.Errorf("share group %q: must not contain '/', '+' or '#'", s.ShareGroup)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/internal/mqttwire"
@@ -27,6 +28,7 @@ const maxTopicLength = mqttwire.MaxStringLength
 type item struct {
 	p        *actions.Publish
 	done     func(error)
+	err      error  // its outcome, when settled in a batch (see fill)
 	seq      uint64 // order of acceptance; kept when sent again
 	attempts int
 	ticks    int // publisher ticks since it was sent, for PublishTimeout
@@ -58,6 +60,7 @@ type publishQueue struct {
 	limit    int     // most items in queue: PublishQueue, plus the next to send
 	slots    []*item // by packet id (1..window); nil: free
 	free     []uint16
+	spare    int           // free ids left unused: the broker's Receive Maximum is below the window
 	inflight int           // slots holding a publish (not expired)
 	room     chan struct{} // closed when room appears or the connection changes; nil: nobody waits
 	waiters  atomic.Int32  // Publish calls waiting for room
@@ -81,9 +84,22 @@ func (q *publishQueue) init(queue, window int) {
 	q.drained = make(chan struct{})
 }
 
+// hasRoom reports whether a QoS 1 or 2 publish may be sent now: a packet id
+// is free, and the broker's Receive Maximum allows one more unacknowledged
+// [MQTT-4.9.0-2]; q.mu is held.
+func (q *publishQueue) hasRoom() bool { return len(q.free) > q.spare }
+
 // Publish sends p on the publisher connection and calls done exactly
 // once: with nil once the broker took it (PUBACK for QoS 1, PUBCOMP for
 // QoS 2, handed to the connection's writer for QoS 0), or with an error.
+//
+// Under MQTT 5, p.Properties are sent with it; a failure reason code in
+// the broker's acknowledgement is the error ("publish to T: PUBACK
+// refused: 0x87 not authorized (reason: …)"), and so is a publish the
+// broker's CONNACK rules out (a retained one when it has no retained
+// messages, one over its Maximum Packet Size). A QoS above the broker's
+// Maximum QoS is lowered to it [MQTT-3.2.2-11]. Under MQTT 3.1.1 the
+// properties are left out (see Options.OnPropertiesDropped).
 // done is called on one of the Client's goroutines or the caller's and
 // must not block; it should not call Publish (which may wait, see below,
 // for room that only the goroutine calling done can make). p must not be
@@ -116,26 +132,45 @@ func (c *Client) Publish(p *actions.Publish, done func(error)) {
 		if s != nil && s.isClosed() {
 			s = nil // lost; its goroutine is about to say so
 		}
-		if s != nil && q.queue.len() == 0 && (p.QoS == 0 || len(q.free) > 0) {
-			var n int
-			if p.QoS == 0 {
-				b := s.begin()
-				b = mqttwire.AppendPublish(b, p.Topic, p.Payload, 0, p.Retain, false, 0)
-				n = s.end(b)
-			} else {
-				it := q.newItem(p, done)
-				n = q.send(s, it)
+		if qos := p.QoS; s != nil && q.queue.len() == 0 {
+			if qos = s.publishQoS(qos); qos == 0 || q.hasRoom() {
+				var (
+					n   int
+					err error
+					it  *item
+				)
+				if qos == 0 {
+					b := s.begin()
+					b, err = s.appendPublish(b, p.Topic, p.Payload, 0, p.Retain, false, 0, p.Properties)
+					n = s.end(b)
+				} else {
+					it = q.newItem(p, done)
+					n, err = q.send(s, it, qos)
+				}
+				q.mu.Unlock()
+				c.written(s, n)
+				if p.Properties != nil {
+					c.reportDropped(s)
+				}
+				if err != nil {
+					err = fmt.Errorf("publish to %s: %w", p.Topic, err)
+				}
+				switch {
+				case it != nil && err != nil:
+					q.finish(it, err)
+				case it != nil:
+				case err != nil:
+					q.failed.Add(1)
+					done(err)
+				default:
+					q.published.Add(1)
+					done(nil)
+				}
+				if timer != nil {
+					timer.Stop()
+				}
+				return
 			}
-			q.mu.Unlock()
-			c.written(s, n)
-			if p.QoS == 0 {
-				q.published.Add(1)
-				done(nil)
-			}
-			if timer != nil {
-				timer.Stop()
-			}
-			return
 		}
 		if q.queue.len() < q.limit || q.closing {
 			q.queue.push(q.newItem(p, done))
@@ -191,8 +226,8 @@ func checkPublish(p *actions.Publish) error {
 	switch {
 	case p == nil:
 		return errors.New("publish: nil request")
-	case p.Topic == "" || strings.ContainsAny(p.Topic, "+#\x00"):
-		return fmt.Errorf("publish: invalid topic %q (empty, or holds '+', '#' or NUL)", p.Topic)
+	case p.Topic == "" || strings.ContainsAny(p.Topic, "+#\x00") || !utf8.ValidString(p.Topic):
+		return fmt.Errorf("publish: invalid topic %q (empty, not UTF-8, or holds '+', '#' or NUL)", p.Topic)
 	case len(p.Topic) > maxTopicLength:
 		return fmt.Errorf("publish: topic of %d bytes is over the MQTT limit of %d", len(p.Topic), maxTopicLength)
 	case p.QoS > 2:
@@ -212,40 +247,54 @@ func (q *publishQueue) newItem(p *actions.Publish, done func(error)) *item {
 	return it
 }
 
-// send writes it (QoS 1 or 2) to s with a free packet id; q.mu is held and
-// an id is free. It returns the bytes pending on s.
-func (q *publishQueue) send(s *session, it *item) int {
+// send writes it to s at qos (1 or 2) with a free packet id; q.mu is held
+// and there is room. It returns the bytes pending on s, and the error of
+// a publish s refuses (which then takes no id).
+func (q *publishQueue) send(s *session, it *item, qos byte) (int, error) {
 	id := q.free[len(q.free)-1]
+	b := s.begin()
+	b, err := s.appendPublish(b, it.p.Topic, it.p.Payload, qos, it.p.Retain, it.attempts > 0, id, it.p.Properties)
+	n := s.end(b)
+	if err != nil {
+		return n, err
+	}
 	q.free = q.free[:len(q.free)-1]
 	q.slots[id] = it
 	q.inflight++
 	it.attempts++
 	it.ticks = 0
-	b := s.begin()
-	b = mqttwire.AppendPublish(b, it.p.Topic, it.p.Payload, it.p.QoS, it.p.Retain, it.attempts > 1, id)
-	return s.end(b)
+	return n, nil
 }
 
 // fill sends waiting publishes while the window has room; q.mu is held and
-// the publisher is up. Waiting QoS 0 publishes need no id: they are
-// written and returned in settled, to be finished by the caller.
+// the publisher is up. Waiting QoS 0 publishes (and those the broker's
+// Maximum QoS lowers to 0) need no id: they are written and returned in
+// settled, to be finished by the caller with their err, as are those s
+// refuses.
 func (q *publishQueue) fill(s *session, settled []*item) []*item {
 	n := q.queue.len()
 	for q.queue.len() > 0 {
 		it := q.queue.peek()
-		if it.p.QoS == 0 {
+		qos := s.publishQoS(it.p.QoS)
+		if qos == 0 {
 			q.queue.pop()
 			b := s.begin()
-			b = mqttwire.AppendPublish(b, it.p.Topic, it.p.Payload, 0, it.p.Retain, false, 0)
+			b, err := s.appendPublish(b, it.p.Topic, it.p.Payload, 0, it.p.Retain, false, 0, it.p.Properties)
 			s.end(b)
+			if err != nil {
+				it.err = fmt.Errorf("publish to %s: %w", it.p.Topic, err)
+			}
 			settled = append(settled, it)
 			continue
 		}
-		if len(q.free) == 0 {
+		if !q.hasRoom() {
 			break
 		}
 		q.queue.pop()
-		q.send(s, it)
+		if _, err := q.send(s, it, qos); err != nil {
+			it.err = fmt.Errorf("publish to %s: %w", it.p.Topic, err)
+			settled = append(settled, it)
+		}
 	}
 	if q.queue.len() < n {
 		q.wake()
@@ -291,9 +340,11 @@ func (q *publishQueue) drain() <-chan struct{} {
 	return q.drained
 }
 
-// ackPublish settles the publish with packet id (PUBACK, or PUBCOMP at QoS 2)
-// and sends the next waiting ones. It runs on the publisher's reader.
-func (c *Client) ackPublish(s *session, id uint16) {
+// ackPublish settles the publish with packet id (PUBACK, or PUBCOMP at QoS
+// 2; under MQTT 5 also a PUBREC that refused it) and sends the next waiting
+// ones. refused is the broker's refusal, or nil. It runs on the
+// publisher's reader.
+func (c *Client) ackPublish(s *session, id uint16, refused error) {
 	q := &c.pq
 	q.mu.Lock()
 	if int(id) >= len(q.slots) || q.slots[id] == nil {
@@ -314,10 +365,25 @@ func (c *Client) ackPublish(s *session, id uint16) {
 	}
 	q.mu.Unlock()
 	if it != nil {
-		q.finish(it, nil)
+		if refused != nil {
+			refused = fmt.Errorf("publish to %s: %w", it.p.Topic, refused)
+		}
+		q.finish(it, refused)
 	}
 	for _, w := range settled {
-		q.finish(w, nil)
+		q.finish(w, w.err)
+	}
+	c.reportDropped(s)
+}
+
+// reportDropped logs, and reports to Options.OnPropertiesDropped, that s
+// (MQTT 3.1.1) left out a publish's properties: once per connection.
+func (c *Client) reportDropped(s *session) {
+	if s.dropped.Load() && s.dropReported.CompareAndSwap(false, true) {
+		c.pub.log.Warn("properties dropped: the broker speaks MQTT 3.1.1, which has none; publishes go without them")
+		if c.s.OnPropertiesDropped != nil {
+			c.s.OnPropertiesDropped()
+		}
 	}
 }
 
@@ -339,13 +405,16 @@ func (c *Client) publisherSession(s *session, _ bool) {
 }
 
 func (c *Client) publisherPacket(s *session, p mqttwire.Packet) error {
+	if s.v5 {
+		return c.publisherPacket5(s, p)
+	}
 	switch p.Type() {
 	case mqttwire.TypePuback, mqttwire.TypePubcomp:
 		id, err := mqttwire.DecodeID(p)
 		if err != nil {
 			return err
 		}
-		c.ackPublish(s, id)
+		c.ackPublish(s, id, nil)
 	case mqttwire.TypePubrec:
 		id, err := mqttwire.DecodeID(p)
 		if err != nil {
@@ -390,6 +459,10 @@ func (c *Client) publisherUp(s *session, _ bool) {
 	q := &c.pq
 	q.mu.Lock()
 	q.sess = s
+	q.spare = 0
+	if window := len(q.slots) - 1; s.sendMax != 0 && int(s.sendMax) < window {
+		q.spare = window - int(s.sendMax)
+	}
 	var settled []*item
 	if !q.closed {
 		settled = q.fill(s, nil)
@@ -399,8 +472,9 @@ func (c *Client) publisherUp(s *session, _ bool) {
 	c.pubSess.Store(s)
 	s.kickFlusher()
 	for _, it := range settled {
-		q.finish(it, nil)
+		q.finish(it, it.err)
 	}
+	c.reportDropped(s)
 }
 
 // publisherDown puts the publishes that were not acknowledged back at the
@@ -463,7 +537,7 @@ func (c *Client) expire(s *session) {
 	}
 	// Every id waiting for an acknowledgement that does not come: nothing
 	// can be sent until the connection starts over.
-	stuck := len(late) > 0 && len(q.free) == 0 && q.inflight == 0
+	stuck := len(late) > 0 && !q.hasRoom() && q.inflight == 0
 	q.mu.Unlock()
 	for _, it := range late {
 		q.finish(it, fmt.Errorf("publish to %s: no acknowledgement from the broker within %v", it.p.Topic, c.s.PublishTimeout))

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
@@ -74,10 +77,33 @@ type session struct {
 
 	ackMu    sync.Mutex
 	ackID    uint16
-	acks     map[uint16]chan []byte // SUBACK return codes (empty for UNSUBACK) by packet id
-	acksDone bool                   // the session ended: requests fail at once
+	acks     map[uint16]chan ackResult // acknowledgements of requests by packet id
+	acksDone bool                      // the session ended: requests fail at once
 
 	onTick func(now time.Time) // called by the flusher every tick
+
+	// The protocol, and under MQTT 5 what the broker's CONNACK set; they
+	// do not change once the session started.
+	v5        bool
+	maxQoS    byte      // Maximum QoS the broker takes: 2 unless it said less
+	noRetain  bool      // the broker said Retain Available 0
+	maxPacket uint32    // the broker's Maximum Packet Size; 0: no limit
+	sendMax   uint16    // the broker's Receive Maximum; 0 under 3.1.1
+	aliasMax  uint16    // the Topic Alias Maximum sent in CONNECT
+	noSubIDs  bool      // the broker said Subscription Identifiers Available 0
+	aliases   []string  // topic names by inbound Topic Alias; only the reader uses it
+	copies    copyGroup // the last message with subscription identifiers; only the reader uses it
+
+	dropped      atomic.Bool // a publish's properties were left out (MQTT 3.1.1)
+	dropReported atomic.Bool
+}
+
+// ackResult is the acknowledgement of a request: a SUBACK's or
+// UNSUBACK's return or reason codes, a PUBACK's or PUBCOMP's reason code
+// (MQTT 5; none under 3.1.1), and the Reason String that came with them.
+type ackResult struct {
+	codes  []byte
+	reason string
 }
 
 // sessionConfig are the timing settings of a session.
@@ -91,23 +117,34 @@ type sessionConfig struct {
 
 func newSession(nc net.Conn, cfg sessionConfig) *session {
 	s := &session{
-		nc:           nc,
-		pingAfter:    int64(cfg.keepAlive - cfg.tick),
-		pingTimeout:  int64(cfg.pingTimeout),
-		writeTimeout: cfg.writeTimeout,
-		tick:         max(cfg.tick, minTick),
-		readDelay:    cfg.readDelay,
-		kick:         make(chan struct{}, 1),
-		closed:       make(chan struct{}),
-		done:         make(chan struct{}),
-		acks:         make(map[uint16]chan []byte),
+		nc:     nc,
+		kick:   make(chan struct{}, 1),
+		closed: make(chan struct{}),
+		done:   make(chan struct{}),
+		acks:   make(map[uint16]chan ackResult),
+		maxQoS: 2,
 	}
+	s.configure(cfg)
 	s.pr = mqttwire.NewReader(bufio.NewReaderSize(timedReader{s}, readBuffer))
 	s.quickAck = quickAcker(nc)
 	now := time.Now().UnixNano()
 	s.lastRead.Store(now)
 	s.lastWrite.Store(now)
 	return s
+}
+
+// configure sets the session's timings; a session that has started keeps
+// its tick. A keep-alive of 0 sends no PINGREQ (MQTT 5 Server Keep Alive
+// 0, §3.2.2.3.14).
+func (s *session) configure(cfg sessionConfig) {
+	s.pingAfter = int64(cfg.keepAlive - cfg.tick)
+	if cfg.keepAlive == 0 {
+		s.pingAfter = math.MaxInt64
+	}
+	s.pingTimeout = int64(cfg.pingTimeout)
+	s.writeTimeout = cfg.writeTimeout
+	s.tick = max(cfg.tick, minTick)
+	s.readDelay = cfg.readDelay
 }
 
 // timedReader records when the connection last delivered data.
@@ -121,10 +158,15 @@ func (t timedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// handshake sends pkt, a CONNECT, and reads CONNACK, both bounded by ctx.
-// It returns the CONNACK's session-present flag and return code; err is
-// set when no CONNACK arrived or it was not 0 (accepted).
-func (s *session) handshake(ctx context.Context, pkt []byte) (present bool, code byte, err error) {
+// errNoConnack marks a connection the broker closed after CONNECT
+// without answering it: a broker that does not speak MQTT 5 may do so
+// to a version 5 CONNECT.
+var errNoConnack = errors.New("the broker closed the connection without a CONNACK")
+
+// handshake sends pkt, a CONNECT, and reads the answer, both bounded by
+// ctx. It returns the packet, which the caller decodes before the reader
+// starts.
+func (s *session) handshake(ctx context.Context, pkt []byte) (mqttwire.Packet, error) {
 	if d, ok := ctx.Deadline(); ok {
 		_ = s.nc.SetDeadline(d)
 	}
@@ -138,28 +180,36 @@ func (s *session) handshake(ctx context.Context, pkt []byte) (present bool, code
 			// The socket's deadline is the context's: whichever of the two
 			// timers fired first, the broker did not answer in time.
 			return fmt.Errorf("%s: no answer within the connect timeout: %w", what, err)
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+			return fmt.Errorf("%s: %w: %w", what, errNoConnack, err)
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	if _, err := s.nc.Write(pkt); err != nil {
-		return false, 0, fail("send CONNECT", err)
+		return mqttwire.Packet{}, fail("send CONNECT", err)
 	}
 	p, err := s.pr.Next()
 	if err != nil {
-		return false, 0, fail("read CONNACK", err)
-	}
-	present, code, err = mqttwire.DecodeConnack(p)
-	if err != nil {
-		return false, 0, err
+		return mqttwire.Packet{}, fail("read CONNACK", err)
 	}
 	if !stop() {
-		return false, 0, ctx.Err()
+		return mqttwire.Packet{}, ctx.Err()
 	}
 	_ = s.nc.SetDeadline(time.Time{})
-	if code != mqttwire.ConnackAccepted {
-		return false, code, fmt.Errorf("broker refused the connection: CONNACK return code %d", code)
+	return p, nil
+}
+
+// closeNow sends DISCONNECT with reason under MQTT 5 (a refusal of the
+// CONNACK, before the reader started), waiting at most quiesce, and closes
+// the connection.
+func (s *session) closeNow(reason mqttwire.ReasonCode, detail string) {
+	if s.v5 {
+		if b, err := appendDisconnect5(nil, reason, detail); err == nil {
+			_ = s.nc.SetWriteDeadline(time.Now().Add(quiesce))
+			_, _ = s.nc.Write(b)
+		}
 	}
-	return present, code, nil
+	_ = s.nc.Close()
 }
 
 // start runs the reader and the flusher. handle is called for every packet
@@ -241,10 +291,36 @@ func (s *session) read(handle func(mqttwire.Packet) error, drain func() bool) {
 		err = handle(p)
 		s.handling.Store(false)
 		if err != nil {
+			if s.v5 {
+				err = s.abort(err)
+			}
 			s.fail(err)
 			return
 		}
 	}
+}
+
+// abort sends DISCONNECT with the reason code for err when err is a
+// breach of MQTT 5 by the broker [MQTT-4.13.1-1], and returns err saying
+// so. It runs on the reader, before the session fails.
+func (s *session) abort(err error) error {
+	reason, ok := disconnectReason(err)
+	if !ok || s.isClosed() {
+		return err
+	}
+	s.flushMu.Lock()
+	s.wdeadline = time.Now().Add(quiesce)
+	s.quiescing = true
+	_ = s.nc.SetWriteDeadline(s.wdeadline)
+	s.flushMu.Unlock()
+	b := s.begin()
+	b, derr := appendDisconnect5(b, reason, err.Error())
+	s.end(b)
+	if derr != nil {
+		return err
+	}
+	s.flushWith(false)
+	return fmt.Errorf("%w (sent DISCONNECT %s)", err, reason)
 }
 
 // fail ends the session with err (the first call's err wins): the
@@ -389,16 +465,17 @@ func (s *session) keepAlive(now time.Time) {
 	}
 }
 
-// request sends an (UN)SUBSCRIBE built by build with a fresh packet id and
-// returns the channel its acknowledgement arrives on; the channel is
-// closed without one when the session ends first.
-func (s *session) request(build func(b []byte, id uint16) []byte) (uint16, chan []byte) {
-	ch := make(chan []byte, 1)
+// request sends an (UN)SUBSCRIBE, or a PUBLISH at QoS 1, built by build
+// with a fresh packet id, and returns the channel its acknowledgement
+// arrives on; the channel is closed without one when the session ends
+// first. An error of build is returned, and nothing sent.
+func (s *session) request(build func(b []byte, id uint16) ([]byte, error)) (uint16, chan ackResult, error) {
+	ch := make(chan ackResult, 1)
 	s.ackMu.Lock()
 	if s.acksDone {
 		s.ackMu.Unlock()
 		close(ch)
-		return 0, ch
+		return 0, ch, nil
 	}
 	for {
 		s.ackID++
@@ -413,10 +490,14 @@ func (s *session) request(build func(b []byte, id uint16) []byte) (uint16, chan 
 	s.acks[id] = ch
 	s.ackMu.Unlock()
 	b := s.begin()
-	b = build(b, id)
+	b, err := build(b, id)
 	s.end(b)
+	if err != nil {
+		s.forget(id)
+		return 0, nil, err
+	}
 	s.kickFlusher()
-	return id, ch
+	return id, ch, nil
 }
 
 // forget drops the wait for the acknowledgement of id.
@@ -426,15 +507,15 @@ func (s *session) forget(id uint16) {
 	s.ackMu.Unlock()
 }
 
-// acked delivers a SUBACK's return codes (copied) or an UNSUBACK to the
-// request waiting for id; an acknowledgement nobody waits for is ignored.
-func (s *session) acked(id uint16, codes []byte) {
+// acked delivers an acknowledgement (its codes copied) to the request
+// waiting for id; an acknowledgement nobody waits for is ignored.
+func (s *session) acked(id uint16, codes []byte, reason string) {
 	s.ackMu.Lock()
 	ch := s.acks[id]
 	delete(s.acks, id)
 	s.ackMu.Unlock()
 	if ch != nil {
-		ch <- append([]byte{}, codes...)
+		ch <- ackResult{codes: append([]byte{}, codes...), reason: reason}
 	}
 }
 
@@ -450,10 +531,21 @@ func (s *session) failPending() {
 	}
 }
 
-// appendPublish appends a PUBLISH in the session's protocol.
-func (s *session) appendPublish(b []byte, topic string, payload []byte, qos byte, retain, dup bool, id uint16, _ *actions.Properties) ([]byte, error) {
-	return mqttwire.AppendPublish(b, topic, payload, qos, retain, dup, id), nil
+// appendPublish appends a PUBLISH in the session's protocol, with props
+// under MQTT 5; under 3.1.1 it leaves them out and records that it did.
+// On error b is returned unchanged: under MQTT 5 a retained publish the
+// broker does not support, a packet over its Maximum Packet Size,
+// properties MQTT cannot carry.
+func (s *session) appendPublish(b []byte, topic string, payload []byte, qos byte, retain, dup bool, id uint16, props *actions.Properties) ([]byte, error) {
+	if !s.v5 {
+		if props != nil && !s.dropped.Load() && hasProperties(props) {
+			s.dropped.Store(true)
+		}
+		return mqttwire.AppendPublish(b, topic, payload, qos, retain, dup, id), nil
+	}
+	return s.appendPublish5(b, topic, payload, qos, retain, dup, id, props)
 }
 
-// publishQoS returns the QoS a publish at qos is sent with on s.
-func (s *session) publishQoS(qos byte) byte { return qos }
+// publishQoS returns the QoS a publish at qos is sent with on s: at most
+// the broker's Maximum QoS [MQTT-3.2.2-11].
+func (s *session) publishQoS(qos byte) byte { return min(qos, s.maxQoS) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -151,23 +152,71 @@ func (c *Client) exchange(ctx context.Context, what string, filters []string, op
 
 // subscribeNow subscribes filters on the current connection and records
 // the acknowledged ones if the connection (epoch) is still the same.
+//
+// Under MQTT 5 each filter has a Subscription Identifier of its own (when
+// the broker has them, §3.2.2.3.12), and so a SUBSCRIBE packet of its
+// own, all of a chunk written at once: a broker that sends a message once
+// per matching subscription (mosquitto does, to MQTT 5 clients) marks each
+// copy with its subscription, and the reader delivers one (see
+// copyGroup).
 func (c *Client) subscribeNow(filters []string, epoch uint64) error {
-	var refused []string
+	var (
+		refused    []string // quoted, with the reason code under MQTT 5
+		refusedWhy string   // a Reason String of a SUBACK that refused
+		v5         bool
+	)
 	for chunk := range slices.Chunk(filters, subscribeChunk) {
 		bf := make([]string, len(chunk))
 		for i, f := range chunk {
 			bf[i] = c.brokerFilter(f)
 		}
-		codes, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return mqttwire.AppendSubscribe(b, id, bf, c.s.subQoS) })
+		ids := c.subscriptionIDs(chunk)
+		results, err := c.exchangeNow(epoch, func(s *session) []requestBuild {
+			switch {
+			case !s.v5:
+				return []requestBuild{func(b []byte, id uint16) ([]byte, error) {
+					return mqttwire.AppendSubscribe(b, id, bf, c.s.subQoS), nil
+				}}
+			case s.noSubIDs:
+				return []requestBuild{func(b []byte, id uint16) ([]byte, error) {
+					subs := make([]mqttwire.Subscription, len(bf))
+					for i, f := range bf {
+						subs[i] = s.subscription(f, c.s.subQoS)
+					}
+					return mqttwire.AppendSubscribe5(b, id, subs, nil)
+				}}
+			}
+			builds := make([]requestBuild, len(bf))
+			for i, f := range bf {
+				builds[i] = func(b []byte, id uint16) ([]byte, error) {
+					props := &mqttwire.Properties{SubscriptionIdentifiers: []uint32{ids[i]}}
+					return mqttwire.AppendSubscribe5(b, id, []mqttwire.Subscription{s.subscription(f, c.s.subQoS)}, props)
+				}
+			}
+			return builds
+		})
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", quote(chunk), err)
+		}
+		var codes []byte
+		for _, r := range results {
+			codes = append(codes, r.codes...)
+			v5 = r.v5
+			if r.v5 && r.reason != "" && slices.ContainsFunc(r.codes, func(c byte) bool { return c >= mqttwire.SubackFailure }) {
+				refusedWhy = r.reason
+			}
 		}
 		if len(codes) != len(chunk) {
 			return fmt.Errorf("subscribe %s: SUBACK with %d return codes for %d filters", quote(chunk), len(codes), len(chunk))
 		}
 		var granted []string
 		for i, f := range chunk {
-			if codes[i] > 2 { // 0x80: refused [MQTT-3.9.3]
+			if codes[i] >= mqttwire.SubackFailure { // 0x80 [MQTT-3.9.3]; MQTT 5: every code from 0x80 [MQTT-3.9.3]
+				if v5 {
+					f = fmt.Sprintf("%q (SUBACK %s)", f, mqttwire.ReasonCode(codes[i]))
+				} else {
+					f = strconv.Quote(f)
+				}
 				refused = append(refused, f)
 				continue
 			}
@@ -183,10 +232,45 @@ func (c *Client) subscribeNow(filters []string, epoch uint64) error {
 		}
 		c.mu.Unlock()
 	}
-	if len(refused) > 0 {
-		return fmt.Errorf("subscribe %s: refused by the broker (SUBACK 0x%02x)", quote(refused), mqttwire.SubackFailure)
+	switch {
+	case len(refused) == 0:
+		return nil
+	case !v5:
+		return fmt.Errorf("subscribe %s: refused by the broker (SUBACK 0x%02x)", strings.Join(refused, ", "), mqttwire.SubackFailure)
+	case refusedWhy != "":
+		return fmt.Errorf("subscribe %s: refused by the broker (reason: %q)", strings.Join(refused, ", "), refusedWhy)
 	}
-	return nil
+	return fmt.Errorf("subscribe %s: refused by the broker", strings.Join(refused, ", "))
+}
+
+// subscriptionIDs returns the Subscription Identifiers of filters,
+// assigning new ones to filters that have none: one per filter for the
+// life of the Client, so that a resubscription keeps it.
+func (c *Client) subscriptionIDs(filters []string) []uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]uint32, len(filters))
+	for i, f := range filters {
+		id, ok := c.subIDs[f]
+		if !ok {
+			c.lastSubID++
+			if c.lastSubID > mqttwire.MaxVarInt { // §3.8.2.1.2; not in practice
+				c.lastSubID = 1
+			}
+			id = c.lastSubID
+			c.subIDs[f] = id
+		}
+		ids[i] = id
+	}
+	return ids
+}
+
+// subscription is the MQTT 5 subscription to filter at qos, at most the
+// broker's Maximum QoS (§3.2.2.3.4): it would grant no more. Retained
+// messages are sent at every SUBSCRIBE, and the retain flag is the
+// broker's, as under 3.1.1.
+func (s *session) subscription(filter string, qos byte) mqttwire.Subscription {
+	return mqttwire.Subscription{Filter: filter, QoS: min(qos, s.maxQoS)}
 }
 
 // unsubscribeNow unsubscribes filters on the current connection.
@@ -198,9 +282,23 @@ func (c *Client) unsubscribeNow(filters []string) error {
 	for i, f := range filters {
 		bf[i] = c.brokerFilter(f)
 	}
+	var refused []string
 	for chunk := range slices.Chunk(bf, subscribeChunk) {
-		if _, err := c.exchangeNow(epoch, func(b []byte, id uint16) []byte { return mqttwire.AppendUnsubscribe(b, id, chunk) }); err != nil {
+		results, err := c.exchangeNow(epoch, func(s *session) []requestBuild {
+			return []requestBuild{func(b []byte, id uint16) ([]byte, error) {
+				if !s.v5 {
+					return mqttwire.AppendUnsubscribe(b, id, chunk), nil
+				}
+				return mqttwire.AppendUnsubscribe5(b, id, chunk, nil)
+			}}
+		})
+		if err != nil {
 			return fmt.Errorf("unsubscribe %s: %w", quote(filters), err)
+		}
+		for i, code := range results[0].codes { // MQTT 5 only: UNSUBACK of 3.1.1 has none
+			if code >= 0x80 && i < len(chunk) {
+				refused = append(refused, fmt.Sprintf("%q (UNSUBACK %s)", chunk[i], mqttwire.ReasonCode(code)))
+			}
 		}
 	}
 	c.mu.Lock()
@@ -210,14 +308,29 @@ func (c *Client) unsubscribeNow(filters []string) error {
 		}
 	}
 	c.mu.Unlock()
+	if len(refused) > 0 {
+		// Not tried again: the broker would refuse again.
+		return fmt.Errorf("unsubscribe %s: refused by the broker", strings.Join(refused, ", "))
+	}
 	return nil
 }
 
-// exchangeNow sends the (UN)SUBSCRIBE that build appends on the
-// subscriber's session of epoch and waits for its acknowledgement, at most
-// ackTimeout or until Close; it returns a SUBACK's return codes. An error
-// because the connection is not (or no longer) up is errNotConnected.
-func (c *Client) exchangeNow(epoch uint64, build func(b []byte, id uint16) []byte) ([]byte, error) {
+// exchangeResult is the acknowledgement of an (UN)SUBSCRIBE, and whether
+// it came over MQTT 5 (reason codes and a Reason String) or 3.1.1.
+type exchangeResult struct {
+	ackResult
+	v5 bool
+}
+
+// requestBuild appends one (UN)SUBSCRIBE with packet id id.
+type requestBuild func(b []byte, id uint16) ([]byte, error)
+
+// exchangeNow sends the (UN)SUBSCRIBE packets that plan returns for the
+// subscriber's session of epoch (in its protocol), in one go, and waits
+// for their acknowledgements, at most ackTimeout or until Close; it
+// returns them in order. An error because the connection is not (or no
+// longer) up is errNotConnected.
+func (c *Client) exchangeNow(epoch uint64, plan func(s *session) []requestBuild) ([]exchangeResult, error) {
 	c.mu.Lock()
 	lost := c.epoch != epoch || !c.subUp
 	c.mu.Unlock()
@@ -225,22 +338,41 @@ func (c *Client) exchangeNow(epoch uint64, build func(b []byte, id uint16) []byt
 	if lost || s == nil || s.isClosed() {
 		return nil, errNotConnected
 	}
-	id, ch := s.request(build)
+	builds := plan(s)
+	ids := make([]uint16, 0, len(builds))
+	chans := make([]chan ackResult, 0, len(builds))
+	forget := func() {
+		for _, id := range ids {
+			s.forget(id)
+		}
+	}
+	for _, build := range builds {
+		id, ch, err := s.request(build)
+		if err != nil {
+			forget()
+			return nil, err
+		}
+		ids, chans = append(ids, id), append(chans, ch)
+	}
 	t := time.NewTimer(ackTimeout)
 	defer t.Stop()
-	select {
-	case codes, ok := <-ch:
-		if !ok {
-			return nil, fmt.Errorf("%w: connection lost: %w", errNotConnected, s.err)
+	results := make([]exchangeResult, len(chans))
+	for i, ch := range chans {
+		select {
+		case res, ok := <-ch:
+			if !ok {
+				return nil, fmt.Errorf("%w: connection lost: %w", errNotConnected, s.err)
+			}
+			results[i] = exchangeResult{res, s.v5}
+		case <-t.C:
+			forget()
+			return nil, fmt.Errorf("no acknowledgement from the broker within %v", ackTimeout)
+		case <-c.sub.ctx.Done():
+			forget()
+			return nil, errShuttingDown
 		}
-		return codes, nil
-	case <-t.C:
-		s.forget(id)
-		return nil, fmt.Errorf("no acknowledgement from the broker within %v", ackTimeout)
-	case <-c.sub.ctx.Done():
-		s.forget(id)
-		return nil, errShuttingDown
 	}
+	return results, nil
 }
 
 // subscriberUp runs on the subscriber's goroutine after every connect: it

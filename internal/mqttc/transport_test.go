@@ -51,15 +51,18 @@ func relayCheck(t *testing.T, c *Client, rec *recorder, tcpURL, prefix string, n
 }
 
 // TestWebsocket: ws:// works through paho's WebSocket dialer, with many
-// MQTT packets in one WebSocket message [MQTT-6.0.0-2].
+// MQTT packets in one WebSocket message [MQTT-6.0.0-2], over MQTT 3.1.1
+// and 5.
 func TestWebsocket(t *testing.T) {
 	t.Run("mosquitto", func(t *testing.T) {
 		port := testbroker.FreePort(t)
 		b := testbroker.Mosquitto(t, testbroker.WithConfig(fmt.Sprintf("max_queued_messages 0\nlistener %d 127.0.0.1\nprotocol websockets", port)))
-		rec := newRecorder()
-		opts, _ := options(t, fmt.Sprintf("ws://127.0.0.1:%d/mqtt", port), rec)
-		c := start(t, opts)
-		relayCheck(t, c, rec, b.URL(), "ws", 1000)
+		byProtocol(t, func(t *testing.T) {
+			rec := newRecorder()
+			opts, _ := options(t, fmt.Sprintf("ws://127.0.0.1:%d/mqtt", port), rec)
+			c := start(t, opts)
+			relayCheck(t, c, rec, b.URL(), "ws", 1000)
+		})
 	})
 	t.Run("embedded", func(t *testing.T) {
 		srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -77,15 +80,17 @@ func TestWebsocket(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = srv.Close() })
-		rec := newRecorder()
-		opts, _ := options(t, "ws://"+ws.Address()+"/mqtt", rec)
-		c := start(t, opts)
-		relayCheck(t, c, rec, "tcp://"+tcp.Address(), "ws", 1000)
+		byProtocol(t, func(t *testing.T) {
+			rec := newRecorder()
+			opts, _ := options(t, "ws://"+ws.Address()+"/mqtt", rec)
+			c := start(t, opts)
+			relayCheck(t, c, rec, "tcp://"+tcp.Address(), "ws", 1000)
+		})
 	})
 }
 
-// TestTLS: ssl:// and mqtts:// with a CA file; a wrong CA is a clear
-// connection error.
+// TestTLS: ssl:// and mqtts:// with a CA file, over MQTT 3.1.1 and 5; a
+// wrong CA is a clear connection error.
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	certs := testbroker.GenerateCerts(t, dir)
@@ -94,11 +99,13 @@ func TestTLS(t *testing.T) {
 		"max_queued_messages 0\nlistener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s", port, certs.CA, certs.ServerCert, certs.ServerKey)))
 	for _, url := range []string{fmt.Sprintf("ssl://127.0.0.1:%d", port), fmt.Sprintf("mqtts://localhost:%d", port)} {
 		t.Run(url, func(t *testing.T) {
-			rec := newRecorder()
-			opts, _ := options(t, url, rec)
-			opts.CAFile = certs.CA
-			c := start(t, opts)
-			relayCheck(t, c, rec, b.URL(), "tls", 500)
+			byProtocol(t, func(t *testing.T) {
+				rec := newRecorder()
+				opts, _ := options(t, url, rec)
+				opts.CAFile = certs.CA
+				c := start(t, opts)
+				relayCheck(t, c, rec, b.URL(), "tls", 500)
+			})
 		})
 	}
 	t.Run("unknown CA", func(t *testing.T) {

@@ -95,8 +95,8 @@ func appendConnect311(b []byte, c mqttwire.Connect, w *Will) ([]byte, error) {
 // next status publish that reuses the packet id would be taken for a
 // duplicate and not delivered. A status message delivered twice is
 // harmless.
-func (c *Client) publishStatus(s *session, w *Will) (<-chan []byte, error) {
-	if w.QoS == 0 {
+func (c *Client) publishStatus(s *session, w *Will) (<-chan ackResult, error) {
+	if s.publishQoS(w.QoS) == 0 {
 		b := s.begin()
 		b, err := s.appendPublish(b, w.Topic, w.Payload, 0, w.Retain, false, 0, nil)
 		s.end(b)
@@ -104,15 +104,12 @@ func (c *Client) publishStatus(s *session, w *Will) (<-chan []byte, error) {
 			return nil, err
 		}
 		s.kickFlusher()
-		ch := make(chan []byte, 1)
-		ch <- nil
+		ch := make(chan ackResult, 1)
+		ch <- ackResult{}
 		return ch, nil
 	}
-	var err error
-	_, ch := s.request(func(b []byte, id uint16) []byte {
-		var out []byte
-		out, err = s.appendPublish(b, w.Topic, w.Payload, s.publishQoS(1), w.Retain, false, id, nil)
-		return out
+	_, ch, err := s.request(func(b []byte, id uint16) ([]byte, error) {
+		return s.appendPublish(b, w.Topic, w.Payload, 1, w.Retain, false, id, nil)
 	})
 	return ch, err
 }
@@ -135,12 +132,12 @@ func (c *Client) publishOffline(s *session, timeout time.Duration) {
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		select {
-		case codes, ok := <-ch:
+		case res, ok := <-ch:
 			switch {
 			case !ok:
 				err = fmt.Errorf("connection lost: %w", s.err)
-			case len(codes) > 0 && codes[0] >= 0x80:
-				err = fmt.Errorf("refused: %s", mqttwire.ReasonCode(codes[0]))
+			case len(res.codes) > 0 && res.codes[0] >= 0x80:
+				err = &mqttwire.ReasonError{Packet: mqttwire.TypePuback, Reason: mqttwire.ReasonCode(res.codes[0]), ReasonString: res.reason}
 			}
 		case <-t.C:
 			err = errStatusNotAcknowledged

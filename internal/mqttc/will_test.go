@@ -143,17 +143,17 @@ func expectPast(t *testing.T, w *testbroker.Subscriber, topic, prev, want string
 }
 
 // willHelperEnv makes TestWillHelperProcess run a Client: broker URL,
-// client id and status topic, separated by spaces.
+// client id, status topic and protocol, separated by spaces.
 const willHelperEnv = "MQTTC_WILL_HELPER"
 
 // TestWillHelperProcess is not a test: TestWillOnKill runs the test
 // binary with it as a process to kill.
 func TestWillHelperProcess(t *testing.T) {
-	var url, id, topic string
-	if _, err := fmt.Sscan(os.Getenv(willHelperEnv), &url, &id, &topic); err != nil {
+	var url, id, topic, protocol string
+	if _, err := fmt.Sscan(os.Getenv(willHelperEnv), &url, &id, &topic, &protocol); err != nil {
 		t.Skip("helper process of TestWillOnKill")
 	}
-	opts := Options{Broker: url, ClientID: id, MaxReconnectInterval: time.Second}
+	opts := Options{Broker: url, Protocol: protocol, ClientID: id, MaxReconnectInterval: time.Second}
 	statusOptions(&opts, topic, 1)
 	c, err := New(opts)
 	if err != nil {
@@ -180,7 +180,7 @@ func TestWillOnKill(t *testing.T) {
 		topic := "status/" + clientID(t)
 		w := testbroker.Subscribe(t, b.URL(), topic)
 		cmd := exec.Command(exe, "-test.run=^TestWillHelperProcess$")
-		cmd.Env = append(os.Environ(), willHelperEnv+"="+b.URL()+" "+clientID(t)+" "+topic)
+		cmd.Env = append(os.Environ(), willHelperEnv+"="+b.URL()+" "+clientID(t)+" "+topic+" "+protocolFor(t))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
