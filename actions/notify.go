@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nicholas-fedor/shoutrrr/pkg/services/chat/discord"
@@ -42,9 +43,9 @@ import (
 // service URL (ntfy://host/topic, telegram://TOKEN@telegram?chats=ID,
 // smtp://user:pass@host:587/?from=…&to=…): `- notify: {url, title,
 // message, timeout, retries}`. shoutrrr's code of each service parses its
-// URL and delivers (but for Telegram, see sendTelegram); the executor
-// queues, retries and dead-letters notifications like webhooks
-// (docs/rules.md, "notify").
+// URL and builds its payload; each send ends with its attempt (see
+// notifyEntry.send); the executor queues, retries and dead-letters
+// notifications like webhooks (docs/rules.md, "notify").
 var KindNotify = register(&Kind{
 	Name: "notify",
 	Keys: []string{"url", "title", "message", "timeout", "retries"},
@@ -219,22 +220,55 @@ type maskedError struct {
 func (e *maskedError) Error() string { return e.msg }
 func (e *maskedError) Unwrap() error { return e.err }
 
-// notifyClients are the HTTP clients of ntfy and Telegram, by whether TLS
-// certificates are verified: one transport for all, with proxies from the
-// environment (ntfy's own transport, made per service, takes none), and
-// shoutrrr's request timeout.
-var notifyClients = [2]func() *http.Client{
-	sync.OnceValue(func() *http.Client { return notifyClient(false) }),
-	sync.OnceValue(func() *http.Client { return notifyClient(true) }),
+// notifyTransports hold the connections of notify's HTTP requests, by
+// whether TLS certificates are verified: one pool for every service whose
+// requests we make or whose client we set (see bindClients), with proxies
+// from the environment (ntfy's own transport, made per service, takes
+// none).
+var notifyTransports = [2]func() *http.Transport{
+	sync.OnceValue(func() *http.Transport { return notifyHTTPTransport(false) }),
+	sync.OnceValue(func() *http.Transport { return notifyHTTPTransport(true) }),
 }
 
-func notifyClient(insecure bool) *http.Client {
-	c := defaultClient(DefaultWebhookConcurrency)
+func notifyHTTPTransport(insecure bool) *http.Transport {
+	t := defaultClient(DefaultWebhookConcurrency).Transport.(*http.Transport)
 	if insecure {
-		c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the URL asks for it: disabletlsverification=yes
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the URL asks for it: disabletlsverification=yes
 	}
-	c.Timeout = ntfy.HTTPTimeout * time.Second
-	return c
+	return t
+}
+
+// testTransport, when set, carries every request of notifyTransport
+// (tests point services with fixed hosts, as Teams and Slack, at local
+// servers with it).
+var testTransport atomic.Pointer[http.Transport]
+
+// notifyTransport returns the transport of notify's requests.
+func notifyTransport(insecure bool) *http.Transport {
+	if t := testTransport.Load(); t != nil {
+		return t
+	}
+	if insecure {
+		return notifyTransports[1]()
+	}
+	return notifyTransports[0]()
+}
+
+// notifyClient returns a client of notify's transport. It has no timeout
+// of its own: every request is bound to its attempt's context.
+func notifyClient(insecure bool) *http.Client {
+	return &http.Client{Transport: notifyTransport(insecure)}
+}
+
+// closeNotifyIdle closes the idle connections of notify's transports and
+// of every service kept that is not sending; connections in use are left
+// alone. An Executor's Close calls it: services and transports are shared
+// by the process, so other executors only lose idle connections.
+func closeNotifyIdle() {
+	for _, t := range notifyTransports {
+		t().CloseIdleConnections()
+	}
+	notifiers.closeIdle()
 }
 
 // Templates implements Spec.
@@ -362,8 +396,16 @@ const (
 	// connections, so each is made once per URL, not per send.
 	notifyCacheSize = 64
 	// maxNotifySends bounds the sends running at once in the process,
-	// those given up on included (see Notify.attempt).
+	// those given up on for at most abandonGrace included (see
+	// Notify.attempt).
 	maxNotifySends = 64
+	// abandonGrace is how long a send whose attempt was given up keeps
+	// its slot and its URL: a send stopped by its context ends well
+	// within it. One that does not (a service whose send cannot be
+	// stopped, see notifyEntry.send) is left to end by the service's own
+	// timeout, without a slot, and its service is let go, so that the
+	// next send to its URL sets up another instead of waiting for it.
+	abandonGrace = time.Second
 )
 
 // notifiers holds the services made, by URL. It is shared by every
@@ -373,57 +415,104 @@ var notifiers = newNotifyCache(notifyCacheSize)
 // notifySends holds a token per send running.
 var notifySends = make(chan struct{}, maxNotifySends)
 
-// attempt sends the notification once. shoutrrr's Send takes no context,
-// so it runs in a goroutine of its own and the attempt waits for it until
-// ctx ends (the attempt's timeout, or Close giving up): then the attempt
-// returns and the send is abandoned, to end by the service's own request
-// timeout (about 10 s for most; a Telegram request ends with ctx). Sends
-// to one URL run one at a time
-// (services change their configuration while they send), and at most
-// maxNotifySends run in the process, abandoned ones included; waiting for
-// either counts against the attempt's timeout.
+// attempt sends the notification once. The send runs in a goroutine of
+// its own, bound to ctx (see notifyEntry.send), and the attempt waits for
+// it until ctx ends (the attempt's timeout, or Close giving up); then the
+// attempt returns at once and the send, stopped by ctx, ends on its own.
+// Sends to one URL run one at a time (services change their
+// configuration while they send), and at most maxNotifySends run in the
+// process; waiting for either counts against the attempt's timeout.
 func (n *Notify) attempt(ctx context.Context, _ *Executor) attemptResult {
 	if err := ctx.Err(); err != nil {
 		return attemptResult{err: err, retry: true, retryAfter: -1}
 	}
-	e := notifiers.get(n.URL)
-	select {
-	case e.lock <- struct{}{}:
-	case <-ctx.Done():
-		return attemptResult{err: fmt.Errorf("waiting for the previous notification to this URL: %w", ctx.Err()), retry: true, retryAfter: -1}
+	start := time.Now()
+	e, err := notifiers.lock(ctx, n.URL)
+	if err != nil {
+		return attemptResult{err: waitError(ctx, "waiting for the previous notification to this URL", start), retry: true, retryAfter: -1}
 	}
 	select {
 	case notifySends <- struct{}{}:
 	case <-ctx.Done():
-		<-e.lock
-		return attemptResult{err: fmt.Errorf("waiting for other notifications to end: %w", ctx.Err()), retry: true, retryAfter: -1}
+		e.unlock()
+		return attemptResult{err: waitError(ctx, "waiting for other notifications to end", start), retry: true, retryAfter: -1}
 	}
+	var slot sync.Once
+	release := func() { slot.Do(func() { <-notifySends }) }
 	done := make(chan attemptResult, 1)
 	go func() {
-		defer func() {
-			<-notifySends
-			<-e.lock
-		}()
-		done <- e.send(ctx, n)
+		res := e.send(ctx, n)
+		release()
+		e.unlock()
+		done <- res
 	}()
 	select {
 	case res := <-done:
 		return res
 	case <-ctx.Done():
-		return attemptResult{err: fmt.Errorf("no answer: %w", ctx.Err()), retry: true, retryAfter: -1}
 	}
+	go func() { // ends within abandonGrace
+		t := time.NewTimer(abandonGrace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			notifiers.drop(e)
+			release()
+		}
+	}()
+	return attemptResult{err: fmt.Errorf("no answer: %w", ctx.Err()), retry: true, retryAfter: -1}
+}
+
+// waitError is the error of an attempt whose ctx ended while it waited
+// for its turn. Nothing was sent, so it does not wrap
+// context.DeadlineExceeded (the service was not slow to answer, it was
+// not asked); it wraps ctx's error only when Close gave up
+// (context.Canceled).
+func waitError(ctx context.Context, what string, start time.Time) error {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	waited := time.Since(start)
+	if d, ok := ctx.Deadline(); ok {
+		waited = d.Sub(start)
+	}
+	return fmt.Errorf("%s: not sent within %s", what, FormatDuration(waited.Round(time.Millisecond)))
 }
 
 // notifyEntry is the service of one URL.
 type notifyEntry struct {
 	url  string
 	lock chan struct{} // held by the send running
+	gone chan struct{} // closed when the entry leaves the cache
 	svc  types.Service // nil until made; guarded by lock
 	elem *list.Element // guarded by notifyCache.mu
 }
 
+// unlock releases e.lock; e.lock must be held. The idle connections of a
+// service that left the cache while it sent are closed.
+func (e *notifyEntry) unlock() {
+	select {
+	case <-e.gone:
+		closeServiceIdle(e.svc)
+	default:
+	}
+	<-e.lock
+}
+
 // send makes the service when needed and sends n through it; e.lock is
 // held. Its error holds no secret part of the URL.
+//
+// The send ends when ctx does: generic, Teams, Slack and Telegram are
+// sent with requests of our own bound to ctx, e-mail on a connection
+// whose reads and writes end with ctx (see sendSMTP); ntfy, Pushover,
+// Discord and Gotify get clients whose requests are bound to ctx (see
+// bindClients). A request stopped so is aborted: the server may still
+// act on what it received, so a retry may deliver a notification twice
+// (at least once, as for webhooks), but a send given up never completes
+// later behind a retry. Matrix's client cannot be reached: its requests
+// end by shoutrrr's own 10 s timeout, which abandonGrace does not wait
+// for.
 func (e *notifyEntry) send(ctx context.Context, n *Notify) (res attemptResult) {
 	res.retryAfter = -1
 	defer func() {
@@ -444,27 +533,24 @@ func (e *notifyEntry) send(ctx context.Context, n *Notify) (res attemptResult) {
 	// A service's Send writes the params into its configuration: put it
 	// back afterwards, so one send's title is not the next one's.
 	defer restoreConfig(e.svc)()
-	if s, ok := e.svc.(*ntfy.Service); ok {
-		// ntfy adds each send's headers (Title, …) to those its client
-		// keeps, and sends the first of each: a new client per send.
-		insecure := 0
-		if s.Config.DisableTLSVerification {
-			insecure = 1
-		}
-		s.SetHTTPClient(notifyClients[insecure]())
-	}
-	params := types.Params{}
-	if n.Title != "" {
-		title := n.Title
-		if _, ok := e.svc.(*smtp.Service); ok {
-			title = mime.QEncoding.Encode("utf-8", title) // a mail header is ASCII
-		}
-		params.SetTitle(title)
-	}
 	var err error
-	if tg, ok := e.svc.(*telegram.Service); ok {
-		err = sendTelegram(ctx, tg.Config, n.Title, n.Message)
-	} else {
+	switch s := e.svc.(type) {
+	case *telegram.Service:
+		err = sendTelegram(ctx, s.Config, n.Title, n.Message)
+	case *generic.Service:
+		err = sendGeneric(ctx, s, n.Title, n.Message)
+	case *teams.Service:
+		err = sendTeams(ctx, s.Config, n.Title, n.Message)
+	case *slack.Service:
+		err = sendSlack(ctx, s.Config, n.Title, n.Message)
+	case *smtp.Service:
+		err = sendSMTP(ctx, s, mime.QEncoding.Encode("utf-8", n.Title), n.Message) // a mail header is ASCII
+	default:
+		params := types.Params{}
+		if n.Title != "" {
+			params.SetTitle(n.Title)
+		}
+		defer bindClients(ctx, e.svc)()
 		err = e.svc.Send(n.Message, &params)
 	}
 	if err == nil {
@@ -519,7 +605,7 @@ func sendTelegram(ctx context.Context, cfg *telegram.Config, title, message stri
 			return errors.New("invalid bot token")
 		}
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := notifyClients[0]().Do(req)
+		resp, err := notifyClient(false).Do(req)
 		if err != nil {
 			var ue *url.Error
 			if errors.As(err, &ue) { // its text holds the token
@@ -577,15 +663,49 @@ func (c *notifyCache) get(rawURL string) *notifyEntry {
 		c.lru.MoveToFront(e.elem)
 		return e
 	}
-	e := &notifyEntry{url: rawURL, lock: make(chan struct{}, 1)}
+	e := &notifyEntry{url: rawURL, lock: make(chan struct{}, 1), gone: make(chan struct{})}
 	e.elem = c.lru.PushFront(e)
 	c.byURL[rawURL] = e
 	for c.lru.Len() > c.max {
-		old := c.lru.Remove(c.lru.Back()).(*notifyEntry)
-		delete(c.byURL, old.url)
+		old := c.lru.Back().Value.(*notifyEntry)
+		c.remove(old)
 		old.closeIdle()
 	}
 	return e
+}
+
+// lock returns the entry of rawURL with its lock held. It waits for the
+// send holding the lock, or, when that send's entry leaves the cache
+// (given up on, see Notify.attempt), takes the URL's new entry; it returns
+// ctx's error when ctx ends first.
+func (c *notifyCache) lock(ctx context.Context, rawURL string) (*notifyEntry, error) {
+	for {
+		e := c.get(rawURL)
+		select {
+		case e.lock <- struct{}{}:
+			return e, nil
+		case <-e.gone:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// drop lets e go, unless it has already gone: the next send to its URL
+// makes a new service.
+func (c *notifyCache) drop(e *notifyEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byURL[e.url] == e {
+		c.remove(e)
+	}
+}
+
+// remove takes e out of the cache; c.mu is held.
+func (c *notifyCache) remove(e *notifyEntry) {
+	c.lru.Remove(e.elem)
+	delete(c.byURL, e.url)
+	close(e.gone)
 }
 
 // len returns how many services are kept (for tests).
@@ -595,35 +715,62 @@ func (c *notifyCache) len() int {
 	return c.lru.Len()
 }
 
-// closeIdle closes the idle connections of a service that was let go, if
-// it is not sending and has a client of its own that says so (gotify).
+// closeIdle closes the idle connections of every service kept that is
+// not sending.
+func (c *notifyCache) closeIdle() {
+	c.mu.Lock()
+	entries := make([]*notifyEntry, 0, c.lru.Len())
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		entries = append(entries, el.Value.(*notifyEntry))
+	}
+	c.mu.Unlock()
+	for _, e := range entries {
+		e.closeIdle()
+	}
+}
+
+// closeIdle closes the idle connections of e's service if it is not
+// sending; a send running closes them itself when e has left the cache
+// (see unlock).
 func (e *notifyEntry) closeIdle() {
 	select {
 	case e.lock <- struct{}{}:
 	default:
 		return // sending: its connections are in use
 	}
-	defer func() { <-e.lock }()
-	if c, ok := e.svc.(interface{ GetHTTPClient() *http.Client }); ok && c.GetHTTPClient() != nil {
+	closeServiceIdle(e.svc)
+	<-e.lock
+}
+
+// closeServiceIdle closes the idle connections of svc's own client, for a
+// service that has one and says so (Gotify); the others use notify's
+// transports (see closeNotifyIdle).
+func closeServiceIdle(svc types.Service) {
+	if c, ok := svc.(interface{ GetHTTPClient() *http.Client }); ok && c.GetHTTPClient() != nil {
 		c.GetHTTPClient().CloseIdleConnections()
 	}
 }
 
 // notifyError is a failed send, its text with the URL's secret parts
 // masked; it wraps a *StatusError when the service answered with an HTTP
-// error status.
+// error status, and ctx's error when the send was stopped by its context.
 type notifyError struct {
 	msg    string
 	status *StatusError
+	cause  error // context.DeadlineExceeded or context.Canceled, or nil
 }
 
 func (e *notifyError) Error() string { return e.msg }
 
-func (e *notifyError) Unwrap() error {
-	if e.status == nil {
-		return nil
+func (e *notifyError) Unwrap() []error {
+	var out []error
+	if e.status != nil {
+		out = append(out, e.status)
 	}
-	return e.status
+	if e.cause != nil {
+		out = append(out, e.cause)
+	}
+	return out
 }
 
 // notifyResult classifies a failed send: an HTTP answer of 4xx but 429
@@ -634,6 +781,12 @@ func notifyResult(err error, rawURL string) attemptResult {
 	res := attemptResult{retry: true, retryAfter: -1}
 	ne := &notifyError{msg: maskServiceText(err.Error(), rawURL)}
 	res.err = ne
+	for _, c := range [...]error{context.DeadlineExceeded, context.Canceled} {
+		if errors.Is(err, c) {
+			ne.cause = c
+			break
+		}
+	}
 	if code, ok := smtpCode(err); ok {
 		res.retry = code < 500
 		return res

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"net/mail"
 	"net/textproto"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 )
 
 // notifyReq is a request of a notify action, of rule, to rawURL.
@@ -917,6 +920,587 @@ func TestNotifyTelegram(t *testing.T) {
 			}
 			if strings.Contains(done.err.Error(), "AAHdqTcv") || strings.Contains(h.log.String(), "AAHdqTcv") {
 				t.Errorf("the token is shown: %v\n%s", done.err, h.log.String())
+			}
+		})
+	}
+}
+
+// newSilentListener is a server that accepts connections and never
+// answers — hung, or a black hole behind a proxy. It closes the
+// connections it holds when the test ends.
+func newSilentListener(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-accepting
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// sendAllTo makes every request of notify's transport go to addr,
+// whatever host it names, as if the name resolved there, without checking
+// certificates: services with a fixed host (Teams, Slack, Discord,
+// Pushover, Telegram) reach a local server. Call it before newHarness, so
+// that it is undone after the executor is closed.
+func sendAllTo(t *testing.T, addr string) {
+	t.Helper()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // a test server
+	}
+	testTransport.Store(tr)
+	t.Cleanup(func() {
+		testTransport.Store(nil)
+		tr.CloseIdleConnections()
+	})
+}
+
+// entryOf returns the service entry kept for rawURL, failing the test
+// when there is none.
+func entryOf(t *testing.T, rawURL string) *notifyEntry {
+	t.Helper()
+	notifiers.mu.Lock()
+	defer notifiers.mu.Unlock()
+	e := notifiers.byURL[rawURL]
+	if e == nil {
+		t.Fatal("no service kept for the URL")
+	}
+	return e
+}
+
+// waitStopped waits until the send through e has ended and given back its
+// slot, and fails the test if e was let go after abandonGrace instead:
+// the send was not stopped by its attempt's end.
+func waitStopped(t *testing.T, e *notifyEntry) {
+	t.Helper()
+	pollUntil(t, "the send given up on to end", func() bool {
+		select {
+		case e.lock <- struct{}{}:
+			<-e.lock
+			return true
+		default:
+			return false
+		}
+	})
+	pollUntil(t, "every send slot to be free", func() bool { return len(notifySends) == 0 })
+	select {
+	case <-e.gone:
+		t.Error("the send given up on was let go after its grace, not stopped")
+	default:
+	}
+}
+
+// httpService is a notification service over HTTP as the tests below
+// reach it: at a local server, directly (url's host) or through sendAllTo
+// (fixed), and what it answers when it works.
+type httpService struct {
+	name   string
+	url    func(host string) string
+	fixed  bool // the URL names the service's own host: sendAllTo, TLS
+	status int
+	body   string
+}
+
+const telegramOK = `{"ok":true,"result":{"message_id":7,"date":1700000000,"chat":{"id":-1001234,"type":"group","title":"home"},"text":"x"}}`
+
+// Service URLs of the services with fixed hosts.
+const (
+	teamsURL    = "teams://11111111-4444-4444-8444-cccccccccccc@22222222-4444-4444-8444-cccccccccccc/33333333012222222222333333333344/44444444-4444-4444-8444-cccccccccccc/V2ESyij_gAljSoUQHvZoZYzlpAoAXExyOl26dlf1xHEx05?host=contoso.webhook.office.com"
+	slackHook   = "slack://hook:WNA3PBYV6-F20DUQND3RQ-Webc4MAvoacrpPakR8phF0zi@webhook"
+	slackBot    = "slack://xoxb:123456789012-1234567890123-4mt0t4l1YL3g1T5L4cK70k3N@C0123456789"
+	discordURL  = "discord://token@123456789"
+	pushoverURL = "pushover://shoutrrr:azGDORePK8gMaC0QOYAMyEEuzJnyUi@uQiRzpo4DXghDmr9QzzfQu27cmVRsG/?devices=phone"
+	telegramURL = "telegram://110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw@telegram?chats=-1001234"
+)
+
+// httpServices are the HTTP services whose sends can be stopped (all but
+// Matrix).
+var httpServices = []httpService{
+	{"ntfy", func(h string) string { return "ntfy://" + h + "/kitchen-alerts?scheme=http" }, false, 200, ntfyOK},
+	{"gotify", func(h string) string { return "gotify://" + h + "/" + gotifyPass + "?disabletls=yes" }, false, 200, gotifyOK},
+	{"generic", func(h string) string { return "generic+http://" + h + "/hook" }, false, 200, `{}`},
+	{"teams", func(string) string { return teamsURL }, true, 200, "1"},
+	{"slack hook", func(string) string { return slackHook }, true, 200, "ok"},
+	{"slack bot", func(string) string { return slackBot }, true, 200, `{"ok":true}`},
+	{"discord", func(string) string { return discordURL }, true, 204, ""},
+	{"pushover", func(string) string { return pushoverURL }, true, 200, `{"status":1,"request":"x"}`},
+	{"telegram", func(string) string { return telegramURL }, true, 200, telegramOK},
+}
+
+// serve starts the local server of s with handler and returns the host
+// to write in its URL; for a fixed service it sends every request there.
+// Handlers that wait must also end on ending, closed when the test ends
+// (the server's Close waits for them). Call it before newHarness.
+func (s httpService) serve(t *testing.T, handler func(w http.ResponseWriter, r *http.Request, ending <-chan struct{})) string {
+	t.Helper()
+	ending := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler(w, r, ending) })
+	var srv *httptest.Server
+	if s.fixed {
+		srv = httptest.NewTLSServer(h)
+		sendAllTo(t, srv.Listener.Addr().String())
+	} else {
+		srv = httptest.NewServer(h)
+	}
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(ending) }) // first
+	return srv.Listener.Addr().String()
+}
+
+// TestNotifyHungSendsExhaustSlots: a send given up at its timeout held
+// one of the process's maxNotifySends slots until shoutrrr's Send
+// returned — never, for the generic service and Teams (no timeout) — so
+// 64 hung sends stopped every notification of the process. Sends now end
+// with their attempt.
+func TestNotifyHungSendsExhaustSlots(t *testing.T) {
+	silent := newSilentListener(t)
+	f := newFakeService(t, answer{http.StatusOK, ntfyOK})
+	h := newHarness(t, Config{WebhookConcurrency: 16})
+	for i := range maxNotifySends {
+		req := notifyReq("hung", fmt.Sprintf("generic+http://%s/hook%d", silent, i), "", "m", 0)
+		req.Action.(*Notify).Timeout = 100 * time.Millisecond
+		h.x.Do(req)
+	}
+	for _, d := range h.rec.waitRule(t, "hung", maxNotifySends) {
+		if d.err == nil {
+			t.Fatal("a send to a server that never answers succeeded")
+		}
+	}
+	req := notifyReq("healthy", "ntfy://"+f.host+"/kitchen-alerts?scheme=http", "t", "m", 0)
+	req.Action.(*Notify).Timeout = 2 * time.Second
+	h.x.Do(req)
+	if d := h.rec.waitRule(t, "healthy", 1)[0]; d.err != nil {
+		t.Errorf("a notification to a healthy service after %d hung ones: %v", maxNotifySends, d.err)
+	}
+	pollUntil(t, "every send slot to be free", func() bool { return len(notifySends) == 0 })
+}
+
+// TestNotifyHungSendWedgesURL: a send given up at its timeout kept its
+// URL's lock until shoutrrr's Send returned, so later sends to the URL
+// waited for it although the server answered again. For each HTTP
+// service: the first request hangs until the client goes, the second is
+// answered.
+func TestNotifyHungSendWedgesURL(t *testing.T) {
+	for _, s := range httpServices {
+		t.Run(s.name, func(t *testing.T) {
+			var n atomic.Int32
+			host := s.serve(t, func(w http.ResponseWriter, r *http.Request, ending <-chan struct{}) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				if n.Add(1) == 1 {
+					select { // hangs until the client goes
+					case <-r.Context().Done():
+					case <-ending:
+					}
+					return
+				}
+				w.WriteHeader(s.status)
+				_, _ = io.WriteString(w, s.body)
+			})
+			h := newHarness(t, Config{})
+			u := s.url(host)
+			req := notifyReq("hung", u, "t", "m", 0)
+			req.Action.(*Notify).Timeout = 300 * time.Millisecond
+			h.x.Do(req)
+			if d := h.rec.waitRule(t, "hung", 1)[0]; d.err == nil {
+				t.Fatal("the hung send succeeded")
+			}
+			waitStopped(t, entryOf(t, u))
+			req = notifyReq("next", u, "t", "m", 0)
+			req.Action.(*Notify).Timeout = 5 * time.Second
+			h.x.Do(req)
+			if d := h.rec.waitRule(t, "next", 1)[0]; d.err != nil {
+				t.Errorf("the next send to the URL: %v", d.err)
+			}
+			if got := n.Load(); got != 2 {
+				t.Errorf("the server got %d requests, want 2", got)
+			}
+		})
+	}
+}
+
+// newStuckSMTPServer is a real SMTP server (go-smtp) that greets and then
+// hangs: at EHLO, or in DATA once it has the whole mail, until the test
+// ends.
+func newStuckSMTPServer(t *testing.T, at string) string {
+	t.Helper()
+	release := make(chan struct{})
+	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) {
+		if at == "EHLO" {
+			<-release
+		}
+		return &stuckSession{release: release}, nil
+	}))
+	srv.Domain = "localhost"
+	srv.AllowInsecureAuth = true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		close(release)
+		_ = srv.Close()
+		<-served
+	})
+	return l.Addr().String()
+}
+
+type stuckSession struct{ release chan struct{} }
+
+func (s *stuckSession) Mail(string, *gosmtp.MailOptions) error { return nil }
+func (s *stuckSession) Rcpt(string, *gosmtp.RcptOptions) error { return nil }
+func (s *stuckSession) Reset()                                 {}
+func (s *stuckSession) Logout() error                          { return nil }
+
+func (s *stuckSession) Data(r io.Reader) error {
+	_, _ = io.Copy(io.Discard, r)
+	<-s.release // the mail is taken; the reply never comes
+	return nil
+}
+
+// TestNotifySMTPServerNeverGreets: shoutrrr's SMTP timeout covers only
+// the dial, so a server that accepted and then said nothing held its send,
+// its URL and a slot forever. The conversation now ends with the attempt,
+// wherever the server stops: before its greeting, at EHLO, or after the
+// mail's DATA (where the mail went out although the attempt failed: see
+// sendSMTP).
+func TestNotifySMTPServerNeverGreets(t *testing.T) {
+	for _, tc := range []struct{ name, addr string }{
+		{"never greets", newSilentListener(t)},
+		{"never answers EHLO", newStuckSMTPServer(t, "EHLO")},
+		{"never answers the end of DATA", newStuckSMTPServer(t, "DATA")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{})
+			u := "smtp://" + tc.addr + "/?from=rules@example.com&to=ops@example.com&encryption=None&usestarttls=no&auth=None"
+			req := notifyReq("mail", u, "t", "m", 0)
+			req.Action.(*Notify).Timeout = 300 * time.Millisecond
+			h.x.Do(req)
+			if d := h.rec.waitRule(t, "mail", 1)[0]; d.err == nil || !strings.Contains(d.err.Error(), "within 300ms") {
+				t.Errorf("outcome: got %v, want no response within 300ms", d.err)
+			}
+			waitStopped(t, entryOf(t, u))
+		})
+	}
+}
+
+// TestNotifyGivenUpSendHoldsSlot: a send that cannot be stopped (Matrix,
+// whose client shoutrrr keeps to itself, here logging in at a server that
+// never answers) gives its slot back after abandonGrace, and its service
+// is let go, so that the next send to its URL does not wait for it.
+func TestNotifyGivenUpSendHoldsSlot(t *testing.T) {
+	var e *notifyEntry
+	t.Cleanup(func() { // once the listener has closed its connections: the send ends
+		if e == nil {
+			return
+		}
+		pollUntil(t, "the abandoned Matrix send to end", func() bool {
+			select {
+			case e.lock <- struct{}{}:
+				<-e.lock
+				return true
+			default:
+				return false
+			}
+		})
+	})
+	silent := newSilentListener(t)
+	h := newHarness(t, Config{})
+	u := "matrix://bot:pa55word@" + silent + "/?rooms=!room:example.org&disabletls=yes"
+	req := notifyReq("matrix", u, "t", "m", 0)
+	req.Action.(*Notify).Timeout = 200 * time.Millisecond
+	h.x.Do(req)
+	h.rec.waitRule(t, "matrix", 1)
+	e = entryOf(t, u)
+	given := time.Now()
+	pollUntil(t, "the slot to be given back", func() bool { return len(notifySends) == 0 })
+	if took := time.Since(given); took > abandonGrace+time.Second {
+		t.Errorf("the slot was given back %v after the attempt ended, want about %v", took, abandonGrace)
+	}
+	select {
+	case <-e.gone:
+	default:
+		t.Fatal("the service of the send given up on is still kept")
+	}
+	lctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	next, err := notifiers.lock(lctx, u)
+	if err != nil {
+		t.Fatalf("the next send to the URL waits for the one given up on: %v", err)
+	}
+	next.unlock()
+}
+
+// TestNotifySlowServiceDeliversTwice: a send given up at its timeout ran
+// on, so a slow but working service got the notification from it and
+// again from the retries, while the outcome said it failed. A send given
+// up is now aborted: a server that stops work on a request its client
+// left never completes one.
+func TestNotifySlowServiceDeliversTwice(t *testing.T) {
+	for _, s := range httpServices {
+		t.Run(s.name, func(t *testing.T) {
+			var started, completed, inFlight atomic.Int32
+			host := s.serve(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+				inFlight.Add(1)
+				defer inFlight.Add(-1)
+				started.Add(1)
+				_, _ = io.Copy(io.Discard, r.Body)
+				select {
+				case <-time.After(600 * time.Millisecond): // slow, but it works
+					completed.Add(1)
+					w.WriteHeader(s.status)
+					_, _ = io.WriteString(w, s.body)
+				case <-r.Context().Done():
+				}
+			})
+			h := newHarness(t, Config{})
+			req := notifyReq("slow", s.url(host), "t", "m", 1)
+			req.Action.(*Notify).Timeout = 300 * time.Millisecond
+			h.x.Do(req)
+			d := h.rec.waitRule(t, "slow", 1)[0]
+			pollUntil(t, "the server to end its requests", func() bool { return inFlight.Load() == 0 })
+			if started.Load() == 0 {
+				t.Fatal("no request reached the server")
+			}
+			if d.err == nil || completed.Load() != 0 {
+				t.Errorf("outcome %v, %d of %d requests completed by the server; want a failure, none completed", d.err, completed.Load(), started.Load())
+			}
+		})
+	}
+}
+
+// TestNotifyWaitIsNoTimeout: an attempt that ran out of time waiting for
+// its turn (the previous send to its URL, or a slot) sent nothing, and
+// says so: its error does not wrap context.DeadlineExceeded, which
+// reads "no response" (remote.go). A send that got no answer does.
+func TestNotifyWaitIsNoTimeout(t *testing.T) {
+	silent := newSilentListener(t)
+	attempt := func(rawURL string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		return (&Notify{URL: rawURL, Message: "m"}).attempt(ctx, nil).err
+	}
+	t.Run("the previous send to the URL", func(t *testing.T) {
+		u := "generic+http://" + silent + "/busy"
+		e, err := notifiers.lock(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.unlock()
+		err = attempt(u)
+		if want := "waiting for the previous notification to this URL: not sent within 100ms"; err == nil || err.Error() != want || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want %q not wrapping context.DeadlineExceeded", err, want)
+		}
+	})
+	t.Run("a slot", func(t *testing.T) {
+		for range maxNotifySends {
+			notifySends <- struct{}{}
+		}
+		defer func() {
+			for range maxNotifySends {
+				<-notifySends
+			}
+		}()
+		err := attempt("generic+http://" + silent + "/slots")
+		if want := "waiting for other notifications to end: not sent within 100ms"; err == nil || err.Error() != want || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want %q not wrapping context.DeadlineExceeded", err, want)
+		}
+	})
+	t.Run("no answer", func(t *testing.T) {
+		u := "generic+http://" + silent + "/hung"
+		if err := attempt(u); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want it to wrap context.DeadlineExceeded", err)
+		}
+		waitStopped(t, entryOf(t, u))
+	})
+	t.Run("Close gave up", func(t *testing.T) {
+		u := "generic+http://" + silent + "/closed"
+		e, err := notifiers.lock(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.unlock()
+		ctx, cancel := context.WithCancel(context.Background())
+		stop := time.AfterFunc(20*time.Millisecond, cancel) // while the attempt waits
+		defer stop.Stop()
+		err = (&Notify{URL: u, Message: "m"}).attempt(ctx, nil).err
+		if !errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want it to wrap context.Canceled", err)
+		}
+	})
+}
+
+// TestNotifyIdleConnectionsOutliveClose: the keep-alive connections of
+// notify's HTTP clients stayed open, with their goroutines, after the
+// executor was closed. closeNotifyIdle, which Close calls, closes them.
+func TestNotifyIdleConnectionsOutliveClose(t *testing.T) {
+	ntfySrv := newFakeService(t, answer{http.StatusOK, ntfyOK})
+	gotifySrv := newFakeService(t, answer{http.StatusOK, gotifyOK})
+	genericSrv := newFakeService(t, answer{http.StatusOK, `{}`})
+	closeNotifyIdle() // those of earlier tests
+	before := runtime.NumGoroutine()
+
+	h := newRecorder()
+	x := NewExecutor(Config{Reporter: h})
+	for i, u := range []string{
+		"ntfy://" + ntfySrv.host + "/kitchen-alerts?scheme=http",
+		"gotify://" + gotifySrv.host + "/" + gotifyPass + "?disabletls=yes",
+		"generic+http://" + genericSrv.host + "/hook",
+	} {
+		x.Do(notifyReq(fmt.Sprint("r", i), u, "t", "m", 0))
+	}
+	for i := range 3 {
+		if d := h.waitRule(t, fmt.Sprint("r", i), 1)[0]; d.err != nil {
+			t.Fatal(d.err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := x.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	closeNotifyIdle() // what Executor.Close is to call (executor.go); drop this line once it does
+	pollUntil(t, fmt.Sprintf("goroutines back to %d", before), func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// TestNotifyErrorsSayWebhook: notify's errors said "webhook" (shoutrrr's
+// texts for the generic service, Slack and Teams), which reads as the
+// webhook action. They name the service, or the server.
+func TestNotifyErrorsSayWebhook(t *testing.T) {
+	for _, tc := range []struct {
+		service httpService
+		status  int
+		body    string
+		want    string
+	}{
+		{httpServices[2], 404, "", "the server answered 404 Not Found after 1 attempt"},
+		{httpServices[3], 400, "Summary or Text is required.", "teams answered 400 Bad Request after 1 attempt"},
+		{httpServices[4], 404, "no_service", "slack answered 404 Not Found: no_service after 1 attempt"},
+		{httpServices[4], 200, "invalid_payload", "slack answered: invalid_payload after 2 attempts"},
+		{httpServices[5], 200, `{"ok":false,"error":"channel_not_found"}`, "slack answered: channel_not_found after 2 attempts"},
+	} {
+		t.Run(tc.service.name+" "+tc.body, func(t *testing.T) {
+			host := tc.service.serve(t, func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			})
+			h := newHarness(t, Config{})
+			u := tc.service.url(host)
+			h.x.Do(notifyReq("r", u, "t", "m", 1))
+			d := h.rec.waitRule(t, "r", 1)[0]
+			if d.err == nil || !strings.HasSuffix(d.err.Error(), tc.want) {
+				t.Errorf("outcome: got %v, want …%s", d.err, tc.want)
+			}
+			for what, s := range map[string]string{"outcome": fmt.Sprint(d.err), "log": h.log.String()} {
+				s = strings.ReplaceAll(s, RedactServiceURL(u), "URL") // the user's URL may say it: slack://…@webhook
+				if strings.Contains(strings.ToLower(s), "webhook") {
+					t.Errorf("%s says webhook: %s", what, s)
+				}
+			}
+		})
+	}
+}
+
+// TestNotifyRequestsAsShoutrrr: the requests notify makes itself, so that
+// they end with their attempt (generic, Teams, Slack), are the ones
+// shoutrrr's own Send makes for the same URL, title and message.
+func TestNotifyRequestsAsShoutrrr(t *testing.T) {
+	got := make(chan seen, 1)
+	record := func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		hd := r.Header.Clone()
+		hd.Del("Accept-Encoding")
+		hd.Del("Content-Length")
+		hd.Set("Host", r.Host)
+		got <- seen{r.Method, r.URL.RequestURI(), hd, string(body)}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/chat."):
+			_, _ = io.WriteString(w, `{"ok":true}`)
+		case strings.HasPrefix(r.URL.Path, "/services/"):
+			_, _ = io.WriteString(w, "ok")
+		}
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(record))
+	defer srv.Close()
+	sendAllTo(t, srv.Listener.Addr().String())
+
+	// shoutrrr's generic, Teams and Slack send with http.DefaultClient
+	// (or a client on http.DefaultTransport): this test alone points it at
+	// srv too, while no send runs.
+	pollUntil(t, "no notification to run", func() bool { return len(notifySends) == 0 })
+	oldDefault := http.DefaultTransport
+	defaultTr := testTransport.Load().Clone()
+	http.DefaultTransport = defaultTr
+	defer func() {
+		http.DefaultTransport = oldDefault
+		defaultTr.CloseIdleConnections()
+	}()
+
+	const host = "hooks.example.org"
+	for _, tc := range []struct {
+		url, title, message string
+	}{
+		{"generic+https://" + host + "/plain/hook", "Kitchen hot", "31 °C\nin the kitchen"},
+		{"generic+https://" + host + "/plain/hook", "", "31 °C"},
+		{"generic://" + host + "/hooks/alert?template=json", "Kitchen hot", "31 °C"},
+		{"generic://" + host + "/hooks/alert?template=json&titlekey=subject&messagekey=text&method=PUT&contenttype=application/alert%2Bjson&$room=kitchen&@Authorization=Bearer+abc&@XCustomHeader=1", "Kitchen hot", "31 °C"},
+		{"generic+https://" + host + "/q/hook?site=home&template=json", "Kitchen hot", "31 °C"},
+		{teamsURL, "Kitchen hot", "31 °C\nin the kitchen"},
+		{teamsURL + "&color=ff0000", "", "a first line longer than twenty bytes\nsecond"},
+		{slackHook + "?color=good&botname=rules&icon=:fire:", "Kitchen hot", "31 °C\nin the kitchen"},
+		{slackBot + "?thread_ts=1700000000.000100&icon=https://example.org/i.png", "", "31 °C"},
+	} {
+		t.Run(RedactServiceURL(tc.url), func(t *testing.T) {
+			svc, err := newService(tc.url, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			params := types.Params{}
+			if tc.title != "" {
+				params.SetTitle(tc.title)
+			}
+			if err := svc.Send(tc.message, &params); err != nil {
+				t.Fatalf("shoutrrr's Send: %v", err)
+			}
+			want := <-got
+			e := &notifyEntry{url: tc.url, lock: make(chan struct{}, 1), gone: make(chan struct{})}
+			if res := e.send(context.Background(), &Notify{URL: tc.url, Title: tc.title, Message: tc.message}); res.err != nil {
+				t.Fatalf("notify's send: %v", res.err)
+			}
+			if g := <-got; !reflect.DeepEqual(g, want) {
+				t.Errorf("request:\n got %+v\nwant %+v", g, want)
 			}
 		})
 	}
