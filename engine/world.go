@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"github.com/mqtt-rules/mqtt-rules/rules"
 	"slices"
 	"strings"
 	"sync"
@@ -219,6 +220,26 @@ type StateValue struct {
 	Time     time.Time `expr:"time" json:"time"` // when the engine received it
 	Retained bool      `expr:"retained" json:"retained"`
 }
+
+// Field implements rules.Fielder: conditions read a state() value's
+// fields by their expr names without reflection.
+func (v *StateValue) Field(name string) (any, bool) {
+	switch name {
+	case "topic":
+		return v.Topic, true
+	case "payload":
+		return v.Payload, true
+	case "raw":
+		return v.Raw, true
+	case "time":
+		return v.Time, true
+	case "retained":
+		return v.Retained, true
+	}
+	return nil, false
+}
+
+var _ rules.Fielder = (*StateValue)(nil)
 
 // build makes state()'s value for the entry's message, decoding the
 // payload once; called with w.mu held (read or write).

@@ -91,7 +91,7 @@ func (c *compiler) program(src string, sc scope, asBool bool) (*Program, error) 
 	for _, n := range sc.captures {
 		u.captures[n] = true
 	}
-	opts := []expr.Option{expr.Env(c.decl(sc)), toJSONOption, expr.Patch(u)}
+	opts := []expr.Option{expr.Env(c.decl(sc)), toJSONOption, expr.Patch(u), expr.Patch(fastFetch{})}
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}

@@ -29,6 +29,7 @@ type config struct {
 	QoS          byte
 	Topics       int
 	TopicFormat  string
+	Group        int // >0: the format's %[2]d is i / Group (devices in groups)
 	Sub          string
 	Value        string
 	Timeout      time.Duration
@@ -269,7 +270,7 @@ func run(ctx context.Context, cfg config) (res result, err error) {
 
 	topics := make([]string, cfg.Topics)
 	for i := range topics {
-		topics[i] = fmt.Sprintf(cfg.TopicFormat, i)
+		topics[i] = topicName(cfg, i)
 	}
 	s := &sender{pub: pub, codec: codec, topics: topics, qos: cfg.QoS, buf: make([]byte, 0, 128)}
 
@@ -387,4 +388,13 @@ func summarize(cfg config, rcv *receiver, sent int64, start, lastSend time.Time)
 func round(x float64, decimals int) float64 {
 	p := math.Pow10(decimals)
 	return math.Round(x*p) / p
+}
+
+// topicName is the topic of device i: the format applied to i, and with
+// --group to i and its group i / Group ("home/g%[2]d/d%[1]d/sensor").
+func topicName(cfg config, i int) string {
+	if cfg.Group > 0 {
+		return fmt.Sprintf(cfg.TopicFormat, i, i/cfg.Group)
+	}
+	return fmt.Sprintf(cfg.TopicFormat, i)
 }

@@ -93,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&qos, "qos", 0, "QoS of the publishes and of the subscription: 0 or 1")
 	fs.IntVar(&cfg.Topics, "topics", 100, "publish round-robin to this many topics")
 	fs.StringVar(&cfg.TopicFormat, "topic-format", "sensors/%d/temperature", "topic of message i: fmt format applied to i mod --topics")
+	fs.IntVar(&cfg.Group, "group", 0, "with a --topic-format holding %[1]d and %[2]d: %[2]d is the device's group, (i mod --topics) / this")
 	fs.StringVar(&cfg.Sub, "sub", "alerts/#", `filter to subscribe to for the outputs ("sensors/+/temperature" for the direct baseline)`)
 	fs.Float64Var(&value, "value", 31, "the payload's value field (the threshold rule fires above 30)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "how long to wait for stragglers after the last send; ends early once all arrived")
@@ -141,7 +142,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.Sub == "" {
 		errs = append(errs, errors.New("--sub: empty filter"))
 	}
-	if strings.Count(cfg.TopicFormat, "%") != 1 || !strings.Contains(cfg.TopicFormat, "%d") {
+	switch {
+	case cfg.Group < 0:
+		errs = append(errs, fmt.Errorf("--group %d: want 0 or more", cfg.Group))
+	case cfg.Group > 0:
+		if strings.Count(cfg.TopicFormat, "%") != 2 || !strings.Contains(cfg.TopicFormat, "%[1]d") || !strings.Contains(cfg.TopicFormat, "%[2]d") {
+			errs = append(errs, fmt.Errorf("--topic-format %q: with --group, want %%[1]d (the device) and %%[2]d (its group)", cfg.TopicFormat))
+		}
+	case strings.Count(cfg.TopicFormat, "%") != 1 || !strings.Contains(cfg.TopicFormat, "%d"):
 		errs = append(errs, fmt.Errorf("--topic-format %q: want exactly one %%d", cfg.TopicFormat))
 	}
 	if _, err := brokerAddr(cfg.Broker); err != nil {

@@ -25,6 +25,9 @@ func TestParseFlags(t *testing.T) {
 		{"negative rate", []string{"--rate", "-1"}, "--rate -1"},
 		{"format without %d", []string{"--topic-format", "sensors/x"}, "--topic-format"},
 		{"format with two verbs", []string{"--topic-format", "a/%d/%s"}, "--topic-format"},
+		{"groups", []string{"--topic-format", "home/g%[2]d/d%[1]d/sensor", "--group", "50"}, ""},
+		{"group without its verb", []string{"--topic-format", "home/d%d/sensor", "--group", "50"}, "--topic-format"},
+		{"negative group", []string{"--group", "-1"}, "--group -1"},
 		{"tls broker", []string{"--broker", "ssl://h:8883"}, "--broker"},
 		{"window", []string{"--window", "0"}, "--window 0"},
 		{"negative pace", []string{"--pace", "-1ms"}, "--pace -1ms"},
@@ -43,6 +46,16 @@ func TestParseFlags(t *testing.T) {
 	cfg, err := parseFlags([]string{"--value", "31"}, &bytes.Buffer{})
 	if err != nil || cfg.Value != "31" || cfg.Sub != "alerts/#" || cfg.Timeout.Seconds() != 5 {
 		t.Errorf("defaults: %+v, %v", cfg, err)
+	}
+}
+
+func TestTopicName(t *testing.T) {
+	cfg := config{TopicFormat: "home/g%[2]d/d%[1]d/sensor", Group: 50}
+	if got := topicName(cfg, 123); got != "home/g2/d123/sensor" {
+		t.Errorf("topicName = %q", got)
+	}
+	if got := topicName(config{TopicFormat: "sensors/%d/temperature"}, 7); got != "sensors/7/temperature" {
+		t.Errorf("topicName = %q", got)
 	}
 }
 
