@@ -422,6 +422,7 @@ func (x *Executor) Close(ctx context.Context) error {
 	if x.ownClient {
 		x.client.CloseIdleConnections()
 	}
+	closeNotifyIdle()
 	return err
 }
 

@@ -1391,7 +1391,6 @@ func TestNotifyIdleConnectionsOutliveClose(t *testing.T) {
 	if err := x.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	closeNotifyIdle() // what Executor.Close is to call (executor.go); drop this line once it does
 	pollUntil(t, fmt.Sprintf("goroutines back to %d", before), func() bool { return runtime.NumGoroutine() <= before })
 }
 

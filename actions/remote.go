@@ -164,7 +164,7 @@ func (x *Executor) attemptWithin(a remote, timeout time.Duration) attemptResult 
 	ctx, cancel := context.WithTimeout(x.base, timeout)
 	defer cancel()
 	res := a.attempt(ctx, x)
-	if res.err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && x.base.Err() == nil {
+	if errors.Is(res.err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded) && x.base.Err() == nil {
 		res.err = fmt.Errorf("no response within %s: %w", timeout, context.DeadlineExceeded)
 		res.retry = true
 	}
