@@ -59,6 +59,13 @@ type Publisher interface {
 	Publish(p *Publish, done func(error))
 }
 
+// PropertyDropper is a Publisher that can tell whether the connection to a
+// broker ("" the default one) drops MQTT 5 properties: it speaks MQTT
+// 3.1.1 (docs/mqtt5.md).
+type PropertyDropper interface {
+	DropsProperties(broker string) bool
+}
+
 // LoopGuard decides whether a publish the executor makes for a rule after
 // the fact — an exec's output — may be made: it is hop hops from an
 // outside message, and chains of the engine's own publishes are cut at

@@ -112,6 +112,8 @@ type Executor struct {
 
 	guard atomic.Pointer[LoopGuard] // see SetLoopGuard
 
+	propsDropped sync.Map // rule names whose dropped MQTT 5 properties were logged
+
 	execWorkers  int
 	execWaiting  int // how many programs may wait for a worker
 	execOutput   int
@@ -357,6 +359,22 @@ func (x *Executor) retire(d *destination) int {
 func (x *Executor) logUnloggedDrops(d *destination, n int) {
 	if n > 0 {
 		x.log.Warn(d.kind.String()+" queue full, dropped requests", "action", d.kind.String(), "destination", d.key, "queue", x.queueCap, "dropped", n)
+	}
+}
+
+// noteDroppedProperties logs, once per rule, that a publish's MQTT 5
+// properties are not sent because its broker speaks MQTT 3.1.1.
+func (x *Executor) noteDroppedProperties(rule string, p *Publish) {
+	d, ok := x.pub.(PropertyDropper)
+	if !ok || !d.DropsProperties(p.Broker) {
+		return
+	}
+	if _, logged := x.propsDropped.LoadOrStore(rule, true); !logged {
+		broker := p.Broker
+		if broker == "" {
+			broker = "default"
+		}
+		x.log.Warn("MQTT 5 properties not sent: the broker speaks MQTT 3.1.1 (logged once per rule)", "rule", rule, "broker", broker, "topic", p.Topic)
 	}
 }
 

@@ -326,6 +326,9 @@ func (p *Publish) run(x *Executor, req *Request, once *reportOnce) {
 		x.rep.ActionDone(req.Rule, req.Kind, fmt.Errorf("publish %s: %w", p.Topic, ErrNoConnection), 0)
 		return
 	}
+	if p.Properties != nil {
+		x.noteDroppedProperties(req.Rule, p)
+	}
 	rule, kind, start := req.Rule, req.Kind, time.Now()
 	x.pub.Publish(p, func(err error) {
 		if !once.claim() {

@@ -220,6 +220,7 @@ func Start(cfg Config) (*App, error) {
 		CertFile:   cfg.CertFile,
 		KeyFile:    cfg.KeyFile,
 		ShareGroup: cfg.ShareGroup,
+		Protocol:   cfg.Protocol,
 		Logger:     a.log,
 		OnMessage:  a.onMessage,
 
@@ -334,7 +335,7 @@ func (a *App) onMessage(m mqttc.Message) {
 	if a.control.Offer(m.Topic, m.Payload, m.Retained) {
 		return // a control message: not the rules'
 	}
-	a.engine.Handle(engine.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retained: m.Retained})
+	a.engine.Handle(engine.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retained: m.Retained, Properties: m.Properties})
 }
 
 // Engine returns the engine, for status and tests.

@@ -100,7 +100,16 @@ func (r router) Publish(p *actions.Publish, done func(error)) {
 	c.Publish(p, done)
 }
 
-var _ actions.Publisher = router(nil)
+// DropsProperties implements actions.PropertyDropper.
+func (r router) DropsProperties(broker string) bool {
+	c := r[broker]
+	return c != nil && c.DropsProperties(broker)
+}
+
+var (
+	_ actions.Publisher       = router(nil)
+	_ actions.PropertyDropper = router(nil)
+)
 
 // connect creates the client of every broker of the config beside the
 // default one (a.conns[0]); none connects before Start's end.
@@ -121,6 +130,7 @@ func (a *App) connectOthers() error {
 			CertFile:   bc.CertFile,
 			KeyFile:    bc.KeyFile,
 			ShareGroup: bc.ShareGroup,
+			Protocol:   bc.Protocol,
 			Logger:     a.log.With("broker", bc.Name),
 			OnMessage:  a.onMessageFrom(bc.Name),
 		})
@@ -137,7 +147,7 @@ func (a *App) connectOthers() error {
 // control commands are taken from the default broker alone.
 func (a *App) onMessageFrom(broker string) func(mqttc.Message) {
 	return func(m mqttc.Message) {
-		a.engine.Handle(engine.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retained: m.Retained, Broker: broker})
+		a.engine.Handle(engine.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retained: m.Retained, Broker: broker, Properties: m.Properties})
 	}
 }
 
@@ -228,6 +238,7 @@ func (a *App) Brokers() []httpapi.BrokerState {
 			URL:       actions.RedactURL(c.url),
 			Connected: c.client.Connected(),
 			Ready:     c.client.Ready(),
+			Protocol:  c.client.Protocol(),
 		}
 	}
 	return out

@@ -48,6 +48,9 @@ type BrokerState struct {
 	URL       string `json:"url"`  // without credentials
 	Connected bool   `json:"connected"`
 	Ready     bool   `json:"ready"` // connected and subscribed to every filter of the loaded set
+	// Protocol is the MQTT version spoken: "5" or "3.1.1"; "" before the
+	// first connection (docs/mqtt5.md).
+	Protocol string `json:"protocol"`
 }
 
 // Reload describes the last load of the rules.

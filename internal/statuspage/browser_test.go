@@ -233,7 +233,7 @@ func TestBrowser(t *testing.T) {
 	}
 	waitPage(t, ctx, 10*time.Second, "the rules to be listed",
 		`document.querySelectorAll('#rules-body tr').length === 7 && document.querySelector('`+hot+` td.fires').textContent === '0'`, describe)
-	waitPage(t, ctx, 10*time.Second, "the broker and stream state", `document.getElementById('broker-state').textContent === 'connected' && document.getElementById('live-state').textContent === 'Live'`, describe)
+	waitPage(t, ctx, 10*time.Second, "the broker and stream state", `document.getElementById('broker-state').textContent === 'connected (MQTT 5)' && document.getElementById('live-state').textContent === 'Live'`, describe)
 	names := eval[[]string](t, ctx, `[...document.querySelectorAll('#rules-body tr td.name a')].map(a => a.textContent)`)
 	want := []string{"kitchen-too-hot", "hallway-light", "door-left-open", "freezer-silent", "washer-done", "battery-low", "garage-open-at-night"}
 	if strings.Join(names, ",") != strings.Join(want, ",") {

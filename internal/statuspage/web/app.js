@@ -576,7 +576,7 @@
       }
       p.dataset.tone = b.connected ? 'ok' : 'err';
       p.querySelector('.label').textContent = bs.length > 1 ? 'Broker ' + b.name : 'Broker';
-      p.querySelector('.value').textContent = b.connected ? 'connected' : 'disconnected';
+      p.querySelector('.value').textContent = b.connected ? 'connected' + (b.protocol ? ' (MQTT ' + b.protocol + ')' : '') : 'disconnected';
       const addr = p.querySelector('.addr');
       addr.textContent = b.url;
       addr.title = b.url;
