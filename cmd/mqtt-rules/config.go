@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -89,7 +90,7 @@ func applyConfig(fs *flag.FlagSet, path string) ([]app.BrokerConfig, error) {
 
 // brokerKeys are the keys of an entry of brokers:, the connection flags
 // of `mqtt-rules run` in snake_case.
-var brokerKeys = []string{"broker", "client_id", "username", "password", "ca_file", "cert_file", "key_file", "protocol", "share_group"}
+var brokerKeys = []string{"broker", "client_id", "username", "password", "ca_file", "cert_file", "key_file", "protocol", "session_expiry", "share_group"}
 
 // readBrokers reads brokers: — a mapping of names to mappings of
 // brokerKeys, ${ENV} expanded — reporting every problem through at.
@@ -121,6 +122,8 @@ func readBrokers(n *yaml.Node, at func(*yaml.Node, string, ...any)) []app.Broker
 			"broker": &b.URL, "client_id": &b.ClientID, "username": &b.Username, "password": &b.Password,
 			"ca_file": &b.CAFile, "cert_file": &b.CertFile, "key_file": &b.KeyFile, "protocol": &b.Protocol, "share_group": &b.ShareGroup,
 		}
+		var expiry string
+		fields["session_expiry"] = &expiry
 		given := map[string]bool{}
 		for j := 0; j+1 < len(v.Content); j += 2 {
 			fk, fv := v.Content[j], v.Content[j+1]
@@ -143,11 +146,19 @@ func readBrokers(n *yaml.Node, at func(*yaml.Node, string, ...any)) []app.Broker
 				at(fv, "brokers.%s.%s: %v", name, fk.Value, err)
 				continue
 			}
-			if fk.Value == "protocol" {
+			switch fk.Value {
+			case "protocol":
 				if _, err := parseProtocol(val); err != nil {
 					at(fv, "brokers.%s.protocol: %v", name, err)
 					continue
 				}
+			case "session_expiry":
+				d, err := time.ParseDuration(val)
+				if err != nil || d < 0 {
+					at(fv, "brokers.%s.session_expiry: %q: want a duration such as 24h (0: never expires)", name, val)
+					continue
+				}
+				b.SessionExpiry = d
 			}
 			*dst = val
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/internal/app"
 )
@@ -82,6 +83,7 @@ func TestConfigErrors(t *testing.T) {
 		{"brokers:\n  cloud: {broker: tcp://h:1, protocol: 6}\n", `:2:40: brokers.cloud.protocol: "6": want 5, 3.1.1 or auto`},
 		{"brokers:\n  cloud: {client_id: x}\n", `:2:3: brokers.cloud: broker (its URL, e.g. tcp://cloud.example:1883) missing`},
 		{"protocol: 4.0\n", `--protocol: "4.0": want 5, 3.1.1 or auto`},
+		{"brokers:\n  cloud: {broker: tcp://h:1, session_expiry: soon}\n", `brokers.cloud.session_expiry: "soon": want a duration`},
 	}
 	for _, tt := range tests {
 		_, err := parseRun(t, tt.config)
@@ -101,14 +103,14 @@ brokers:
     username: site1
     password: ${TEST_CLOUD_PASSWORD}
     protocol: "5"
-  backup: {broker: tcp://backup.lan:1883, share_group: rules}
+  backup: {broker: tcp://backup.lan:1883, share_group: rules, session_expiry: 24h}
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []app.BrokerConfig{
 		{Name: "cloud", URL: "ssl://cloud.example:8883", Username: "site1", Password: "s3cret", Protocol: "5"},
-		{Name: "backup", URL: "tcp://backup.lan:1883", ShareGroup: "rules"},
+		{Name: "backup", URL: "tcp://backup.lan:1883", ShareGroup: "rules", SessionExpiry: 24 * time.Hour},
 	}
 	if !slices.Equal(o.cfg.Brokers, want) {
 		t.Errorf("brokers = %+v, want %+v", o.cfg.Brokers, want)

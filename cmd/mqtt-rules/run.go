@@ -80,6 +80,7 @@ func (o *runOptions) define(fs *flag.FlagSet) {
 	fs.StringVar(&cfg.KeyFile, "key-file", "", "client key (PEM)")
 	fs.StringVar(&cfg.ShareGroup, "share-group", "", "subscribe as $share/NAME/<filter> so instances split the load")
 	fs.StringVar(&cfg.Protocol, "protocol", "auto", "MQTT version: 5, 3.1.1, or auto (5 when the broker accepts it, else 3.1.1)")
+	fs.DurationVar(&cfg.SessionExpiry, "session-expiry", 0, "MQTT 5: how long the broker keeps the engine's session (subscriptions, queued QoS 1/2 messages) while it is away; 0: never expires, as MQTT 3.1.1's persistent session")
 	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:9464", "listen address of /metrics, /healthz, /readyz, /api and the status page; off disables")
 	fs.StringVar(&cfg.HTTPToken, "http-token", "", "require Authorization: Bearer TOKEN on every endpoint but /healthz and /readyz (env MQTT_RULES_HTTP_TOKEN)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")

@@ -42,6 +42,9 @@ type Config struct {
 	KeyFile    string
 	ShareGroup string
 	Protocol   string // "5", "3.1.1" or "auto" ("": auto); docs/mqtt5.md
+	// SessionExpiry is how long an MQTT 5 broker keeps the session while
+	// the engine is away; 0: never expires.
+	SessionExpiry time.Duration
 
 	// Brokers are the config file's other brokers, which rules name in
 	// broker: (docs/brokers.md).
@@ -212,17 +215,18 @@ func Start(cfg Config) (*App, error) {
 	}
 	will, online := a.statusMessages()
 	a.client, err = mqttc.New(mqttc.Options{
-		Broker:     url,
-		ClientID:   a.clientID,
-		Username:   cfg.Username,
-		Password:   cfg.Password,
-		CAFile:     cfg.CAFile,
-		CertFile:   cfg.CertFile,
-		KeyFile:    cfg.KeyFile,
-		ShareGroup: cfg.ShareGroup,
-		Protocol:   cfg.Protocol,
-		Logger:     a.log,
-		OnMessage:  a.onMessage,
+		Broker:        url,
+		ClientID:      a.clientID,
+		Username:      cfg.Username,
+		Password:      cfg.Password,
+		CAFile:        cfg.CAFile,
+		CertFile:      cfg.CertFile,
+		KeyFile:       cfg.KeyFile,
+		ShareGroup:    cfg.ShareGroup,
+		Protocol:      cfg.Protocol,
+		SessionExpiry: cfg.SessionExpiry,
+		Logger:        a.log,
+		OnMessage:     a.onMessage,
 
 		Will:               will,
 		OnlineMessage:      online,

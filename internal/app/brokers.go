@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/engine"
@@ -28,6 +29,9 @@ type BrokerConfig struct {
 	KeyFile    string
 	Protocol   string // "5", "3.1.1" or "auto" ("": auto)
 	ShareGroup string
+	// SessionExpiry is how long an MQTT 5 broker keeps the session while
+	// the engine is away; 0: never expires.
+	SessionExpiry time.Duration
 }
 
 // checkBrokers checks the brokers' names and URLs (the config file's
@@ -122,17 +126,18 @@ func (a *App) connectOthers() error {
 		c := &conn{name: bc.Name, url: bc.URL}
 		var err error
 		c.client, err = mqttc.New(mqttc.Options{
-			Broker:     bc.URL,
-			ClientID:   id,
-			Username:   bc.Username,
-			Password:   bc.Password,
-			CAFile:     bc.CAFile,
-			CertFile:   bc.CertFile,
-			KeyFile:    bc.KeyFile,
-			ShareGroup: bc.ShareGroup,
-			Protocol:   bc.Protocol,
-			Logger:     a.log.With("broker", bc.Name),
-			OnMessage:  a.onMessageFrom(bc.Name),
+			Broker:        bc.URL,
+			ClientID:      id,
+			Username:      bc.Username,
+			Password:      bc.Password,
+			CAFile:        bc.CAFile,
+			CertFile:      bc.CertFile,
+			KeyFile:       bc.KeyFile,
+			ShareGroup:    bc.ShareGroup,
+			Protocol:      bc.Protocol,
+			SessionExpiry: bc.SessionExpiry,
+			Logger:        a.log.With("broker", bc.Name),
+			OnMessage:     a.onMessageFrom(bc.Name),
 		})
 		if err != nil {
 			return fmt.Errorf("broker %s: %w", bc.Name, err)
