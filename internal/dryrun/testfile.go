@@ -452,6 +452,10 @@ func (p *parser) message(n *yaml.Node, test string, j int, last time.Duration) (
 	return m, len(p.errs) == before
 }
 
+// maxExpiry is the largest message expiry interval (seconds), a variable
+// so that it converts to int at run time (32-bit ints hold less).
+var maxExpiry uint64 = math.MaxUint32
+
 // properties reads a message's MQTT 5 properties: user (a mapping of
 // names to values), content_type, response_topic, correlation_data,
 // message_expiry (seconds) and payload_format (0 or 1), as the environment's
@@ -489,7 +493,7 @@ func (p *parser) properties(n *yaml.Node, test, where string) *actions.Propertie
 				pr.CorrelationData = []byte(s)
 			}
 		case "message_expiry":
-			if v, ok := p.yr.Int(kv.Value, test, at, 0, math.MaxUint32); ok {
+			if v, ok := p.yr.Int(kv.Value, test, at, 0, int(min(maxExpiry, uint64(math.MaxInt)))); ok {
 				e := uint32(v)
 				pr.MessageExpiry = &e
 			}

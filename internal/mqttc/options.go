@@ -260,7 +260,7 @@ func (o Options) settings() (*settings, error) {
 	case s.SessionExpiry > 0 && s.CleanSession:
 		return nil, fmt.Errorf("session expiry %v: a clean session ends with its connection (set one or the other)", s.SessionExpiry)
 	case s.SessionExpiry > (neverExpires-1)*time.Second:
-		return nil, fmt.Errorf("session expiry %v: at most %ds (0: never expires)", s.SessionExpiry, neverExpires-1)
+		return nil, fmt.Errorf("session expiry %v: at most %ds (0: never expires)", s.SessionExpiry, uint32(neverExpires-1))
 	case s.SessionExpiry > 0:
 		s.expiry = uint32((s.SessionExpiry + time.Second - 1) / time.Second)
 	case !s.CleanSession:
