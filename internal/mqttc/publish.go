@@ -141,7 +141,11 @@ func (c *Client) Publish(p *actions.Publish, done func(error)) {
 				)
 				if qos == 0 {
 					b := s.begin()
-					b, err = s.appendPublish(b, p.Topic, p.Payload, 0, p.Retain, false, 0, p.Properties)
+					if s.plain(p.Properties) {
+						b = mqttwire.AppendPublish(b, p.Topic, p.Payload, 0, p.Retain, false, 0)
+					} else {
+						b, err = s.appendPublishOther(b, p.Topic, p.Payload, 0, p.Retain, false, 0, p.Properties)
+					}
 					n = s.end(b)
 				} else {
 					it = q.newItem(p, done)
@@ -253,7 +257,12 @@ func (q *publishQueue) newItem(p *actions.Publish, done func(error)) *item {
 func (q *publishQueue) send(s *session, it *item, qos byte) (int, error) {
 	id := q.free[len(q.free)-1]
 	b := s.begin()
-	b, err := s.appendPublish(b, it.p.Topic, it.p.Payload, qos, it.p.Retain, it.attempts > 0, id, it.p.Properties)
+	var err error
+	if s.plain(it.p.Properties) {
+		b = mqttwire.AppendPublish(b, it.p.Topic, it.p.Payload, qos, it.p.Retain, it.attempts > 0, id)
+	} else {
+		b, err = s.appendPublishOther(b, it.p.Topic, it.p.Payload, qos, it.p.Retain, it.attempts > 0, id, it.p.Properties)
+	}
 	n := s.end(b)
 	if err != nil {
 		return n, err

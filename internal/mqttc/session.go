@@ -477,10 +477,16 @@ func (s *session) request(build func(b []byte, id uint16) ([]byte, error)) (uint
 		close(ch)
 		return 0, ch, nil
 	}
+	// Ids count down from 65535. Client and server number their packets
+	// independently (MQTT 3.1.1 §2.3.1), but mochi v2.7.9 refuses a
+	// SUBSCRIBE or UNSUBSCRIBE whose id is that of one of its own messages
+	// in flight to the client, and brokers number those up from 1: after a
+	// reconnect to a session that holds messages, a resubscription with id
+	// 1 was refused.
 	for {
-		s.ackID++
+		s.ackID--
 		if s.ackID == 0 {
-			s.ackID = 1
+			s.ackID = 65535
 		}
 		if _, busy := s.acks[s.ackID]; !busy {
 			break
@@ -537,13 +543,26 @@ func (s *session) failPending() {
 // broker does not support, a packet over its Maximum Packet Size,
 // properties MQTT cannot carry.
 func (s *session) appendPublish(b []byte, topic string, payload []byte, qos byte, retain, dup bool, id uint16, props *actions.Properties) ([]byte, error) {
-	if !s.v5 {
-		if props != nil && !s.dropped.Load() && hasProperties(props) {
-			s.dropped.Store(true)
-		}
-		return mqttwire.AppendPublish(b, topic, payload, qos, retain, dup, id), nil
+	if s.v5 || props != nil {
+		return s.appendPublishOther(b, topic, payload, qos, retain, dup, id, props)
 	}
-	return s.appendPublish5(b, topic, payload, qos, retain, dup, id, props)
+	return mqttwire.AppendPublish(b, topic, payload, qos, retain, dup, id), nil
+}
+
+// plain reports whether a publish with props is a plain 3.1.1 PUBLISH on
+// s, which the hot paths append with mqttwire.AppendPublish themselves
+// (as before MQTT 5: appendPublish is too big to inline).
+func (s *session) plain(props *actions.Properties) bool { return !s.v5 && props == nil }
+
+// appendPublishOther is appendPublish but for plain 3.1.1 publishes.
+func (s *session) appendPublishOther(b []byte, topic string, payload []byte, qos byte, retain, dup bool, id uint16, props *actions.Properties) ([]byte, error) {
+	if s.v5 {
+		return s.appendPublish5(b, topic, payload, qos, retain, dup, id, props)
+	}
+	if !s.dropped.Load() && hasProperties(props) {
+		s.dropped.Store(true)
+	}
+	return mqttwire.AppendPublish(b, topic, payload, qos, retain, dup, id), nil
 }
 
 // publishQoS returns the QoS a publish at qos is sent with on s: at most

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,4 +220,59 @@ func TestSubscribeDuringConnect(t *testing.T) {
 	if p, err := sub.tryRead(500 * time.Millisecond); err == nil {
 		t.Errorf("got a second %s from the client, want none", mqttwire.TypeName(p.Type()))
 	}
+}
+
+// TestResubscribeWithQueuedMessages: the resubscription after a reconnect
+// to a session that holds messages is acknowledged. Regression: mochi
+// v2.7.9 refuses a SUBSCRIBE whose packet id is that of one of its own
+// messages in flight to the client (SUBACK 0x91, or 0x80 over 3.1.1),
+// though MQTT keeps the two apart (§2.3.1: client and server assign ids
+// independently); the broker numbers its messages from 1, as the client
+// did its SUBSCRIBEs.
+func TestResubscribeWithQueuedMessages(t *testing.T) {
+	byProtocol(t, func(t *testing.T) {
+		b := testbroker.Embedded(t)
+		opts, _ := options(t, b.URL(), newRecorder())
+		c1 := start(t, opts)
+		subscribe(t, c1, "q/#")
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := c1.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p := testbroker.NewPublisher(t, b.URL())
+		for i := range 20 {
+			p.Publish(fmt.Sprintf("q/%d", i), []byte("x"), 1, false)
+		}
+		// The first message is held, unacknowledged, until the SUBSCRIBE
+		// is on its way: the broker has ids 1..20 in flight meanwhile.
+		var c2 *Client
+		var once sync.Once
+		opts2, logs := options(t, b.URL(), newRecorder())
+		opts2.ClientID = opts.ClientID
+		opts2.OnMessage = func(Message) {
+			once.Do(func() {
+				for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					s := c2.sub.session()
+					s.ackMu.Lock()
+					requested := len(s.acks) > 0
+					s.ackMu.Unlock()
+					if requested {
+						return
+					}
+				}
+			})
+		}
+		c2, err := New(opts2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2.desired["q/#"] = struct{}{} // subscribed on connect, as after a restart
+		c2.Start()
+		t.Cleanup(func() { _ = c2.Close(context.Background()) })
+		eventually(t, wait, "Ready() with 20 messages in flight", c2.Ready)
+		if strings.Contains(logs.String(), "resubscribe failed") {
+			t.Errorf("log:\n%s", logs)
+		}
+	})
 }
