@@ -62,10 +62,10 @@ func (fastFetch) Visit(node *ast.Node) {
 			return // nil or a known type: expr's checker and its typed reads apply
 		}
 	}
-	call := &ast.CallNode{
-		Callee:    &ast.ConstantNode{Value: fetchAny},
-		Arguments: []ast.Node{m.Node, &ast.StringNode{Value: name.Value}},
-	}
+	// Compiled programs keep their trees: reuse the member's own name
+	// node. (Not one callee for all: the checker writes its type into
+	// it, and loaders may compile at once.)
+	call := &ast.CallNode{Callee: &ast.ConstantNode{Value: fetchAny}, Arguments: []ast.Node{m.Node, name}}
 	ast.Patch(node, call)
 }
 

@@ -326,6 +326,9 @@ func Start(cfg Config) (*App, error) {
 	for _, c := range a.conns {
 		c.client.Start()
 	}
+	// Subscribing a large set makes garbage of its own (one SUBSCRIBE per
+	// filter under MQTT 5): return it too, once, when first ready.
+	go a.releaseWhenReady(bg)
 	a.log.Info("rules loaded", "rules", len(rs.Rules), "files", len(rs.Files), "subscriptions", subs)
 	warnEmpty(a.log, cfg.Rules, rs)
 	for _, w := range rs.Warnings() {
@@ -454,6 +457,23 @@ func (a *App) reload(ctx context.Context, start time.Time) error {
 // would otherwise keep as resident memory until it happened to shrink.
 // Loads are rare, so the full collection it costs does not matter.
 func releaseLoadGarbage() { debug.FreeOSMemory() }
+
+// releaseWhenReady releases the start's garbage once every broker is
+// subscribed (or ctx ends): for 10,000 rules, the subscriptions' packets
+// and acknowledgements would otherwise stay resident until the heap grew
+// to its next collection.
+func (a *App) releaseWhenReady(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for !a.Ready() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	releaseLoadGarbage()
+}
 
 // logReloadError logs a rejected reload: one line per problem, with its
 // location, then a summary.
