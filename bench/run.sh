@@ -26,6 +26,8 @@
 #                             summary sets their CPU per input side by side.
 #                             The other engine runs speak the engine's
 #                             default (auto: MQTT 5 with mosquitto 2)
+#                             PROTOCOLS=default passes no --protocol (a
+#                             binary older than it, via MQTT_RULES_BIN)
 #   MQTT_RULES_BIN            an mqtt-rules binary to measure instead of
 #                             building ./cmd/mqtt-rules (to compare builds)
 #   ONLY                      run only these, of: qos0-flat qos0-rate
@@ -285,8 +287,9 @@ engines() {
     case "$p" in
     3.1.1) engine_protocol=3.1.1 engine "$rules" "$label" "$@" ;;
     5) engine_protocol=5 engine "$rules" "${label/engine-/engine-v5-}" "$@" ;;
+    default) engine_protocol="" engine "$rules" "$label" "$@" ;; # no --protocol: a binary from before it
     *)
-      echo "bench: PROTOCOLS: unknown version $p (want 3.1.1 and/or 5)" >&2
+      echo "bench: PROTOCOLS: unknown version $p (want 3.1.1 and/or 5, or default)" >&2
       exit 2
       ;;
     esac
