@@ -697,8 +697,12 @@ func (e *Engine) runAction(c *evalCtx, rt *ruleRuntime, a *rules.Action) {
 	req.Key = c.key
 	req.Hop = c.hop
 	if a.MayLoop {
-		if m, ok := req.Action.(interface{ MQTTMessage() *actions.Publish }); ok && !e.hopAllowed(rt, m.MQTTMessage(), c.hop+1, c.msg.Time) {
-			return
+		if m, ok := req.Action.(interface{ MQTTMessage() *actions.Publish }); ok {
+			p := m.MQTTMessage()
+			c.pubLevels = topic.Split(p.Topic, c.pubLevels[:0])
+			if !e.hopAllowed(c.rs, c.pubLevels, rt, p, c.hop+1, c.msg.Time) {
+				return
+			}
 		}
 	}
 	e.actions.Do(req)
@@ -709,9 +713,10 @@ func (e *Engine) runAction(c *evalCtx, rt *ruleRuntime, a *rules.Action) {
 // of the set, beyond --max-hops the chain is cut (counted, logged once per
 // episode), otherwise the engine remembers it to recognise it. at is the
 // time of the message being handled (a timer's firing carries its
-// trigger's, older, time).
-func (e *Engine) hopAllowed(rt *ruleRuntime, p *actions.Publish, hop int, at time.Time) bool {
-	if !e.active.Load().rs.Reaches(topic.Split(p.Topic, nil)) {
+// trigger's, older, time). levels is p's topic split, and rs the set
+// that made the publish.
+func (e *Engine) hopAllowed(rs *rules.RuleSet, levels []string, rt *ruleRuntime, p *actions.Publish, hop int, at time.Time) bool {
+	if !rs.Reaches(levels) {
 		return true
 	}
 	if hop <= e.maxHops {
@@ -735,11 +740,12 @@ func (e *Engine) hopAllowed(rt *ruleRuntime, p *actions.Publish, hop int, at tim
 // for a rule after the fact (an exec's output) is one hop further than the
 // message that fired the rule, and is cut like the rule's own publishes.
 func (e *Engine) AllowPublish(rule string, p *actions.Publish, hop int) bool {
-	rt := e.active.Load().runtime(rule)
+	a := e.active.Load()
+	rt := a.runtime(rule)
 	if rt == nil {
 		return true // the rule went meanwhile: nothing to count against
 	}
-	return e.hopAllowed(rt, p, hop, e.clock.Now())
+	return e.hopAllowed(a.rs, topic.Split(p.Topic, nil), rt, p, hop, e.clock.Now())
 }
 
 var _ actions.LoopGuard = (*Engine)(nil)

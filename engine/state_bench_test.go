@@ -16,45 +16,16 @@ import (
 //
 //	go test -run '^$' -bench StateMemory -benchtime 1x ./engine/
 func BenchmarkStateMemory(b *testing.B) {
-	const keys = 100000
-	rs, err := rules.NewLoader().LoadSources(rules.Source{Name: "m.yaml", Data: []byte(`
+	keyMemory(b, Config{Actions: &recorder{}}, `
 rules:
   - name: r
     topic: sensors/+/temperature
     when: payload.value > 30 && (prev == nil || prev.payload.value > 0)
     for: 1h
     actions: [{log: "{{ topic }}"}]
-`)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	topics := make([]string, keys)
-	payloads := make([][]byte, keys)
-	for i := range topics {
-		topics[i] = fmt.Sprintf("sensors/%d/temperature", i)
-		payloads[i] = fmt.Appendf(nil, `{"value": 31.5, "unit": "C", "seq": %6d}`, i)
-	}
-	var perKey float64
-	for b.Loop() {
-		e := New(Config{Actions: &recorder{}, MaxKeys: keys})
-		e.SetRules(rs)
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		now := time.Now()
-		for i := range topics {
-			e.Handle(Message{Topic: topics[i], Payload: payloads[i], Time: now})
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		if n := len(e.timers); n != keys {
-			b.Fatalf("%d timers, want %d", n, keys)
-		}
-		perKey = float64(after.HeapAlloc-before.HeapAlloc) / keys
-		runtime.KeepAlive(e)
-	}
-	b.ReportMetric(perKey, "heap-B/key")
-	b.ReportMetric(perKey*keys/(1<<20), "heap-MiB/100k-keys")
+`, func(i int) (string, []byte) {
+		return fmt.Sprintf("sensors/%d/temperature", i), fmt.Appendf(nil, `{"value": 31.5, "unit": "C", "seq": %6d}`, i)
+	})
 }
 
 // BenchmarkSequenceMemory measures the heap of 100,000 keys each with a
@@ -63,8 +34,7 @@ rules:
 //
 //	go test -run '^$' -bench SequenceMemory -benchtime 1x ./engine/
 func BenchmarkSequenceMemory(b *testing.B) {
-	const keys = 100000
-	rs, err := rules.NewLoader().LoadSources(rules.Source{Name: "m.yaml", Data: []byte(`
+	keyMemory(b, Config{Actions: discard{}, TraceLen: -1}, `
 rules:
   - name: light
     topic: zigbee2mqtt/{room}/motion
@@ -73,19 +43,29 @@ rules:
       - publish: {topic: "zigbee2mqtt/{{ room }}/light/set", payload: '{"state":"ON"}'}
       - delay: 2m
       - publish: {topic: "zigbee2mqtt/{{ room }}/light/set", payload: '{"state":"OFF"}'}
-`)})
+`, func(i int) (string, []byte) {
+		return fmt.Sprintf("zigbee2mqtt/room%06d/motion", i), []byte(`{"occupancy":true}`)
+	})
+}
+
+// keyMemory reports the heap that 100,000 keys of the one rule in src take
+// after one message each (message(i) gives key i's topic and payload),
+// beyond the payloads; each key must hold a timer.
+func keyMemory(b *testing.B, cfg Config, src string, message func(i int) (string, []byte)) {
+	const keys = 100000
+	rs, err := rules.NewLoader().LoadSources(rules.Source{Name: "m.yaml", Data: []byte(src)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	topics := make([]string, keys)
 	payloads := make([][]byte, keys)
 	for i := range topics {
-		topics[i] = fmt.Sprintf("zigbee2mqtt/room%06d/motion", i)
-		payloads[i] = []byte(`{"occupancy":true}`)
+		topics[i], payloads[i] = message(i)
 	}
+	cfg.MaxKeys = keys
 	var perKey float64
 	for b.Loop() {
-		e := New(Config{Actions: discard{}, MaxKeys: keys, TraceLen: -1})
+		e := New(cfg)
 		e.SetRules(rs)
 		runtime.GC()
 		var before, after runtime.MemStats

@@ -162,7 +162,7 @@ func readBrokers(n *yaml.Node, at func(*yaml.Node, string, ...any)) []app.Broker
 			}
 			*dst = val
 		}
-		if b.URL == "" && !given["broker"] {
+		if b.URL == "" {
 			at(k, "brokers.%s: broker (its URL, e.g. tcp://cloud.example:1883) missing", name)
 			continue
 		}

@@ -147,18 +147,11 @@ func rulesInfo(st Status) RulesResponse {
 func statusInfo(st Status, version string) StatusResponse {
 	out := StatusResponse{
 		Version:        version,
-		Brokers:        st.Brokers(),
 		NotReadyReason: notReady(st),
 		Filters:        []string{},
 		Drops:          map[string]uint64{},
 	}
-	for i := range out.Brokers {
-		out.Brokers[i].URL = actions.RedactURL(out.Brokers[i].URL) // it should hold no credentials; make sure
-	}
-	if len(out.Brokers) > 0 {
-		out.Broker = out.Brokers[0].URL
-	}
-	out.Connected = allConnected(out.Brokers)
+	out.Brokers, out.Broker, out.Connected = BrokerSummary(st)
 	out.Ready = out.NotReadyReason == ""
 	if rs := st.Rules(); rs != nil {
 		out.RulesLoaded = len(rs.Rules)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/rules"
 	"net"
@@ -221,14 +222,20 @@ func notReady(st Status) string {
 	return strings.Join(why, "; ")
 }
 
-// allConnected reports whether every broker connection is up.
-func allConnected(bs []BrokerState) bool {
-	for _, b := range bs {
-		if !b.Connected {
-			return false
-		}
+// BrokerSummary returns the brokers as the endpoints show them (URLs
+// redacted: they should hold no credentials; make sure), the default
+// broker's URL, and whether every connection is up.
+func BrokerSummary(st Status) (brokers []BrokerState, defaultURL string, connected bool) {
+	brokers = st.Brokers()
+	connected = len(brokers) > 0
+	for i := range brokers {
+		brokers[i].URL = actions.RedactURL(brokers[i].URL)
+		connected = connected && brokers[i].Connected
 	}
-	return len(bs) > 0
+	if len(brokers) > 0 {
+		defaultURL = brokers[0].URL
+	}
+	return brokers, defaultURL, connected
 }
 
 // plain writes a one-line text/plain answer.

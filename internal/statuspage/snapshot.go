@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mqtt-rules/mqtt-rules/actions"
 	"github.com/mqtt-rules/mqtt-rules/engine"
 	"github.com/mqtt-rules/mqtt-rules/internal/httpapi"
 	"github.com/mqtt-rules/mqtt-rules/rules"
@@ -261,21 +260,13 @@ func fullEvent(head []byte, rows []row) []byte {
 func (s *snapshotter) head(now time.Time, fires, errs uint64) []byte {
 	st := status{
 		Version:        s.version,
-		Brokers:        s.st.Brokers(),
 		NotReadyReason: httpapi.NotReady(s.st),
 		Fires:          fires,
 		Errors:         errs,
 		Drops:          map[string]uint64{},
 		LastReload:     httpapi.ReloadOf(s.st.LastReload()),
 	}
-	st.Connected = len(st.Brokers) > 0
-	for i := range st.Brokers {
-		st.Brokers[i].URL = actions.RedactURL(st.Brokers[i].URL)
-		st.Connected = st.Connected && st.Brokers[i].Connected
-	}
-	if len(st.Brokers) > 0 {
-		st.Broker = st.Brokers[0].URL
-	}
+	st.Brokers, st.Broker, st.Connected = httpapi.BrokerSummary(s.st)
 	st.Ready = st.NotReadyReason == ""
 	if s.rs != nil {
 		st.Rules = len(s.rs.Rules)
